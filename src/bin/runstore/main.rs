@@ -1,0 +1,3 @@
+//! The `runstore` command line.
+
+fn main() {}

@@ -1,0 +1,206 @@
+//! The one error type of the crate.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::state::LockHolder;
+
+/// A specialised `Result` for runstore operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in runstore, with the context needed to act on it.
+///
+/// Messages are one line, lowercase, and say what to do next. Match on the variant, not the
+/// message. New variants may be added in minor releases.
+///
+/// ```
+/// use runstore::{Error, Resume, RunOptions, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path())?;
+/// let err = store.init(RunOptions::new().id("nope").resume(Resume::Must)).unwrap_err();
+/// assert!(matches!(err, Error::RunNotFound { ref id } if id == "nope"));
+/// assert_eq!(err.to_string(), "run \"nope\" does not exist: check the id, or resume with `allow` to create it");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A run id that cannot name a run: ids are 1 to 64 characters of `[A-Za-z0-9_.-]`, not
+    /// starting with `.`.
+    #[error("invalid run id {id:?}: {reason}")]
+    InvalidRunId {
+        /// The rejected id.
+        id: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A metric (or summary) name that cannot be stored: empty, longer than 256 bytes, or
+    /// containing control characters.
+    #[error("invalid metric name {name:?}: {reason}")]
+    InvalidMetricName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A config that is not a JSON object, or cannot be serialised.
+    #[error("invalid config: {reason}")]
+    InvalidConfig {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An environment variable that runstore reads holds a value it cannot use.
+    #[error("invalid value {value:?} in {variable}: {reason}")]
+    InvalidEnvironment {
+        /// The variable, e.g. `RUNSTORE_RESUME`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What is expected instead.
+        reason: &'static str,
+    },
+
+    /// The policy `must` was given without a run id to resume.
+    #[error("resume policy `must` needs a run id: pass one, or set RUNSTORE_RUN_ID")]
+    RunIdRequired,
+
+    /// No run with this id exists (policy `must`, or a read of a missing run).
+    #[error("run {id:?} does not exist: check the id, or resume with `allow` to create it")]
+    RunNotFound {
+        /// The id that was looked up.
+        id: String,
+    },
+
+    /// A run with this id exists and the policy (`never`, or an explicit id without a policy)
+    /// forbids touching it.
+    #[error("run {id:?} already exists: resume it with `allow` or `must`, or choose another id")]
+    RunExists {
+        /// The existing run's id.
+        id: String,
+    },
+
+    /// Another process (or another handle in this one) is writing the run.
+    #[error("run {id:?} is being written by {holder}: wait for it to end, or stop that process")]
+    RunLocked {
+        /// The run's id.
+        id: String,
+        /// Who holds the lock, as recorded in the lock file.
+        holder: LockHolder,
+    },
+
+    /// A row was logged at a step before the run's next step.
+    #[error("step {requested} is behind run {id:?}, whose next step is {next}: log at {next} or later")]
+    StepRegression {
+        /// The run's id.
+        id: String,
+        /// The step that was asked for.
+        requested: u64,
+        /// The lowest step that may be logged (the last logged step merges into its row).
+        next: u64,
+    },
+
+    /// A step at the very top of the `u64` range, which would leave no next step.
+    #[error("step {step} is out of range: steps must be below 18446744073709551615")]
+    StepOutOfRange {
+        /// The step that was asked for.
+        step: u64,
+    },
+
+    /// A file written by a newer version of runstore.
+    #[error("{path} has format version {found}, newer than {supported} that this runstore reads: upgrade runstore")]
+    UnsupportedFormat {
+        /// The store marker or run database.
+        path: PathBuf,
+        /// The version found in it.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+
+    /// A file whose contents cannot be interpreted.
+    #[error("{path} is damaged: {detail}")]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// An I/O error on a file of the store.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The storage engine reported an error on a run database (full disk, I/O error, …).
+    #[error("{path}: {source}")]
+    Storage {
+        /// The run database.
+        path: PathBuf,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+
+    pub(crate) fn storage(path: impl AsRef<Path>, source: impl Into<redb::Error>) -> Self {
+        let source: redb::Error = source.into();
+        if let redb::Error::Corrupted(detail) = source {
+            return Error::Corrupt { path: path.as_ref().to_path_buf(), detail };
+        }
+        Error::Storage { path: path.as_ref().to_path_buf(), source: Box::new(source) }
+    }
+
+    pub(crate) fn corrupt(path: impl AsRef<Path>, detail: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.as_ref().to_path_buf(), detail: detail.into() }
+    }
+}
+
+/// Adds the path of the file being worked on to lower-level errors.
+pub(crate) trait Context<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|source| Error::io(path, source))
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, crate::format::Corrupt> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|corrupt| Error::corrupt(path, corrupt.0))
+    }
+}
+
+macro_rules! storage_context {
+    ($($error:ty),*) => {$(
+        impl<T> Context<T> for std::result::Result<T, $error> {
+            fn at(self, path: &Path) -> Result<T> {
+                self.map_err(|source| Error::storage(path, source))
+            }
+        }
+    )*};
+}
+
+storage_context!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

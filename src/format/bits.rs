@@ -1,0 +1,162 @@
+//! Bit-level writer and reader for the XOR value streams (most significant bit first).
+
+use super::Corrupt;
+
+/// Appends bit fields to a byte vector.
+pub(crate) struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Pending bits, right-aligned; only the low `pending` bits are meaningful.
+    acc: u128,
+    pending: u32,
+}
+
+impl<'a> BitWriter<'a> {
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        Self { out, acc: 0, pending: 0 }
+    }
+
+    /// Writes the low `bits` bits of `value` (`bits` ≤ 64).
+    #[inline]
+    pub(crate) fn write(&mut self, value: u64, bits: u32) {
+        debug_assert!(bits <= 64);
+        if bits == 0 {
+            return;
+        }
+        let masked = if bits == 64 { value } else { value & ((1u64 << bits) - 1) };
+        self.acc = (self.acc << bits) | u128::from(masked);
+        self.pending += bits;
+        if self.pending >= 64 {
+            self.pending -= 64;
+            // Truncation keeps exactly the 64 bits that are now complete.
+            #[allow(clippy::cast_possible_truncation)]
+            let word = (self.acc >> self.pending) as u64;
+            self.out.extend_from_slice(&word.to_be_bytes());
+        }
+    }
+
+    #[inline]
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.write(u64::from(bit), 1);
+    }
+
+    /// Pads the last byte with zero bits and writes it out.
+    pub(crate) fn finish(mut self) {
+        let pad = (8 - self.pending % 8) % 8;
+        self.acc <<= pad;
+        self.pending += pad;
+        while self.pending > 0 {
+            self.pending -= 8;
+            #[allow(clippy::cast_possible_truncation)]
+            self.out.push((self.acc >> self.pending) as u8);
+        }
+    }
+}
+
+/// Reads bit fields written by [`BitWriter`]; running past the end is [`Corrupt`].
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    next_byte: usize,
+    /// Buffered bits, left-aligned.
+    acc: u64,
+    available: u32,
+}
+
+impl<'a> BitReader<'a> {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        Self { data, next_byte: 0, acc: 0, available: 0 }
+    }
+
+    #[inline]
+    fn refill(&mut self) {
+        if self.available <= 56 {
+            if let Some(chunk) = self.data.get(self.next_byte..self.next_byte + 8) {
+                // Fast path: take as many whole bytes as fit in one load.
+                let word = u64::from_be_bytes(chunk.try_into().unwrap_or([0; 8]));
+                let take = (64 - self.available) / 8;
+                self.acc |= (word & mask_top(take * 8)) >> self.available;
+                self.available += take * 8;
+                self.next_byte += take as usize;
+                return;
+            }
+            while self.available <= 56 {
+                let Some(&byte) = self.data.get(self.next_byte) else { break };
+                self.acc |= u64::from(byte) << (56 - self.available);
+                self.available += 8;
+                self.next_byte += 1;
+            }
+        }
+    }
+
+    /// Reads `bits` bits (≤ 64) as the low bits of the result.
+    #[inline]
+    pub(crate) fn read(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        if bits == 0 {
+            return Ok(0);
+        }
+        if bits > 56 {
+            let high = self.read(bits - 32)?;
+            let low = self.read(32)?;
+            return Ok((high << 32) | low);
+        }
+        if self.available < bits {
+            self.refill();
+            if self.available < bits {
+                return Err(Corrupt("bit stream ends early"));
+            }
+        }
+        let value = self.acc >> (64 - bits);
+        self.acc <<= bits;
+        self.available -= bits;
+        Ok(value)
+    }
+
+    #[inline]
+    pub(crate) fn read_bit(&mut self) -> Result<bool, Corrupt> {
+        Ok(self.read(1)? == 1)
+    }
+}
+
+/// A mask with the top `bits` bits set.
+#[inline]
+fn mask_top(bits: u32) -> u64 {
+    if bits >= 64 { u64::MAX } else { !(u64::MAX >> bits) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_fields_of_every_width() {
+        let mut fields = Vec::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for width in (0..=64).chain((0..=64).rev()).chain([1, 7, 63, 64, 13, 2]) {
+            x = x.rotate_left(17) ^ 0xD1B5_4A32_D192_ED03;
+            let value = if width == 64 {
+                x
+            } else if width == 0 {
+                0
+            } else {
+                x & ((1u64 << width) - 1)
+            };
+            fields.push((value, width));
+        }
+        let mut out = Vec::new();
+        let mut writer = BitWriter::new(&mut out);
+        for &(value, width) in &fields {
+            writer.write(value, width);
+        }
+        writer.finish();
+        let mut reader = BitReader::new(&out);
+        for &(value, width) in &fields {
+            assert_eq!(reader.read(width).unwrap(), value, "width {width}");
+        }
+    }
+
+    #[test]
+    fn reading_past_the_end_is_an_error() {
+        let mut reader = BitReader::new(&[0xFF]);
+        assert_eq!(reader.read(8).unwrap(), 0xFF);
+        assert!(reader.read(1).is_err());
+    }
+}

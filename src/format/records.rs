@@ -1,0 +1,118 @@
+//! The records stored in the `meta` and `attempts` tables.
+
+use serde::{Deserialize, Serialize};
+
+use super::Corrupt;
+use crate::state::RunState;
+
+/// A run's identity and configuration. Stored as JSON: written rarely, and fields can be added
+/// with `#[serde(default)]` without a format change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct RunRecord {
+    pub(crate) id: String,
+    #[serde(default)]
+    pub(crate) project: Option<String>,
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default)]
+    pub(crate) notes: Option<String>,
+    #[serde(default)]
+    pub(crate) config: serde_json::Map<String, serde_json::Value>,
+    pub(crate) created_at_ms: u64,
+}
+
+impl RunRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // Serialising plain strings, numbers and a JSON map cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        serde_json::from_slice(bytes).map_err(|_| Corrupt("run record is not valid JSON"))
+    }
+}
+
+/// The stored state of a run. `Crashed` and `Preempted` are also derived at read time from
+/// `Running` and `Preempting` when no process holds the run's lock.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct StateTag(pub(crate) u8);
+
+impl From<RunState> for StateTag {
+    fn from(state: RunState) -> Self {
+        StateTag(match state {
+            RunState::Running => 0,
+            RunState::Finished => 1,
+            RunState::Failed => 2,
+            RunState::Crashed => 3,
+            RunState::Preempting => 4,
+            RunState::Preempted => 5,
+        })
+    }
+}
+
+impl TryFrom<StateTag> for RunState {
+    type Error = Corrupt;
+
+    fn try_from(tag: StateTag) -> Result<Self, Corrupt> {
+        Ok(match tag.0 {
+            0 => RunState::Running,
+            1 => RunState::Finished,
+            2 => RunState::Failed,
+            3 => RunState::Crashed,
+            4 => RunState::Preempting,
+            5 => RunState::Preempted,
+            _ => return Err(Corrupt("unknown run state")),
+        })
+    }
+}
+
+/// Where a run stands; changes in the same transaction as the rows it describes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Progress {
+    pub(crate) state: StateTag,
+    pub(crate) exit_code: Option<i32>,
+    /// The step the next `log` uses.
+    pub(crate) next_step: u64,
+    /// The step of the last stored row, if any.
+    pub(crate) last_step: Option<u64>,
+    /// Rows in the history.
+    pub(crate) rows: u64,
+    pub(crate) updated_at_ms: u64,
+    /// Last value of each metric (and values set with `set_summary`), by metric id.
+    pub(crate) summary: Vec<(u32, f64)>,
+}
+
+impl Progress {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        postcard::from_bytes(bytes).map_err(|_| Corrupt("progress record does not decode"))
+    }
+}
+
+/// One process's session with a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct AttemptRecord {
+    pub(crate) started_at_ms: u64,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
+    pub(crate) first_step: u64,
+    pub(crate) ended_at_ms: Option<u64>,
+    pub(crate) last_step: Option<u64>,
+    pub(crate) outcome: Option<StateTag>,
+    pub(crate) exit_code: Option<i32>,
+}
+
+impl AttemptRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        postcard::from_bytes(bytes).map_err(|_| Corrupt("attempt record does not decode"))
+    }
+}

@@ -1,0 +1,138 @@
+//! Metric names to dense ids, fast on the hot path.
+//!
+//! Training loops log the same keys in the same order on every step, so the id of the key at
+//! position `i` is first guessed from the previous row and checked with one string compare;
+//! only a miss hashes the name.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::error::Result;
+use crate::id::validate_metric_name;
+
+/// The `FxHash` function of rustc: fast on short keys; collisions cost speed only.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            self.add(word);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(last));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Interner {
+    ids: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    names: Vec<Box<str>>,
+    /// The ids of the previous row's keys, by position.
+    recent: Vec<u32>,
+    /// Names interned since [`Interner::mark`], which [`Interner::rollback`] forgets.
+    mark: usize,
+}
+
+impl Interner {
+    pub(crate) fn with_names(names: Vec<String>) -> Self {
+        let mut interner = Interner::default();
+        for name in names {
+            interner.insert(name.into_boxed_str());
+        }
+        interner.mark = interner.names.len();
+        interner
+    }
+
+    fn insert(&mut self, name: Box<str>) -> u32 {
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
+        id
+    }
+
+    /// The id of `name` as the `position`-th key of a row, interning it if new (and valid).
+    #[inline]
+    pub(crate) fn id(&mut self, name: &str, position: usize) -> Result<u32> {
+        if let Some(&id) = self.recent.get(position)
+            && &*self.names[id as usize] == name
+        {
+            return Ok(id);
+        }
+        let id = if let Some(&id) = self.ids.get(name) {
+            id
+        } else {
+            validate_metric_name(name)?;
+            self.insert(name.into())
+        };
+        if position < self.recent.len() {
+            self.recent[position] = id;
+        } else if position == self.recent.len() {
+            self.recent.push(id);
+        }
+        Ok(id)
+    }
+
+    /// Starts a row: names interned from here on can be rolled back.
+    pub(crate) fn mark(&mut self) {
+        self.mark = self.names.len();
+    }
+
+    /// Forgets the names interned since [`Interner::mark`] (the row they came with was refused).
+    pub(crate) fn rollback(&mut self) {
+        for name in self.names.drain(self.mark..) {
+            self.ids.remove(&name);
+        }
+        let known = self.names.len();
+        self.recent.retain(|&id| (id as usize) < known);
+    }
+
+    /// The names interned since [`Interner::mark`], to be stored with the row.
+    pub(crate) fn added(&self) -> impl Iterator<Item = &str> {
+        self.names[self.mark..].iter().map(|name| &**name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_stable_and_rolled_back_with_a_refused_row() {
+        let mut interner = Interner::with_names(vec!["loss".into()]);
+        interner.mark();
+        assert_eq!(interner.id("loss", 0).unwrap(), 0);
+        assert_eq!(interner.id("acc", 1).unwrap(), 1);
+        assert_eq!(interner.added().collect::<Vec<_>>(), ["acc"]);
+        interner.mark();
+        assert_eq!(interner.id("lr", 0).unwrap(), 2);
+        assert!(interner.id("", 1).is_err());
+        interner.rollback();
+        assert_eq!(interner.id("acc", 0).unwrap(), 1);
+        assert_eq!(interner.id("lr", 1).unwrap(), 2);
+    }
+}

@@ -1,0 +1,77 @@
+//! # runstore
+//!
+//! An embedded, offline, crash-safe store for machine-learning runs, with the run-resuming
+//! semantics of Weights & Biases (`resume = must | allow | never | auto`) and none of its gaps.
+//!
+//! A training program calls [`Store::init`], logs metrics from its hot loop with [`Run::log`],
+//! and when the machine is preempted or the process crashes, the next start continues the same
+//! run at the right step, with every flushed row intact. Other processes read the run while it
+//! is written ([`Store::open_run`]); the `runstore` command line does the same from a shell.
+//!
+//! ```
+//! use runstore::{Resume, RunOptions, RunState, Store};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?; // or Store::from_env(): RUNSTORE_DIR, else ./.runstore
+//!
+//! // First start: the run does not exist, `allow` creates it.
+//! let options = || RunOptions::new().id("resnet-7").resume(Resume::Allow).config(serde_json::json!({"lr": 3e-4}));
+//! let mut run = store.init(options())?;
+//! for step in 0..1200 {
+//!     run.log([("loss", 1.0 / (1.0 + step as f64))])?;
+//! }
+//! run.flush()?; // say a checkpoint was saved here
+//! drop(run); // the process is preempted (a real crash leaves it `crashed`, not `failed`)
+//!
+//! // The job is requeued: the same id resumes at the next step.
+//! let mut run = store.init(options())?;
+//! assert!(run.resumed());
+//! assert_eq!(run.step(), 1200);
+//! run.log([("loss", 0.0008)])?;
+//! run.finish(0)?;
+//!
+//! let reader = store.open_run("resnet-7")?;
+//! assert_eq!(reader.info()?.state, RunState::Finished);
+//! assert_eq!(reader.attempts()?.len(), 2);
+//! assert_eq!(reader.history(..)?.count(), 1201);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - **One writer per run.** `init` takes an exclusive OS lock on the run before it looks for
+//!   it; a second writer gets [`Error::RunLocked`] naming the holder (pid, host, since). The OS
+//!   releases the lock when the process dies, so a dead writer is noticed at once: the run
+//!   reads as [`RunState::Crashed`].
+//! - **Nothing silently dropped or overwritten.** A step behind the run's next step is
+//!   [`Error::StepRegression`]; an explicit id without a policy never touches an existing run.
+//! - **Crash-safe.** Rows are committed in redb transactions together with the step counter and
+//!   summary. After a crash every flushed row is there and the store opens cleanly; at most the
+//!   unflushed buffer (one second, or [`RunOptions::flush_every`] rows) is lost.
+//! - **Resume in constant time.** The step counter and summary are stored, not recomputed.
+//!
+//! ## Environment
+//!
+//! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
+//! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`].
+
+mod error;
+mod format;
+mod id;
+mod interner;
+mod lock;
+mod options;
+mod reader;
+mod resume;
+mod run;
+mod state;
+mod store;
+mod sys;
+mod writer;
+
+pub use error::{Error, Result};
+pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RUN_ID, Resume, RunOptions};
+pub use reader::{History, Row, RowRef, RunReader, Series};
+pub use run::Run;
+pub use state::{Attempt, LockHolder, ParseError, RunInfo, RunState};
+pub use store::{DEFAULT_DIR, Store};

@@ -1,0 +1,338 @@
+//! What `Store::init` is asked for: the run options builder and the environment variables.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::state::ParseError;
+
+/// The run id to create or resume (`RUNSTORE_RUN_ID`).
+pub const ENV_RUN_ID: &str = "RUNSTORE_RUN_ID";
+/// The resume policy: `must`, `allow`, `never` or `auto` (`RUNSTORE_RESUME`).
+pub const ENV_RESUME: &str = "RUNSTORE_RESUME";
+/// The project of a new run (`RUNSTORE_PROJECT`).
+pub const ENV_PROJECT: &str = "RUNSTORE_PROJECT";
+/// The store directory (`RUNSTORE_DIR`, default `./.runstore`).
+pub const ENV_DIR: &str = "RUNSTORE_DIR";
+
+/// What `init` does when a run with the requested id exists, or does not.
+///
+/// | policy | id exists | id does not exist |
+/// |---|---|---|
+/// | `Must` | resume it | [`Error::RunNotFound`] |
+/// | `Allow` | resume it | create it |
+/// | `Never` | [`Error::RunExists`] | create it |
+/// | `Auto` | resume the run that did not finish in this working directory | create a new run |
+///
+/// With an id but no policy, `init` behaves as `Never`: an existing run is never overwritten
+/// or mixed into.
+///
+/// ```
+/// use runstore::Resume;
+///
+/// assert_eq!("allow".parse::<Resume>()?, Resume::Allow);
+/// assert!("sometimes".parse::<Resume>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Resume {
+    /// Resume the run; it must exist.
+    Must,
+    /// Resume the run if it exists, else create it.
+    Allow,
+    /// Create the run; it must not exist.
+    Never,
+    /// Resume the run left unfinished in this working directory, else start a new one.
+    Auto,
+}
+
+impl Resume {
+    /// The lowercase name used by `RUNSTORE_RESUME` and the command line.
+    ///
+    /// ```
+    /// assert_eq!(runstore::Resume::Must.as_str(), "must");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resume::Must => "must",
+            Resume::Allow => "allow",
+            Resume::Never => "never",
+            Resume::Auto => "auto",
+        }
+    }
+}
+
+impl fmt::Display for Resume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Resume {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        [Resume::Must, Resume::Allow, Resume::Never, Resume::Auto]
+            .into_iter()
+            .find(|policy| policy.as_str() == text)
+            .ok_or_else(|| ParseError {
+                what: "resume policy",
+                given: text.to_string(),
+                expected: "must, allow, never, auto",
+            })
+    }
+}
+
+/// When logged rows reach the disk.
+///
+/// ```
+/// use runstore::{Durability, RunOptions};
+///
+/// let options = RunOptions::new().durability(Durability::EveryLog);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Rows are buffered and committed by a background thread every second, every
+    /// [`RunOptions::flush_every`] rows, on `flush`, `mark_preempting` and `finish`. A log call
+    /// never waits for the disk, unless the buffer is full because the disk cannot keep up.
+    #[default]
+    Buffered,
+    /// Every `log` commits its row, with `fsync`, before it returns.
+    EveryLog,
+}
+
+/// Default rows per flush.
+pub(crate) const DEFAULT_FLUSH_ROWS: usize = 65_536;
+/// Default longest time between flushes.
+pub(crate) const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How to start or resume a run: a builder passed to [`crate::Store::init`].
+///
+/// Every field is optional. What the code leaves unset, the environment fills:
+/// `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`. Explicit values win.
+///
+/// ```
+/// use runstore::{Resume, RunOptions};
+///
+/// let options = RunOptions::new()
+///     .id("resnet-7")
+///     .resume(Resume::Allow)
+///     .project("vision")
+///     .name("resnet, lr 3e-4")
+///     .tags(["baseline", "bf16"])
+///     .notes("first try with the new augmentations")
+///     .config(serde_json::json!({"lr": 3e-4, "batch": 256}));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RunOptions {
+    pub(crate) id: Option<String>,
+    pub(crate) resume: Option<Resume>,
+    pub(crate) project: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) notes: Option<String>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) config: Option<std::result::Result<serde_json::Map<String, serde_json::Value>, String>>,
+    pub(crate) durability: Durability,
+    pub(crate) flush_rows: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) use_environment: bool,
+    pub(crate) working_dir: Option<PathBuf>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            id: None,
+            resume: None,
+            project: None,
+            name: None,
+            notes: None,
+            tags: Vec::new(),
+            config: None,
+            durability: Durability::Buffered,
+            flush_rows: DEFAULT_FLUSH_ROWS,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            use_environment: true,
+            working_dir: None,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Options with nothing set: a new run with a generated id, unless the environment says
+    /// otherwise.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The run id to create or resume. Validated by `init` ([`Error::InvalidRunId`]).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The resume policy.
+    pub fn resume(mut self, policy: Resume) -> Self {
+        self.resume = Some(policy);
+        self
+    }
+
+    /// The project the run belongs to.
+    pub fn project(mut self, project: impl Into<String>) -> Self {
+        self.project = Some(project.into());
+        self
+    }
+
+    /// A display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Free-form notes; on resume they replace the stored notes.
+    pub fn notes(mut self, notes: impl Into<String>) -> Self {
+        self.notes = Some(notes.into());
+        self
+    }
+
+    /// Adds one tag; on resume, tags are added to the stored ones.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Adds tags; on resume, tags are added to the stored ones.
+    pub fn tags<I, T>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// The run's config: anything that serialises to a JSON object. On resume it is merged
+    /// into the stored config: keys are added or updated, nested objects merged, none dropped.
+    /// Anything other than an object makes `init` fail with [`Error::InvalidConfig`].
+    pub fn config(mut self, config: impl Serialize) -> Self {
+        self.config = Some(match serde_json::to_value(config) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            Ok(other) => Err(format!("expected a JSON object, got {}", json_kind(&other))),
+            Err(error) => Err(error.to_string()),
+        });
+        self
+    }
+
+    /// When rows reach the disk; [`Durability::Buffered`] by default.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Buffered mode flushes when this many rows are waiting, or when `interval` has passed
+    /// since the last flush. Defaults: 65 536 rows, 1 second. Zero values are raised to 1 row
+    /// and 1 millisecond.
+    pub fn flush_every(mut self, rows: usize, interval: Duration) -> Self {
+        self.flush_rows = rows.max(1);
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME` and `RUNSTORE_PROJECT`.
+    pub fn ignore_environment(mut self) -> Self {
+        self.use_environment = false;
+        self
+    }
+
+    /// The directory whose `auto` pointer is used and updated; default: the current directory.
+    pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = Some(dir.into());
+        self
+    }
+
+    /// The options with the environment filled in where the code left a field unset.
+    pub(crate) fn with_environment(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        if !self.use_environment {
+            return Ok(self);
+        }
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        if self.id.is_none() {
+            self.id = get(ENV_RUN_ID).map(|id| id.trim().to_string());
+        }
+        if self.resume.is_none()
+            && let Some(value) = get(ENV_RESUME)
+        {
+            let policy = value.trim().to_ascii_lowercase().parse().map_err(|_| Error::InvalidEnvironment {
+                variable: ENV_RESUME,
+                value,
+                reason: "expected must, allow, never or auto",
+            })?;
+            self.resume = Some(policy);
+        }
+        if self.project.is_none() {
+            self.project = get(ENV_PROJECT);
+        }
+        Ok(self)
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_string())
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_code_leaves_unset() {
+        let vars = env(&[(ENV_RUN_ID, "from-env"), (ENV_RESUME, "allow"), (ENV_PROJECT, "p-env")]);
+        let filled = RunOptions::new().with_environment(&vars).unwrap();
+        assert_eq!(filled.id.as_deref(), Some("from-env"));
+        assert_eq!(filled.resume, Some(Resume::Allow));
+        assert_eq!(filled.project.as_deref(), Some("p-env"));
+
+        let explicit = RunOptions::new().id("code").resume(Resume::Must).project("p").with_environment(&vars).unwrap();
+        assert_eq!(explicit.id.as_deref(), Some("code"));
+        assert_eq!(explicit.resume, Some(Resume::Must));
+        assert_eq!(explicit.project.as_deref(), Some("p"));
+
+        let ignored = RunOptions::new().ignore_environment().with_environment(&vars).unwrap();
+        assert_eq!((ignored.id, ignored.resume), (None, None));
+    }
+
+    #[test]
+    fn a_bad_policy_in_the_environment_is_a_typed_error() {
+        let result = RunOptions::new().with_environment(env(&[(ENV_RESUME, "sometimes")]));
+        assert!(matches!(result, Err(Error::InvalidEnvironment { variable: ENV_RESUME, .. })));
+        let empty = RunOptions::new().with_environment(env(&[(ENV_RESUME, " ")])).unwrap();
+        assert_eq!(empty.resume, None);
+    }
+
+    #[test]
+    fn a_config_must_be_an_object() {
+        assert!(matches!(RunOptions::new().config(serde_json::json!([1, 2])).config, Some(Err(_))));
+        assert!(matches!(RunOptions::new().config(serde_json::json!({"a": 1})).config, Some(Ok(_))));
+    }
+}

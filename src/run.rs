@@ -1,0 +1,568 @@
+//! The writer handle: log rows, flush, finish. Buffered rows go to disk on a background thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format::batch::RowBatch;
+use crate::interner::Interner;
+use crate::lock::RunLock;
+use crate::options::Durability;
+use crate::state::RunState;
+use crate::store::AutoPointer;
+use crate::writer::{Ending, Extras, Writer};
+
+/// Buffered rows at which a log call waits for the flusher: this many flushes' worth.
+const MAX_PENDING_FLUSHES: usize = 4;
+
+/// A live run: the one handle that writes it, holding its lock until finished or dropped.
+///
+/// Made by [`crate::Store::init`]. Rows are buffered and committed by a background thread (see
+/// [`Durability`]); [`Run::flush`] commits now. [`Run::finish`] records how the attempt ended.
+/// A `Run` dropped without `finish` flushes and records the run as failed: it never said it
+/// succeeded. Only a process that dies leaves a run crashed.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{Resume, RunOptions, Store};
+///
+/// let store = Store::open(dir.path())?;
+/// let mut run = store.init(RunOptions::new().id("demo").resume(Resume::Allow))?;
+/// for step in 0..100 {
+///     let loss = 1.0 / (1.0 + step as f64);
+///     run.log([("loss", loss), ("acc", 1.0 - loss)])?;
+/// }
+/// assert_eq!(run.step(), 100);
+/// run.finish(0)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Run {
+    id: String,
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+    interner: Interner,
+    points: Vec<(u32, f64)>,
+    next_step: u64,
+    last_step: Option<u64>,
+    durability: Durability,
+    flush_rows: usize,
+    preempting: bool,
+    resumed: bool,
+    attempt: u32,
+    warnings: Vec<String>,
+    pointer: Option<AutoPointer>,
+    previous: Option<Ending>,
+    lock: Option<RunLock>,
+    closed: bool,
+}
+
+/// What the log path and the flusher share.
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Wakes the flusher: enough rows, or shutdown.
+    wake: Condvar,
+    /// Wakes log calls waiting for room in the buffer.
+    drained: Condvar,
+    slot: Mutex<Slot>,
+    failure: Mutex<Option<Error>>,
+    failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    rows: RowBatch,
+    new_names: Vec<String>,
+    summary_sets: Vec<(u32, f64)>,
+    shutdown: bool,
+}
+
+/// The writer, and the spare buffer that swaps with the pending rows at each flush.
+struct Slot {
+    writer: Option<Writer>,
+    spare: RowBatch,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; carry on with it.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Commits everything pending (with `state`, if given). Holding the slot lock across the
+    /// swap and the commit keeps commits in log order.
+    fn flush(&self, state: Option<Ending>, close_attempt: bool) -> Result<()> {
+        let mut slot = lock(&self.slot);
+        let Slot { writer, spare } = &mut *slot;
+        let Some(writer) = writer.as_mut() else { return Ok(()) };
+        let (names, sets) = {
+            let mut pending = lock(&self.pending);
+            if pending.rows.is_empty()
+                && pending.new_names.is_empty()
+                && pending.summary_sets.is_empty()
+                && state.is_none()
+            {
+                return Ok(());
+            }
+            std::mem::swap(&mut pending.rows, spare);
+            (std::mem::take(&mut pending.new_names), std::mem::take(&mut pending.summary_sets))
+        };
+        let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt };
+        let result = writer.commit(spare, &extras);
+        let mut pending = lock(&self.pending);
+        if let Ok(()) = &result {
+            spare.clear();
+        } else {
+            // Keep the rows: older ones first, then what was logged meanwhile.
+            spare.append(&pending.rows);
+            std::mem::swap(&mut pending.rows, spare);
+            spare.clear();
+            let mut all_names = names;
+            all_names.append(&mut pending.new_names);
+            pending.new_names = all_names;
+            let mut all_sets = sets;
+            all_sets.append(&mut pending.summary_sets);
+            pending.summary_sets = all_sets;
+        }
+        drop(pending);
+        self.drained.notify_all();
+        result
+    }
+
+    fn record_failure(&self, error: Error) {
+        let mut failure = lock(&self.failure);
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        self.failed.store(true, Ordering::Release);
+        self.drained.notify_all();
+    }
+
+    fn take_failure(&self) -> Option<Error> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.failed.store(false, Ordering::Release);
+        lock(&self.failure).take()
+    }
+}
+
+/// The background flusher: commits when enough rows wait, and at least every `interval`.
+fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
+    loop {
+        let mut pending = lock(&shared.pending);
+        let deadline = std::time::Instant::now() + interval;
+        loop {
+            if pending.shutdown {
+                return;
+            }
+            if pending.rows.rows() >= flush_rows {
+                break;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                break;
+            }
+            pending = shared.wake.wait_timeout(pending, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        drop(pending);
+        if let Err(error) = shared.flush(None, false) {
+            shared.record_failure(error);
+            // Retry on the next tick rather than spinning on a failing disk.
+            std::thread::sleep(interval.min(Duration::from_secs(1)));
+        }
+    }
+}
+
+/// Everything `Store::init` hands to a new `Run`.
+pub(crate) struct RunParts {
+    pub(crate) id: String,
+    pub(crate) writer: Writer,
+    pub(crate) names: Vec<String>,
+    pub(crate) lock: RunLock,
+    pub(crate) durability: Durability,
+    pub(crate) flush_rows: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) resumed: bool,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) pointer: Option<AutoPointer>,
+}
+
+impl Run {
+    pub(crate) fn start(parts: RunParts) -> Result<Run> {
+        let RunParts { id, writer, names, lock, durability, flush_rows, flush_interval, resumed, warnings, pointer } =
+            parts;
+        let next_step = writer.next_step();
+        let last_step = writer.last_step();
+        let attempt = writer.attempt();
+        let previous = writer.previous();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            drained: Condvar::new(),
+            slot: Mutex::new(Slot { writer: Some(writer), spare: RowBatch::default() }),
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+        });
+        let flusher = match durability {
+            Durability::EveryLog => None,
+            Durability::Buffered => {
+                let shared = Arc::clone(&shared);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("runstore-flush-{id}"))
+                    .spawn(move || flusher(&shared, flush_rows, flush_interval))
+                    .map_err(|error| Error::io("(flusher thread)", error))?;
+                Some(spawned)
+            }
+        };
+        Ok(Run {
+            id,
+            shared,
+            flusher,
+            interner: Interner::with_names(names),
+            points: Vec::new(),
+            next_step,
+            last_step,
+            durability,
+            flush_rows,
+            preempting: false,
+            resumed,
+            attempt,
+            warnings,
+            pointer,
+            previous,
+            lock: Some(lock),
+            closed: false,
+        })
+    }
+
+    /// The run id.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = runstore::Store::open(dir.path())?;
+    /// let run = store.init(runstore::RunOptions::new())?;
+    /// assert_eq!(run.id().len(), 8); // generated: 8 lowercase letters and digits
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The step the next [`Run::log`] uses: 0 for a new run, the step after the last stored
+    /// row for a resumed one.
+    #[must_use]
+    pub fn step(&self) -> u64 {
+        self.next_step
+    }
+
+    /// The step of the last logged row (buffered or stored), if any.
+    #[must_use]
+    pub fn last_step(&self) -> Option<u64> {
+        self.last_step
+    }
+
+    /// Whether `init` resumed an existing run rather than creating one.
+    #[must_use]
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// This attempt's number: 1 for a new run, one more for each resume.
+    #[must_use]
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Things `init` decided that the user may not expect, such as an explicit id winning over
+    /// the `auto` pointer of this directory.
+    #[must_use]
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Logs one row at [`Run::step`] and advances the step.
+    ///
+    /// `metrics` maps names to values; NaN and infinities are stored bit-exact.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetricName`] for an empty, over-long or control-character name (nothing
+    /// of the row is stored); an earlier background flush error ([`Error::Storage`],
+    /// [`Error::Io`]), reported once — the rows it concerned stay buffered and are retried.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new())?;
+    /// run.log([("loss", 0.25), ("lr", 1e-3)])?;
+    /// run.log(vec![("loss".to_string(), f64::NAN)])?;
+    /// assert_eq!(run.step(), 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn log<I, K>(&mut self, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        self.log_at(self.next_step, metrics)
+    }
+
+    /// Logs one row at `step`, which must be at least the next step; logging again at the last
+    /// logged step merges the keys into that row (a key given twice keeps the later value).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StepRegression`] for a step below the last logged one (or below the next step
+    /// when the run has no rows), [`Error::StepOutOfRange`] for `u64::MAX`, and the errors of
+    /// [`Run::log`]. Nothing is stored on error.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new())?;
+    /// run.log_at(10, [("loss", 0.5)])?;
+    /// run.log_at(10, [("eval/acc", 0.9)])?; // merges into step 10
+    /// let err = run.log_at(3, [("loss", 0.1)]).unwrap_err();
+    /// assert!(matches!(err, runstore::Error::StepRegression { requested: 3, next: 11, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_at<I, K>(&mut self, step: u64, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        if let Some(error) = self.shared.take_failure() {
+            return Err(error);
+        }
+        let lowest = self.last_step.unwrap_or(self.next_step);
+        if step < lowest {
+            return Err(Error::StepRegression { id: self.id.clone(), requested: step, next: self.next_step });
+        }
+        if step == u64::MAX {
+            return Err(Error::StepOutOfRange { step });
+        }
+        self.interner.mark();
+        self.points.clear();
+        for (position, (name, value)) in metrics.into_iter().enumerate() {
+            match self.interner.id(name.as_ref(), position) {
+                Ok(id) => self.points.push((id, value)),
+                Err(error) => {
+                    self.interner.rollback();
+                    return Err(error);
+                }
+            }
+        }
+        {
+            let mut pending = lock(&self.shared.pending);
+            pending.new_names.extend(self.interner.added().map(str::to_string));
+            if pending.rows.steps.capacity() == 0 {
+                pending.rows.reserve(self.flush_rows.min(1 << 20), self.points.len().max(1));
+            }
+            if !pending.summary_sets.is_empty() {
+                // A logged value replaces a summary value set earlier in the same buffer.
+                let points = &self.points;
+                pending.summary_sets.retain(|(id, _)| !points.iter().any(|(p, _)| p == id));
+            }
+            pending.rows.push_row(step, &self.points);
+            let rows = pending.rows.rows();
+            if rows >= self.flush_rows && self.flusher.is_some() {
+                self.shared.wake.notify_one();
+                while pending.rows.rows() >= self.flush_rows * MAX_PENDING_FLUSHES
+                    && !self.shared.failed.load(Ordering::Acquire)
+                {
+                    pending = self.shared.drained.wait(pending).unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        self.last_step = Some(step);
+        self.next_step = step + 1;
+        if self.durability == Durability::EveryLog {
+            self.shared.flush(None, false)?;
+        }
+        Ok(())
+    }
+
+    /// Sets a summary value (such as `best_acc`) that is not simply a metric's last value. A
+    /// later `log` of the same name replaces it, as in W&B.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetricName`] for a name that cannot be stored.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("s"))?;
+    /// run.set_summary("best_acc", 0.97)?;
+    /// run.finish(0)?;
+    /// assert_eq!(store.open_run("s")?.info()?.summary["best_acc"], 0.97);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_summary(&mut self, name: &str, value: f64) -> Result<()> {
+        self.interner.mark();
+        let id = self.interner.id(name, usize::MAX)?;
+        let mut pending = lock(&self.shared.pending);
+        pending.new_names.extend(self.interner.added().map(str::to_string));
+        pending.summary_sets.push((id, value));
+        Ok(())
+    }
+
+    /// Commits every buffered row now, durably, and returns when they are on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] or [`Error::Io`] when the commit fails (the rows stay buffered and
+    /// are retried), or an earlier background flush error not yet reported.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("f"))?;
+    /// run.log([("loss", 1.0)])?;
+    /// run.flush()?;
+    /// // Another reader (or process) sees the row now.
+    /// assert_eq!(store.open_run("f")?.info()?.rows, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(error) = self.shared.take_failure() {
+            return Err(error);
+        }
+        self.shared.flush(None, false)
+    }
+
+    /// Flushes and marks the run `preempting`: the machine is about to take it away. If the
+    /// process then dies, or finishes with a non-zero code, the run ends `preempted`;
+    /// `finish(0)` still ends it `finished`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::flush`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::RunState;
+    ///
+    /// let mut run = store.init(runstore::RunOptions::new().id("p"))?;
+    /// run.mark_preempting()?;
+    /// assert_eq!(store.open_run("p")?.info()?.state, RunState::Preempting);
+    /// run.finish(143)?;
+    /// assert_eq!(store.open_run("p")?.info()?.state, RunState::Preempted);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn mark_preempting(&mut self) -> Result<()> {
+        if let Some(error) = self.shared.take_failure() {
+            return Err(error);
+        }
+        self.shared.flush(Some(Ending { state: RunState::Preempting, exit_code: None }), false)?;
+        self.preempting = true;
+        Ok(())
+    }
+
+    /// Ends this attempt: flushes, records `finished` for exit code 0, otherwise `failed` (or
+    /// `preempted` after [`Run::mark_preempting`]), and releases the run's lock. A clean finish
+    /// clears this directory's `auto` pointer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] or [`Error::Io`] when the last commit fails; the lock is released
+    /// anyway, and the run then reads as crashed with every earlier flushed row intact. An
+    /// earlier background flush error not yet reported is returned after everything logged
+    /// has been stored.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let run = store.init(runstore::RunOptions::new().id("x"))?;
+    /// run.finish(1)?;
+    /// assert_eq!(store.open_run("x")?.info()?.state, runstore::RunState::Failed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn finish(mut self, exit_code: i32) -> Result<()> {
+        let state = match (exit_code, self.preempting) {
+            (0, _) => RunState::Finished,
+            (_, true) => RunState::Preempted,
+            (_, false) => RunState::Failed,
+        };
+        self.close(Ending { state, exit_code: Some(exit_code) }, true)
+    }
+
+    /// Ends this attempt without changing how the run stands: a finished run stays finished, a
+    /// failed one failed (a crashed one reads as failed). For appending evaluation results to a
+    /// run whose training is over (`runstore log`). A run this attempt created ends finished.
+    /// The `auto` pointer is left alone.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::finish`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::{Resume, RunOptions, RunState};
+    ///
+    /// store.init(RunOptions::new().id("t"))?.finish(0)?;
+    /// let mut eval = store.init(RunOptions::new().id("t").resume(Resume::Must))?;
+    /// eval.log([("eval/acc", 0.93)])?;
+    /// eval.end_keeping_state()?;
+    /// assert_eq!(store.open_run("t")?.info()?.state, RunState::Finished);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn end_keeping_state(mut self) -> Result<()> {
+        let ending = match self.previous {
+            Some(Ending { state: RunState::Crashed, exit_code }) => Ending { state: RunState::Failed, exit_code },
+            Some(previous) => previous,
+            None => Ending { state: RunState::Finished, exit_code: Some(0) },
+        };
+        self.close(ending, false)
+    }
+
+    fn close(&mut self, ending: Ending, clear_pointer: bool) -> Result<()> {
+        self.closed = true;
+        if let Some(handle) = self.flusher.take() {
+            lock(&self.shared.pending).shutdown = true;
+            self.shared.wake.notify_all();
+            // The flusher returns nothing and does not panic; a join error leaves nothing to do.
+            let _ = handle.join();
+        }
+        let earlier = self.shared.take_failure();
+        let result = self.shared.flush(Some(ending), true);
+        // Close the database before the lock goes, so that the next writer can open it.
+        drop(lock(&self.shared.slot).writer.take());
+        if result.is_ok()
+            && clear_pointer
+            && ending.state == RunState::Finished
+            && let Some(pointer) = self.pointer.take()
+        {
+            pointer.clear_if_names(&self.id)?;
+        }
+        self.lock = None;
+        result?;
+        earlier.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.closed {
+            let state = if self.preempting { RunState::Preempted } else { RunState::Failed };
+            // Nobody is left to report an error to; the rows flushed before stay intact.
+            let _ = self.close(Ending { state, exit_code: None }, false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("id", &self.id)
+            .field("step", &self.next_step)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}

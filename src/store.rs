@@ -1,0 +1,487 @@
+//! A store directory: where runs live, how `init` creates or resumes one, and `auto` pointers.
+//!
+//! ```text
+//! <store>/FORMAT               {"runstore_format": 1}
+//! <store>/runs/<id>/run.redb   the run database (see docs/design.md)
+//! <store>/runs/<id>/lock       the run's OS lock and its holder record
+//! <store>/auto/<hash>.json     {"dir": ..., "run_id": ...}: the run `auto` resumes in <dir>
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+use crate::format::STORE_FORMAT_VERSION;
+use crate::format::records::{AttemptRecord, RunRecord};
+use crate::id::{generate_run_id, validate_run_id};
+use crate::lock::RunLock;
+use crate::options::{ENV_DIR, Resume, RunOptions};
+use crate::reader::RunReader;
+use crate::resume::{Action, Request, Snapshot, decide};
+use crate::run::{Run, RunParts};
+use crate::state::RunInfo;
+use crate::sys;
+use crate::writer::{Writer, sync_dir};
+
+const MARKER: &str = "FORMAT";
+const RUNS: &str = "runs";
+const AUTO: &str = "auto";
+const DATABASE: &str = "run.redb";
+const LOCK: &str = "lock";
+
+/// The default store directory, relative to the working directory.
+pub const DEFAULT_DIR: &str = ".runstore";
+
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    runstore_format: u32,
+}
+
+/// A directory of runs. Cheap to open and clone; it holds no file handles.
+///
+/// The directory and its format marker are created by the first [`Store::init`]; reading a
+/// store that does not exist yet finds no runs.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{Resume, RunOptions, Store};
+///
+/// let store = Store::open(dir.path().join("runs-here"))?;
+/// assert!(store.run_ids()?.is_empty());
+/// let run = store.init(RunOptions::new().id("first").resume(Resume::Allow))?;
+/// run.finish(0)?;
+/// assert_eq!(store.run_ids()?, ["first"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `dir`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedFormat`] when a newer runstore wrote it, [`Error::Corrupt`] when its
+    /// `FORMAT` marker is unreadable, [`Error::Io`] when `dir` exists but is not a directory.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store> {
+        let root = dir.as_ref().to_path_buf();
+        match std::fs::metadata(&root) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::io(
+                    &root,
+                    std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+                ));
+            }
+            Ok(_) => {
+                let store = Store { root };
+                store.check_marker()?;
+                return Ok(store);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(Error::io(&root, error)),
+        }
+        Ok(Store { root })
+    }
+
+    /// Opens the store named by `RUNSTORE_DIR`, or `./.runstore`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::open`].
+    ///
+    /// ```no_run
+    /// let store = runstore::Store::from_env()?;
+    /// # Ok::<(), runstore::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Store> {
+        let dir = std::env::var_os(ENV_DIR)
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
+        Store::open(dir)
+    }
+
+    /// The store directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_marker(&self) -> Result<()> {
+        let path = self.root.join(MARKER);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(Error::io(&path, error)),
+        };
+        let marker: Marker = serde_json::from_slice(&bytes)
+            .map_err(|_| Error::corrupt(&path, "the store format marker is not valid JSON"))?;
+        if marker.runstore_format > STORE_FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                path,
+                found: marker.runstore_format,
+                supported: STORE_FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates the store directory and its marker if they are missing.
+    fn create(&self) -> Result<()> {
+        let runs = self.root.join(RUNS);
+        if runs.is_dir() && self.root.join(MARKER).is_file() {
+            return self.check_marker();
+        }
+        std::fs::create_dir_all(&runs).at(&runs)?;
+        let path = self.root.join(MARKER);
+        if !path.exists() {
+            let marker = serde_json::to_vec(&Marker { runstore_format: STORE_FORMAT_VERSION }).unwrap_or_default();
+            let mut file = tempfile::NamedTempFile::new_in(&self.root).at(&self.root)?;
+            file.write_all(&marker).at(file.path())?;
+            file.as_file().sync_all().at(&path)?;
+            // Another process may have written it first: theirs is as good as ours.
+            let _ = file.persist_noclobber(&path);
+            sync_dir(&self.root)?;
+        }
+        self.check_marker()
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.root.join(RUNS).join(id)
+    }
+
+    /// The run database of `id` (which must be a valid id).
+    pub(crate) fn database_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join(DATABASE)
+    }
+
+    /// The lock file of `id` (which must be a valid id).
+    pub(crate) fn lock_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join(LOCK)
+    }
+
+    /// Whether a run with this id exists.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRunId`] for an id that cannot name a run.
+    pub fn exists(&self, id: &str) -> Result<bool> {
+        validate_run_id(id)?;
+        Ok(self.database_path(id).is_file())
+    }
+
+    /// The ids of all runs, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the runs directory cannot be read.
+    pub fn run_ids(&self) -> Result<Vec<String>> {
+        let runs = self.root.join(RUNS);
+        let entries = match std::fs::read_dir(&runs) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::io(&runs, error)),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.at(&runs)?;
+            let Ok(id) = entry.file_name().into_string() else { continue };
+            if validate_run_id(&id).is_ok() && entry.path().join(DATABASE).is_file() {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// A snapshot of every run, sorted by id.
+    ///
+    /// # Errors
+    ///
+    /// The first error of [`Store::run_ids`] or [`RunReader::info`]; use `run_ids` and
+    /// [`Store::open_run`] to read the others around a damaged run.
+    pub fn runs(&self) -> Result<Vec<RunInfo>> {
+        self.run_ids()?.iter().map(|id| self.open_run(id)?.info()).collect()
+    }
+
+    /// Opens a run read-only; this works while another process writes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRunId`], [`Error::RunNotFound`], [`Error::UnsupportedFormat`] for a run
+    /// written by a newer runstore, [`Error::Corrupt`] or [`Error::Storage`] for a damaged file.
+    pub fn open_run(&self, id: &str) -> Result<RunReader> {
+        validate_run_id(id)?;
+        let path = self.database_path(id);
+        if !path.is_file() {
+            return Err(Error::RunNotFound { id: id.to_string() });
+        }
+        RunReader::open(id, &path, &self.lock_path(id))
+    }
+
+    /// Starts or resumes a run, as the options (then the environment) ask; see [`Resume`].
+    ///
+    /// The run's lock is taken before the store looks for the run, so two processes racing on
+    /// one id cannot both create it. An explicit id without a policy behaves as `never`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRunId`], [`Error::InvalidConfig`], [`Error::InvalidEnvironment`]:
+    ///   before any file is touched;
+    /// - [`Error::RunNotFound`] (`must`), [`Error::RunExists`] (`never`, or an id without a
+    ///   policy), [`Error::RunIdRequired`] (`must` without an id);
+    /// - [`Error::RunLocked`] when another process writes the run;
+    /// - [`Error::UnsupportedFormat`], [`Error::Corrupt`], [`Error::Io`], [`Error::Storage`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use runstore::{Resume, RunOptions, Store};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let mut run = store.init(RunOptions::new().id("job-1").resume(Resume::Allow))?;
+    /// run.log([("loss", 0.9)])?;
+    /// drop(run); // as if the process had stopped
+    ///
+    /// let run = store.init(RunOptions::new().id("job-1").resume(Resume::Allow))?;
+    /// assert!(run.resumed());
+    /// assert_eq!(run.step(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn init(&self, options: RunOptions) -> Result<Run> {
+        let mut options = options.with_environment(|name| std::env::var(name).ok())?;
+        let config = options.config.take().transpose().map_err(|reason| Error::InvalidConfig { reason })?;
+        if let Some(id) = &options.id {
+            validate_run_id(id)?;
+        }
+        let pointer = match options.resume {
+            Some(Resume::Auto) => Some(AutoPointer::new(self, options.working_dir.as_deref())?),
+            _ => None,
+        };
+        let pointer_target = pointer.as_ref().and_then(AutoPointer::read);
+        let request = Request { id: options.id.as_deref(), policy: options.resume, pointer: pointer_target.as_deref() };
+
+        // Refuse what is certain to be refused before creating anything.
+        if let Some(id) = request.id {
+            let exists = self.database_path(id).is_file();
+            match request.policy {
+                Some(Resume::Must) if !exists => return Err(Error::RunNotFound { id: id.to_string() }),
+                None | Some(Resume::Never) if exists => return Err(Error::RunExists { id: id.to_string() }),
+                _ => {}
+            }
+        }
+        self.create()?;
+
+        let mut target = match request.target() {
+            Some(id) => Some(self.lock_run(id)?),
+            None => None,
+        };
+        let snapshot = match &target {
+            Some((_, _, Some(writer))) => {
+                Some(Snapshot { state: writer.stored_state()?.without_writer(), next_step: writer.next_step() })
+            }
+            _ => None,
+        };
+        let decision = decide(&request, snapshot.as_ref())?;
+        let attempt = |first_step| AttemptRecord {
+            started_at_ms: sys::now_ms(),
+            host: sys::hostname(),
+            pid: std::process::id(),
+            first_step,
+            ended_at_ms: None,
+            last_step: None,
+            outcome: None,
+            exit_code: None,
+        };
+        let (id, lock, writer, resumed) = match decision.action {
+            Action::Resume { next_step } => {
+                let Some((id, lock, Some(mut writer))) = target.take() else {
+                    return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
+                };
+                writer.begin_attempt(&attempt(next_step), |record| update_record(record, &options, config))?;
+                (id, lock, writer, true)
+            }
+            Action::Create => {
+                let (id, lock) = match (request.id, target.take()) {
+                    (Some(_), Some((id, lock, _))) => (id, lock),
+                    // No explicit id (the auto pointer's run is finished or gone): a fresh one.
+                    _ => self.claim_new_id()?,
+                };
+                let record = RunRecord {
+                    id: id.clone(),
+                    project: options.project.clone(),
+                    name: options.name.clone(),
+                    tags: dedupe(options.tags.clone()),
+                    notes: options.notes.clone(),
+                    config: config.unwrap_or_default(),
+                    created_at_ms: sys::now_ms(),
+                };
+                let writer = Writer::create(&self.database_path(&id), &record, &attempt(0))?;
+                (id, lock, writer, false)
+            }
+        };
+        if decision.write_pointer
+            && let Some(pointer) = &pointer
+        {
+            pointer.write(&id)?;
+        }
+        let names = writer.names()?;
+        Run::start(RunParts {
+            id,
+            writer,
+            names,
+            lock,
+            durability: options.durability,
+            flush_rows: options.flush_rows,
+            flush_interval: options.flush_interval,
+            resumed,
+            warnings: decision.warning.into_iter().collect(),
+            pointer,
+        })
+    }
+
+    /// Takes the lock of run `id` (creating its directory) and opens its database if it exists.
+    fn lock_run(&self, id: &str) -> Result<(String, RunLock, Option<Writer>)> {
+        let dir = self.run_dir(id);
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+            sync_dir(&self.root.join(RUNS))?;
+        }
+        let lock = RunLock::acquire(&self.lock_path(id), id)?;
+        let database = self.database_path(id);
+        let writer = if database.is_file() { Some(Writer::open(&database)?) } else { None };
+        Ok((id.to_string(), lock, writer))
+    }
+
+    /// Picks a generated id whose directory did not exist, creates the directory and locks it.
+    fn claim_new_id(&self) -> Result<(String, RunLock)> {
+        let runs = self.root.join(RUNS);
+        loop {
+            let id = generate_run_id();
+            let dir = self.run_dir(&id);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    sync_dir(&runs)?;
+                    let lock = RunLock::acquire(&self.lock_path(&id), &id)?;
+                    return Ok((id, lock));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(Error::io(&dir, error)),
+            }
+        }
+    }
+}
+
+/// Applies the options of a resuming `init` to the stored record: config merged, tags added,
+/// notes, name and project replaced when given.
+fn update_record(
+    record: &mut RunRecord,
+    options: &RunOptions,
+    config: Option<serde_json::Map<String, serde_json::Value>>,
+) {
+    if let Some(config) = config {
+        merge_objects(&mut record.config, config);
+    }
+    record.tags.extend(options.tags.iter().cloned());
+    record.tags = dedupe(std::mem::take(&mut record.tags));
+    if options.notes.is_some() {
+        record.notes.clone_from(&options.notes);
+    }
+    if options.name.is_some() {
+        record.name.clone_from(&options.name);
+    }
+    if options.project.is_some() {
+        record.project.clone_from(&options.project);
+    }
+}
+
+/// Merges `update` into `base`: keys added or replaced, nested objects merged, none dropped.
+pub(crate) fn merge_objects(
+    base: &mut serde_json::Map<String, serde_json::Value>,
+    update: serde_json::Map<String, serde_json::Value>,
+) {
+    for (key, value) in update {
+        match (base.get_mut(&key), value) {
+            (Some(serde_json::Value::Object(inner)), serde_json::Value::Object(value)) => merge_objects(inner, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn dedupe(items: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().filter(|item| seen.insert(item.clone())).collect()
+}
+
+/// The `auto` pointer of one working directory: which run `auto` resumes there.
+#[derive(Debug)]
+pub(crate) struct AutoPointer {
+    path: PathBuf,
+    dir: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PointerRecord {
+    dir: String,
+    run_id: String,
+}
+
+impl AutoPointer {
+    fn new(store: &Store, working_dir: Option<&Path>) -> Result<AutoPointer> {
+        let dir = match working_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::current_dir().at(Path::new("."))?,
+        };
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir).to_string_lossy().into_owned();
+        let name = format!("{:016x}.json", sys::stable_hash(dir.as_bytes()));
+        Ok(AutoPointer { path: store.root.join(AUTO).join(name), dir })
+    }
+
+    /// The run id this directory's pointer names, if any (a damaged pointer names none).
+    fn read(&self) -> Option<String> {
+        let record: PointerRecord = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
+        (record.dir == self.dir && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
+    }
+
+    fn write(&self, id: &str) -> Result<()> {
+        let parent = self.path.parent().unwrap_or(&self.path);
+        std::fs::create_dir_all(parent).at(parent)?;
+        let record =
+            serde_json::to_vec(&PointerRecord { dir: self.dir.clone(), run_id: id.to_string() }).unwrap_or_default();
+        let mut file = tempfile::NamedTempFile::new_in(parent).at(parent)?;
+        file.write_all(&record).at(file.path())?;
+        file.as_file().sync_all().at(&self.path)?;
+        file.persist(&self.path).map_err(|error| Error::io(&self.path, error.error))?;
+        sync_dir(parent)
+    }
+
+    /// Removes the pointer if it still names `id` (a clean finish of that run).
+    pub(crate) fn clear_if_names(&self, id: &str) -> Result<()> {
+        if self.read().as_deref() == Some(id) {
+            match std::fs::remove_file(&self.path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&self.path, error)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_merge_without_dropping_keys() {
+        let mut base = serde_json::json!({"lr": 0.1, "model": {"depth": 12, "width": 768}, "seed": 1});
+        let update = serde_json::json!({"lr": 0.05, "model": {"depth": 24}, "epochs": 3});
+        if let (serde_json::Value::Object(base), serde_json::Value::Object(update)) = (&mut base, update) {
+            merge_objects(base, update);
+        }
+        assert_eq!(base, serde_json::json!({"lr": 0.05, "model": {"depth": 24, "width": 768}, "seed": 1, "epochs": 3}));
+    }
+}

@@ -1,0 +1,137 @@
+//! Bad input gets a typed error and leaves stored data intact.
+
+use runstore::{Error, Resume, Store};
+
+use crate::support::{options, row, snapshot, temp_store};
+
+#[test]
+fn invalid_run_ids_are_refused_before_any_file_is_touched() {
+    let t = temp_store();
+    let long = "x".repeat(65);
+    for id in ["../x", "a/b", "", long.as_str(), "a\0b", "..", ".", ".hidden", "a\nb", "ａ", "run id"] {
+        for policy in [None, Some(Resume::Allow), Some(Resume::Must), Some(Resume::Never), Some(Resume::Auto)] {
+            let mut opts = options().id(id);
+            if let Some(policy) = policy {
+                opts = opts.resume(policy);
+            }
+            let err = t.store.init(opts).unwrap_err();
+            assert!(matches!(err, Error::InvalidRunId { id: ref got, .. } if got == id), "{id:?}: {err:?}");
+        }
+        assert!(matches!(t.store.open_run(id), Err(Error::InvalidRunId { .. })), "{id:?}");
+    }
+    assert!(!t.path.exists(), "nothing was created: not even the store directory");
+}
+
+#[test]
+fn a_step_behind_the_next_one_is_refused_and_nothing_is_dropped() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    for _ in 0..10 {
+        run.log(row(run.step())).unwrap();
+    }
+    run.flush().unwrap();
+    let err = run.log_at(5, row(5)).unwrap_err();
+    assert!(matches!(err, Error::StepRegression { requested: 5, next: 10, ref id } if id == "r"), "{err:?}");
+    assert_eq!(err.to_string(), "step 5 is behind run \"r\", whose next step is 10: log at 10 or later");
+    assert_eq!(run.step(), 10);
+    run.finish(0).unwrap();
+
+    // After a resume the counter comes from the store.
+    let mut run = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    assert!(matches!(run.log_at(0, [("loss", 1.0)]), Err(Error::StepRegression { requested: 0, next: 10, .. })));
+    run.finish(0).unwrap();
+    let info = t.store.open_run("r").unwrap().info().unwrap();
+    assert_eq!((info.rows, info.next_step), (10, 10));
+}
+
+#[test]
+fn the_last_step_of_u64_is_out_of_range() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("big")).unwrap();
+    run.log_at(u64::MAX - 1, [("x", 1.0)]).unwrap();
+    assert!(matches!(run.log(row(0)), Err(Error::StepOutOfRange { step: u64::MAX })));
+    run.finish(0).unwrap();
+    let reader = t.store.open_run("big").unwrap();
+    assert_eq!(reader.series("x", ..).unwrap().map(Result::unwrap).collect::<Vec<_>>(), [(u64::MAX - 1, 1.0)]);
+}
+
+#[test]
+fn an_invalid_metric_name_refuses_the_whole_row() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("m")).unwrap();
+    let long = "m".repeat(257);
+    for bad in ["", "a\nb", "tab\there", long.as_str()] {
+        let err = run.log([("fine", 1.0), (bad, 2.0)]).unwrap_err();
+        assert!(matches!(err, Error::InvalidMetricName { .. }), "{bad:?}: {err:?}");
+    }
+    assert_eq!(run.step(), 0, "no row was logged");
+    run.log([("fine", 3.0)]).unwrap();
+    run.finish(0).unwrap();
+    let reader = t.store.open_run("m").unwrap();
+    assert_eq!(reader.metrics().unwrap(), ["fine"], "a refused row leaves no names behind");
+    assert_eq!(reader.info().unwrap().rows, 1);
+}
+
+#[test]
+fn a_config_that_is_not_a_json_object_is_refused() {
+    let t = temp_store();
+    for config in [serde_json::json!([1, 2]), serde_json::json!("lr=3"), serde_json::json!(null)] {
+        let err = t.store.init(options().id("c").config(config)).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err:?}");
+    }
+    assert!(!t.path.exists());
+}
+
+#[test]
+fn a_store_of_a_future_format_is_refused_untouched() {
+    let t = temp_store();
+    t.store.init(options().id("old")).unwrap().finish(0).unwrap();
+    std::fs::write(t.path.join("FORMAT"), br#"{"runstore_format": 99}"#).unwrap();
+    let before = snapshot(&t.path);
+    let err = Store::open(&t.path).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { found: 99, supported: 1, .. }), "{err:?}");
+    assert!(err.to_string().contains("upgrade runstore"), "{err}");
+    // A handle opened before the upgrade refuses to write, too.
+    assert!(matches!(t.store.init(options().id("new")), Err(Error::UnsupportedFormat { .. })));
+    assert_eq!(snapshot(&t.path), before, "nothing on disk changed");
+}
+
+#[test]
+fn a_run_of_a_future_format_is_refused() {
+    let t = temp_store();
+    t.store.init(options().id("r")).unwrap().finish(0).unwrap();
+    let path = t.path.join("runs/r/run.redb");
+    {
+        let mut builder = redb::Builder::new();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+        let db = builder.open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+        tx.open_table(table).unwrap().insert("format", 7u32.to_le_bytes().as_slice()).unwrap();
+        tx.commit().unwrap();
+    }
+    let err = t.store.open_run("r").unwrap_err();
+    assert!(
+        matches!(err, Error::UnsupportedFormat { found: 7, ref path, .. } if path.ends_with("run.redb")),
+        "{err:?}"
+    );
+    let err = t.store.init(options().id("r").resume(Resume::Allow)).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { found: 7, .. }), "{err:?}");
+}
+
+#[test]
+fn a_store_path_that_is_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"hello").unwrap();
+    let err = Store::open(&file).unwrap_err();
+    assert!(matches!(err, Error::Io { ref path, .. } if path == &file), "{err:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"hello");
+}
+
+#[test]
+fn reading_a_missing_run_is_run_not_found() {
+    let t = temp_store();
+    assert!(matches!(t.store.open_run("ghost"), Err(Error::RunNotFound { ref id }) if id == "ghost"));
+    assert!(!t.store.exists("ghost").unwrap());
+}

@@ -1,0 +1,103 @@
+//! One writer per run: the per-run OS lock, across processes and within one.
+
+use std::fs::File;
+
+use runstore::{Error, Resume};
+
+use crate::children::variant;
+use crate::support::{Reports, child, options, temp_store};
+
+#[test]
+fn two_processes_racing_to_create_one_id_with_never_cannot_both_win() {
+    let t = temp_store();
+    let go_dir = tempfile::tempdir().unwrap();
+    for round in 0..8 {
+        let id = format!("race-{round}");
+        let go = go_dir.path().join(format!("go-{round}"));
+        let mut processes: Vec<_> = (0..2)
+            .map(|_| {
+                let mut command = child("writer", &t.path);
+                command
+                    .env("RUNSTORE_RUN_ID", &id)
+                    .env("RUNSTORE_RESUME", "never")
+                    .env("TEST_GO", &go)
+                    .env("TEST_ROWS", "50")
+                    .env("TEST_END", if round % 2 == 0 { "finish:0" } else { "hold" });
+                let mut process = command.spawn().expect("spawn");
+                let reports = Reports::of(&mut process);
+                (process, reports)
+            })
+            .collect();
+        File::create(&go).unwrap();
+        let outcomes: Vec<String> = processes.iter_mut().map(|(_, reports)| reports.expect("init")).collect();
+        for (process, reports) in &mut processes {
+            drop(process.stdin.take());
+            while reports.next().is_some() {}
+            assert!(process.wait().unwrap().success());
+        }
+        let winners = outcomes.iter().filter(|o| o.starts_with("ok")).count();
+        assert_eq!(winners, 1, "round {round}: {outcomes:?}");
+        let loser = outcomes.iter().find(|o| o.starts_with("err")).expect("a loser");
+        assert!(loser.starts_with("err RunLocked") || loser.starts_with("err RunExists"), "round {round}: {loser}");
+        let attempts = t.store.open_run(&id).unwrap().attempts().unwrap();
+        assert_eq!(attempts.len(), 1, "round {round}: one process created the run, nobody else touched it");
+        assert_eq!(t.store.open_run(&id).unwrap().info().unwrap().rows, 50);
+    }
+}
+
+#[test]
+fn a_second_writer_on_a_live_run_is_refused_at_once_naming_the_holder() {
+    let t = temp_store();
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "live")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "10")
+        .env("TEST_END", "hold");
+    let mut process = command.spawn().expect("spawn");
+    let mut reports = Reports::of(&mut process);
+    reports.expect("holding");
+
+    for policy in [Resume::Allow, Resume::Must, Resume::Auto] {
+        let started = std::time::Instant::now();
+        let err = t.store.init(options().id("live").resume(policy)).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused without waiting for the holder");
+        match err {
+            Error::RunLocked { id, holder } => {
+                assert_eq!(id, "live");
+                assert_eq!(holder.pid, process.id(), "the error names the holder's pid");
+                assert!(!holder.host.is_empty());
+                let message = Error::RunLocked { id, holder: holder.clone() }.to_string();
+                assert!(message.contains(&format!("pid {}", process.id())), "{message}");
+            }
+            other => panic!("expected RunLocked, got {} ({other})", variant(&other)),
+        }
+    }
+    assert_eq!(t.store.open_run("live").unwrap().state().unwrap(), runstore::RunState::Running);
+
+    drop(process.stdin.take());
+    reports.expect("finished");
+    assert!(process.wait().unwrap().success());
+    let run = t.store.init(options().id("live").resume(Resume::Must)).expect("free once the holder finished");
+    assert_eq!(run.step(), 10);
+}
+
+#[test]
+fn a_second_handle_in_the_same_process_is_refused() {
+    let t = temp_store();
+    let run = t.store.init(options().id("one").resume(Resume::Allow)).unwrap();
+    let err = t.store.init(options().id("one").resume(Resume::Allow)).unwrap_err();
+    assert!(matches!(err, Error::RunLocked { ref holder, .. } if holder.pid == std::process::id()), "{err:?}");
+    drop(run);
+    assert!(t.store.init(options().id("one").resume(Resume::Allow)).is_ok(), "dropping the handle releases the lock");
+}
+
+#[test]
+fn finish_releases_the_os_lock() {
+    let t = temp_store();
+    let run = t.store.init(options().id("f").resume(Resume::Allow)).unwrap();
+    let lock = File::open(t.path.join("runs/f/lock")).unwrap();
+    assert!(lock.try_lock().is_err(), "held while the run is live");
+    run.finish(0).unwrap();
+    assert!(lock.try_lock().is_ok(), "released by finish");
+}

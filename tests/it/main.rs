@@ -1,0 +1,14 @@
+//! Integration tests of runstore, one module per behaviour, in one binary to keep builds short.
+//! Child processes re-run this binary on one of the ignored tests in `children`.
+
+// Exact comparisons are the point: values must round-trip bit for bit.
+#![allow(clippy::float_cmp)]
+
+mod bad_input;
+mod children;
+mod crash_recovery;
+mod history;
+mod live_reader;
+mod lock_contention;
+mod resume_policy;
+mod support;
