@@ -110,6 +110,43 @@ pub enum Error {
         step: u64,
     },
 
+    /// A rewind or fork at a step after the run's last logged step: there is nothing to go back
+    /// to (or to fork from) there.
+    #[error("step {requested} is after the last logged step of run {id:?} ({}): rewind or fork at or before it", last.map_or_else(|| "none".to_string(), |l| l.to_string()))]
+    BeyondHistory {
+        /// The run's id.
+        id: String,
+        /// The step that was asked for.
+        requested: u64,
+        /// The run's last logged step, `None` when it has no rows.
+        last: Option<u64>,
+    },
+
+    /// A rewind of a fork to a step before the step it was forked at, whose rows belong to the
+    /// parent run.
+    #[error(
+        "run {id:?} was forked from {parent:?} at step {fork_step}: it cannot rewind to {requested}; fork {parent:?} at {requested} instead"
+    )]
+    RewindBeforeFork {
+        /// The fork's id.
+        id: String,
+        /// The step that was asked for.
+        requested: u64,
+        /// The run it was forked from.
+        parent: String,
+        /// The step it was forked at.
+        fork_step: u64,
+    },
+
+    /// An archived branch id that the run does not have.
+    #[error("run {id:?} has no archived branch {branch}: list its branches with `runstore show`")]
+    BranchNotFound {
+        /// The run's id.
+        id: String,
+        /// The branch id asked for.
+        branch: u32,
+    },
+
     /// A file written by a newer version of runstore.
     #[error("{path} has format version {found}, newer than {supported} that this runstore reads: upgrade runstore")]
     UnsupportedFormat {

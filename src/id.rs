@@ -12,8 +12,18 @@ pub(crate) const MAX_ID_LEN: usize = 64;
 /// The longest metric name, in bytes.
 pub(crate) const MAX_METRIC_LEN: usize = 256;
 
-/// Checks that `id` is 1 to 64 characters of `[A-Za-z0-9_.-]` that does not start with `.`.
-pub(crate) fn validate_run_id(id: &str) -> Result<()> {
+/// Checks that `id` can name a run: 1 to 64 characters of `[A-Za-z0-9_.-]`, not starting with
+/// `.` (so never `.` or `..`).
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidRunId`] saying which rule `id` breaks.
+///
+/// ```
+/// assert!(runstore::validate_run_id("resnet-7").is_ok());
+/// assert!(runstore::validate_run_id("../etc").is_err());
+/// ```
+pub fn validate_run_id(id: &str) -> Result<()> {
     let reason = if id.is_empty() {
         Some("it is empty")
     } else if id.len() > MAX_ID_LEN {
@@ -31,8 +41,18 @@ pub(crate) fn validate_run_id(id: &str) -> Result<()> {
     }
 }
 
-/// Checks a metric or summary name: 1 to 256 bytes, no control characters.
-pub(crate) fn validate_metric_name(name: &str) -> Result<()> {
+/// Checks that `name` can name a metric (or summary value): 1 to 256 bytes, no control
+/// characters.
+///
+/// # Errors
+///
+/// [`crate::Error::InvalidMetricName`] saying which rule `name` breaks.
+///
+/// ```
+/// assert!(runstore::validate_metric_name("eval/acc").is_ok());
+/// assert!(runstore::validate_metric_name("").is_err());
+/// ```
+pub fn validate_metric_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > MAX_METRIC_LEN {

@@ -57,6 +57,7 @@
 
 mod error;
 mod format;
+mod history;
 mod id;
 mod interner;
 mod lock;
@@ -64,14 +65,17 @@ mod options;
 mod reader;
 mod resume;
 mod run;
+mod signals;
 mod state;
 mod store;
 mod sys;
 mod writer;
 
 pub use error::{Error, Result};
-pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RUN_ID, Resume, RunOptions};
-pub use reader::{History, Row, RowRef, RunReader, Series};
+pub use history::{History, Row, RowRef, Series};
+pub use id::{validate_metric_name, validate_run_id};
+pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
+pub use reader::RunReader;
 pub use run::Run;
-pub use state::{Attempt, LockHolder, ParseError, RunInfo, RunState};
+pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
 pub use store::{DEFAULT_DIR, Store};

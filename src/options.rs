@@ -16,6 +16,9 @@ pub const ENV_RUN_ID: &str = "RUNSTORE_RUN_ID";
 pub const ENV_RESUME: &str = "RUNSTORE_RESUME";
 /// The project of a new run (`RUNSTORE_PROJECT`).
 pub const ENV_PROJECT: &str = "RUNSTORE_PROJECT";
+/// Rewind the resumed run to this step first (`RUNSTORE_RESUME_FROM`): the step of the
+/// checkpoint training restarts from.
+pub const ENV_RESUME_FROM: &str = "RUNSTORE_RESUME_FROM";
 /// The store directory (`RUNSTORE_DIR`, default `./.runstore`).
 pub const ENV_DIR: &str = "RUNSTORE_DIR";
 
@@ -147,6 +150,8 @@ pub struct RunOptions {
     pub(crate) flush_interval: Duration,
     pub(crate) use_environment: bool,
     pub(crate) working_dir: Option<PathBuf>,
+    pub(crate) resume_from: Option<u64>,
+    pub(crate) fork: Option<(String, u64)>,
 }
 
 impl Default for RunOptions {
@@ -164,6 +169,8 @@ impl Default for RunOptions {
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             use_environment: true,
             working_dir: None,
+            resume_from: None,
+            fork: None,
         }
     }
 }
@@ -248,7 +255,27 @@ impl RunOptions {
         self
     }
 
-    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME` and `RUNSTORE_PROJECT`.
+    /// When the run is resumed, first rewind it to `step`: the rows after it become an archived
+    /// branch (readable, never deleted) and the next `log` uses `step + 1`. For training that
+    /// restarts from a checkpoint older than the last logged step. Rewinding to the last
+    /// logged step changes nothing; a later step is [`Error::BeyondHistory`], and so is a
+    /// `resume_from` on a run that `init` creates.
+    pub fn resume_from(mut self, step: u64) -> Self {
+        self.resume_from = Some(step);
+        self
+    }
+
+    /// When `init` creates the run, make it a fork of run `source` at step `at`: its history up
+    /// to `at` is `source`'s (read from `source`, not copied), its config is `source`'s merged
+    /// with this one, and `source` is unchanged. When the run already exists, the policy decides
+    /// as usual (`allow` resumes the fork made earlier).
+    pub fn fork_of(mut self, source: impl Into<String>, at: u64) -> Self {
+        self.fork = Some((source.into(), at));
+        self
+    }
+
+    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT` and
+    /// `RUNSTORE_RESUME_FROM`.
     pub fn ignore_environment(mut self) -> Self {
         self.use_environment = false;
         self
@@ -281,6 +308,16 @@ impl RunOptions {
         }
         if self.project.is_none() {
             self.project = get(ENV_PROJECT);
+        }
+        if self.resume_from.is_none()
+            && let Some(value) = get(ENV_RESUME_FROM)
+        {
+            let step = value.trim().parse().map_err(|_| Error::InvalidEnvironment {
+                variable: ENV_RESUME_FROM,
+                value,
+                reason: "expected a step number",
+            })?;
+            self.resume_from = Some(step);
         }
         Ok(self)
     }

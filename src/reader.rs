@@ -13,11 +13,12 @@ use redb::{ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, R
 
 use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
-use crate::format::block::{self, DecodedBlock};
-use crate::format::records::{AttemptRecord, Progress, RunRecord};
-use crate::format::tables::{ATTEMPTS, BLOCKS, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::format::block;
+use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
+use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::history::{self, History, Segment, Series, Table};
 use crate::lock;
-use crate::state::{Attempt, RunInfo, RunState};
+use crate::state::{Attempt, Branch, RunInfo, RunState};
 use crate::sys;
 use crate::writer::{builder, check_format};
 
@@ -50,7 +51,8 @@ pub struct RunReader {
     id: String,
     path: PathBuf,
     lock_path: PathBuf,
-    db: ReadOnlyDatabase,
+    runs_dir: PathBuf,
+    db: Arc<ReadOnlyDatabase>,
 }
 
 impl std::fmt::Debug for RunReader {
@@ -61,9 +63,15 @@ impl std::fmt::Debug for RunReader {
 
 impl RunReader {
     /// Opens the run database at `path`; `lock_path` is its lock file.
-    pub(crate) fn open(id: &str, path: &Path, lock_path: &Path) -> Result<RunReader> {
-        let db = open_read_only(path, lock_path)?;
-        let reader = RunReader { id: id.to_string(), path: path.to_path_buf(), lock_path: lock_path.to_path_buf(), db };
+    pub(crate) fn open(id: &str, path: &Path, lock_path: &Path, runs_dir: &Path) -> Result<RunReader> {
+        let db = Arc::new(open_read_only(path, lock_path)?);
+        let reader = RunReader {
+            id: id.to_string(),
+            path: path.to_path_buf(),
+            lock_path: lock_path.to_path_buf(),
+            runs_dir: runs_dir.to_path_buf(),
+            db,
+        };
         let tx = reader.begin()?;
         let meta = tx.open_table(META).at(path)?;
         check_format(path, meta.get(KEY_FORMAT).at(path)?.as_ref().map(redb::AccessGuard::value))?;
@@ -101,12 +109,14 @@ impl RunReader {
         let summary: BTreeMap<String, f64> = progress
             .summary
             .iter()
+            .chain(&progress.pinned)
             .map(|&(id, value)| {
                 Ok((names.get(id as usize).ok_or(Corrupt("summary names an unknown metric"))?.to_string(), value))
             })
             .collect::<Result<_, Corrupt>>()
             .at(&self.path)?;
         let attempts = u32::try_from(tx.open_table(ATTEMPTS).at(&self.path)?.len().at(&self.path)?).unwrap_or(u32::MAX);
+        let branches = u32::try_from(tx.open_table(BRANCHES).at(&self.path)?.len().at(&self.path)?).unwrap_or(u32::MAX);
         Ok(RunInfo {
             id: record.id,
             project: record.project,
@@ -123,6 +133,8 @@ impl RunReader {
             created_at: sys::from_ms(record.created_at_ms),
             updated_at: sys::from_ms(progress.updated_at_ms),
             attempts,
+            branches,
+            forked_from: record.forked_from.map(|origin| (origin.run, origin.step)),
         })
     }
 
@@ -233,31 +245,17 @@ impl RunReader {
     }
 
     /// Streams the rows whose steps fall in `steps`, in step order, from the last committed
-    /// flush. Memory stays bounded by one block, whatever the history's length.
+    /// flush. Memory stays bounded by one block, whatever the history's length. A fork's rows
+    /// up to its fork step come from its parent.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] on a read error; the rows yield [`Error::Corrupt`] for a block that
-    /// does not decode.
+    /// [`Error::Storage`] on a read error, [`Error::Corrupt`] when a fork's parent is missing;
+    /// the rows yield [`Error::Corrupt`] for a block that does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
-        let (from, to) = bounds(&steps);
-        let tx = self.begin()?;
-        let names = read_names(&tx, &self.path)?;
-        let blocks = tx.open_table(BLOCKS).at(&self.path)?;
-        let range = blocks_from(&blocks, from, &self.path)?;
-        Ok(History {
-            path: self.path.clone(),
-            names,
-            blocks: range,
-            block: DecodedBlock::default(),
-            cursors: Vec::new(),
-            next_row: 0,
-            rows_in_block: 0,
-            from,
-            to,
-            points: Vec::new(),
-            done: false,
-        })
+        let (first, last) = bounds(&steps);
+        let names = self.names()?;
+        Ok(History::new(history::narrow(self.live_segments()?, first, last), names))
     }
 
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
@@ -267,51 +265,219 @@ impl RunReader {
     ///
     /// As [`RunReader::history`].
     pub fn series(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
-        let (from, to) = bounds(&steps);
-        let tx = self.begin()?;
-        let names = read_names(&tx, &self.path)?;
+        let (first, last) = bounds(&steps);
+        let names = self.names()?;
         let id = names.iter().position(|name| &**name == metric).and_then(|id| u32::try_from(id).ok());
-        let blocks = tx.open_table(BLOCKS).at(&self.path)?;
-        let range = blocks_from(&blocks, from, &self.path)?;
-        Ok(Series {
+        Ok(Series::new(history::narrow(self.live_segments()?, first, last), id))
+    }
+
+    /// The run's archived branches: the rows each rewind moved out of the live history.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::info`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use runstore::{Resume, RunOptions, Store};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let mut run = store.init(RunOptions::new().id("r"))?;
+    /// for step in 0..1200 {
+    ///     run.log([("loss", 1.0 / (1.0 + step as f64))])?;
+    /// }
+    /// drop(run); // crashed at 1200; the checkpoint is from step 1000
+    ///
+    /// let run = store.init(RunOptions::new().id("r").resume(Resume::Must).resume_from(1000))?;
+    /// assert_eq!(run.step(), 1001);
+    /// drop(run);
+    /// let reader = store.open_run("r")?;
+    /// let branches = reader.branches()?;
+    /// assert_eq!((branches[0].first_step, branches[0].last_step, branches[0].rows), (1001, 1199, 199));
+    /// assert_eq!(reader.branch_history(branches[0].id, ..)?.count(), 199);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn branches(&self) -> Result<Vec<Branch>> {
+        Ok(self.branch_records()?.into_iter().map(|(id, record)| Branch::from_record(id, record)).collect())
+    }
+
+    fn branch_records(&self) -> Result<Vec<(u32, BranchRecord)>> {
+        let tx = self.begin()?;
+        let table = tx.open_table(BRANCHES).at(&self.path)?;
+        let mut branches = Vec::new();
+        for entry in table.iter().at(&self.path)? {
+            let (id, bytes) = entry.at(&self.path)?;
+            branches.push((id.value(), BranchRecord::decode(bytes.value()).at(&self.path)?));
+        }
+        Ok(branches)
+    }
+
+    /// Streams the rows of archived branch `branch` whose steps fall in `steps`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BranchNotFound`] for an unknown branch, else as [`RunReader::history`].
+    pub fn branch_history(&self, branch: u32, steps: impl RangeBounds<u64>) -> Result<History> {
+        let (first, last) = bounds(&steps);
+        let record = self
+            .branch_records()?
+            .into_iter()
+            .find(|(id, _)| *id == branch)
+            .map(|(_, record)| record)
+            .ok_or_else(|| Error::BranchNotFound { id: self.id.clone(), branch })?;
+        let segment = Segment {
+            db: Arc::clone(&self.db),
             path: self.path.clone(),
-            metric: id,
-            blocks: range,
-            steps: Vec::new(),
-            values: Vec::new(),
-            buffer: Vec::new(),
-            next: 0,
-            from,
-            to,
-        })
+            table: Table::Archive(branch),
+            first: record.first_step,
+            last: record.last_step,
+        };
+        Ok(History::new(history::narrow(vec![segment], first, last), self.names()?))
+    }
+
+    /// What a fork of this run at step `at` starts from: the metric names, the branch count,
+    /// the last row at or before `at`, the rows up to `at`, and each metric's value there.
+    /// Reads block headers backwards from `at` until every metric is found, and forwards after
+    /// `at` to count rows; it copies nothing.
+    pub(crate) fn fork_origin(&self, at: u64) -> Result<(ForkOrigin, Vec<String>, u64)> {
+        let info = self.info()?;
+        if info.last_step.is_none_or(|last| at > last) {
+            return Err(Error::BeyondHistory { id: self.id.clone(), requested: at, last: info.last_step });
+        }
+        let names = self.metrics()?;
+        let parent_branches = self.branch_records()?.last().map_or(0, |(id, _)| id + 1);
+        let segments = self.live_segments()?;
+        let mut missing: Vec<u32> = (0..u32::try_from(names.len()).unwrap_or(u32::MAX)).collect();
+        let mut summary = Vec::new();
+        let mut inherited_last = None;
+        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for segment in history::narrow(segments.clone(), 0, at).iter().rev() {
+            if missing.is_empty() && inherited_last.is_some() {
+                break;
+            }
+            let path = segment.path.clone();
+            segment.visit_backwards(|bytes| {
+                let header = block::decode_steps(bytes, &mut steps).at(&path)?;
+                let within = |step: &u64| *step >= segment.first && *step <= segment.last;
+                if inherited_last.is_none() {
+                    inherited_last = steps.iter().rev().copied().find(within);
+                }
+                block::metric_ids(bytes, &mut ids).at(&path)?;
+                for metric in ids.iter().copied().filter(|id| missing.contains(id)).collect::<Vec<_>>() {
+                    points.clear();
+                    block::decode_metric(bytes, metric, &mut steps, &mut values, &mut points).at(&path)?;
+                    if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| within(step)) {
+                        summary.push((metric, value));
+                        missing.retain(|id| *id != metric);
+                    }
+                }
+                Ok(!(missing.is_empty() && inherited_last.is_some()) && header.first_step > segment.first)
+            })?;
+        }
+        let after = history::count_rows(history::narrow(segments, at.saturating_add(1), u64::MAX))?;
+        summary.sort_unstable_by_key(|&(id, _)| id);
+        let origin =
+            ForkOrigin { run: self.id.clone(), step: at, parent_branches, inherited_last, inherited_summary: summary };
+        Ok((origin, names, info.rows.saturating_sub(after)))
+    }
+
+    fn record(&self) -> Result<RunRecord> {
+        let tx = self.begin()?;
+        let meta = tx.open_table(META).at(&self.path)?;
+        RunRecord::decode(self.required(&meta, KEY_RUN)?.as_slice()).at(&self.path)
+    }
+
+    fn names(&self) -> Result<Vec<Arc<str>>> {
+        read_names(&self.begin()?, &self.path)
+    }
+
+    /// The segments of this run's live history.
+    fn live_segments(&self) -> Result<Vec<Segment>> {
+        let own = |first| Segment {
+            db: Arc::clone(&self.db),
+            path: self.path.clone(),
+            table: Table::Live,
+            first,
+            last: u64::MAX,
+        };
+        match self.record()?.forked_from {
+            None => Ok(vec![own(0)]),
+            Some(origin) => {
+                let mut segments = self.ancestor_view(&origin.run, origin.step, origin.parent_branches, 0)?;
+                segments.push(own(origin.step.saturating_add(1)));
+                Ok(segments)
+            }
+        }
+    }
+
+    /// The segments of run `id`'s history up to `upto` as it was when it had `epoch` branches:
+    /// rows its later rewinds archived are read from those branches.
+    fn ancestor_view(&self, id: &str, upto: u64, epoch: u32, depth: u32) -> Result<Vec<Segment>> {
+        if depth > 64 {
+            return Err(Error::corrupt(&self.path, "fork ancestry is deeper than 64 runs"));
+        }
+        let missing = || {
+            Error::corrupt(&self.path, format!("the run inherits its history from run {id:?}, which cannot be read"))
+        };
+        crate::id::validate_run_id(id).map_err(|_| missing())?;
+        let dir = self.runs_dir.join(id);
+        let path = dir.join(crate::store::DATABASE);
+        if !path.is_file() {
+            return Err(missing());
+        }
+        let parent = RunReader::open(id, &path, &dir.join(crate::store::LOCK), &self.runs_dir)?;
+        let mut cut = upto;
+        let mut archived = Vec::new();
+        for (branch, record) in parent.branch_records()? {
+            if branch >= epoch && record.rewound_to < cut {
+                archived.push(Segment {
+                    db: Arc::clone(&parent.db),
+                    path: parent.path.clone(),
+                    table: Table::Archive(branch),
+                    first: record.rewound_to.saturating_add(1),
+                    last: cut,
+                });
+                cut = record.rewound_to;
+            }
+        }
+        let live = |first| Segment {
+            db: Arc::clone(&parent.db),
+            path: parent.path.clone(),
+            table: Table::Live,
+            first,
+            last: cut,
+        };
+        let mut segments = match parent.record()?.forked_from {
+            None => vec![live(0)],
+            Some(origin) if cut <= origin.step => {
+                parent.ancestor_view(&origin.run, cut, origin.parent_branches, depth + 1)?
+            }
+            Some(origin) => {
+                let mut segments = parent.ancestor_view(&origin.run, origin.step, origin.parent_branches, depth + 1)?;
+                segments.push(live(origin.step.saturating_add(1)));
+                segments
+            }
+        };
+        archived.reverse();
+        segments.extend(archived);
+        Ok(segments)
     }
 }
 
 fn bounds(steps: &impl RangeBounds<u64>) -> (u64, u64) {
-    let from = match steps.start_bound() {
+    let first = match steps.start_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&s) => s.saturating_add(1),
         Bound::Unbounded => 0,
     };
-    let to = match steps.end_bound() {
+    let last = match steps.end_bound() {
         Bound::Included(&s) => s,
         Bound::Excluded(&0) => return (1, 0),
         Bound::Excluded(&s) => s - 1,
         Bound::Unbounded => u64::MAX,
     };
-    (from, to)
+    (first, last)
 }
-
-/// The blocks from the one holding `from` onwards.
-fn blocks_from(table: &ReadOnlyTable<u64, &'static [u8]>, from: u64, path: &Path) -> Result<BlockRange> {
-    let start = match table.range(..=from).at(path)?.next_back() {
-        Some(entry) => entry.at(path)?.0.value(),
-        None => from,
-    };
-    table.range(start..).at(path)
-}
-
-type BlockRange = redb::Range<'static, u64, &'static [u8]>;
 
 fn read_names(tx: &ReadTransaction, path: &Path) -> Result<Vec<Arc<str>>> {
     let table = tx.open_table(METRICS).at(path)?;
@@ -345,251 +511,5 @@ fn open_read_only(path: &Path, lock_path: &Path) -> Result<ReadOnlyDatabase> {
             }
             Err(error) => return Err(Error::storage(path, error)),
         }
-    }
-}
-
-/// A streamed row: its step and metrics, borrowed from the [`History`] until the next row.
-#[derive(Debug, Clone, Copy)]
-pub struct RowRef<'a> {
-    step: u64,
-    points: &'a [(u32, f64)],
-    names: &'a [Arc<str>],
-}
-
-impl<'a> RowRef<'a> {
-    /// The row's step.
-    #[must_use]
-    pub fn step(&self) -> u64 {
-        self.step
-    }
-
-    /// The value of `metric` in this row.
-    #[must_use]
-    pub fn get(&self, metric: &str) -> Option<f64> {
-        self.points.iter().find(|(id, _)| &*self.names[*id as usize] == metric).map(|&(_, value)| value)
-    }
-
-    /// The row's `(metric, value)` pairs, in metric-id order (the order first logged).
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, f64)> + 'a {
-        let names = self.names;
-        self.points.iter().map(move |&(id, value)| (&*names[id as usize], value))
-    }
-
-    /// The row's `(metric id, value)` pairs; ids index [`History::metrics`].
-    #[must_use]
-    pub fn points(&self) -> &'a [(u32, f64)] {
-        self.points
-    }
-
-    /// An owned copy of the row.
-    #[must_use]
-    pub fn to_row(&self) -> Row {
-        Row {
-            step: self.step,
-            values: self.points.iter().map(|&(id, value)| (Arc::clone(&self.names[id as usize]), value)).collect(),
-        }
-    }
-}
-
-/// An owned row of history, as the [`History`] iterator yields it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    step: u64,
-    values: Vec<(Arc<str>, f64)>,
-}
-
-impl Row {
-    /// The row's step.
-    #[must_use]
-    pub fn step(&self) -> u64 {
-        self.step
-    }
-
-    /// The value of `metric` in this row.
-    #[must_use]
-    pub fn get(&self, metric: &str) -> Option<f64> {
-        self.values.iter().find(|(name, _)| &**name == metric).map(|&(_, value)| value)
-    }
-
-    /// The row's `(metric, value)` pairs.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
-        self.values.iter().map(|(name, value)| (&**name, *value))
-    }
-}
-
-/// Streams a run's rows in step order (see [`RunReader::history`]).
-///
-/// It is an [`Iterator`] of owned [`Row`]s; [`History::next_row`] lends rows without
-/// allocating, for the fastest replay.
-pub struct History {
-    path: PathBuf,
-    names: Vec<Arc<str>>,
-    blocks: BlockRange,
-    block: DecodedBlock,
-    cursors: Vec<usize>,
-    next_row: usize,
-    rows_in_block: usize,
-    from: u64,
-    to: u64,
-    points: Vec<(u32, f64)>,
-    done: bool,
-}
-
-impl History {
-    /// The metric names that row ids index, as of this history's snapshot.
-    #[must_use]
-    pub fn metrics(&self) -> &[Arc<str>] {
-        &self.names
-    }
-
-    /// The next row, borrowed until the next call.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Corrupt`] for a block that does not decode, [`Error::Storage`] on a read
-    /// error. The history ends after an error.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = runstore::Store::open(dir.path())?;
-    /// # let mut run = store.init(runstore::RunOptions::new().id("h"))?;
-    /// # run.log([("loss", 1.0)])?;
-    /// # run.finish(0)?;
-    /// let mut history = store.open_run("h")?.history(..)?;
-    /// let mut points = 0;
-    /// while let Some(row) = history.next_row()? {
-    ///     points += row.points().len();
-    /// }
-    /// assert_eq!(points, 1);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>> {
-        loop {
-            if self.done {
-                return Ok(None);
-            }
-            if self.next_row == self.rows_in_block {
-                match self.load_next_block() {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.done = true;
-                        return Ok(None);
-                    }
-                    Err(error) => {
-                        self.done = true;
-                        return Err(error);
-                    }
-                }
-                continue;
-            }
-            let row = self.next_row;
-            self.next_row += 1;
-            let step = self.block.steps[row];
-            self.points.clear();
-            for (column, cursor) in self.block.columns().iter().zip(self.cursors.iter_mut()) {
-                if column.has_row(row) {
-                    self.points.push((column.metric, column.values[*cursor]));
-                    *cursor += 1;
-                }
-            }
-            if step < self.from {
-                continue;
-            }
-            if step > self.to {
-                self.done = true;
-                return Ok(None);
-            }
-            return Ok(Some(RowRef { step, points: &self.points, names: &self.names }));
-        }
-    }
-
-    fn load_next_block(&mut self) -> Result<bool> {
-        let Some(entry) = self.blocks.next() else { return Ok(false) };
-        let (key, bytes) = entry.at(&self.path)?;
-        let header = block::decode(bytes.value(), &mut self.block).at(&self.path)?;
-        if header.first_step != key.value() {
-            return Err(Error::corrupt(&self.path, "a block's key differs from its first step"));
-        }
-        if header.first_step > self.to {
-            return Ok(false);
-        }
-        let known = self.names.len();
-        if self.block.columns().iter().any(|column| column.metric as usize >= known) {
-            return Err(Error::corrupt(&self.path, "a block names an unknown metric"));
-        }
-        self.cursors.clear();
-        self.cursors.resize(self.block.columns().len(), 0);
-        self.rows_in_block = header.rows;
-        self.next_row = 0;
-        Ok(true)
-    }
-}
-
-impl Iterator for History {
-    type Item = Result<Row>;
-
-    fn next(&mut self) -> Option<Result<Row>> {
-        self.next_row().map(|row| row.map(|row| row.to_row())).transpose()
-    }
-}
-
-/// Streams one metric's `(step, value)` points (see [`RunReader::series`]).
-pub struct Series {
-    path: PathBuf,
-    metric: Option<u32>,
-    blocks: BlockRange,
-    steps: Vec<u64>,
-    values: Vec<f64>,
-    buffer: Vec<(u64, f64)>,
-    next: usize,
-    from: u64,
-    to: u64,
-}
-
-impl Series {
-    fn refill(&mut self) -> Result<bool> {
-        let Some(metric) = self.metric else { return Ok(false) };
-        loop {
-            let Some(entry) = self.blocks.next() else { return Ok(false) };
-            let (_, bytes) = entry.at(&self.path)?;
-            self.buffer.clear();
-            self.next = 0;
-            let header =
-                block::decode_metric(bytes.value(), metric, &mut self.steps, &mut self.values, &mut self.buffer)
-                    .at(&self.path)?;
-            if header.first_step > self.to {
-                return Ok(false);
-            }
-            let (from, to) = (self.from, self.to);
-            if header.first_step < from || header.last_step > to {
-                self.buffer.retain(|&(step, _)| step >= from && step <= to);
-            }
-            if !self.buffer.is_empty() {
-                return Ok(true);
-            }
-        }
-    }
-}
-
-impl Iterator for Series {
-    type Item = Result<(u64, f64)>;
-
-    fn next(&mut self) -> Option<Result<(u64, f64)>> {
-        if self.next == self.buffer.len() {
-            match self.refill() {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.metric = None;
-                    return None;
-                }
-                Err(error) => {
-                    self.metric = None;
-                    return Some(Err(error));
-                }
-            }
-        }
-        let point = self.buffer[self.next];
-        self.next += 1;
-        Some(Ok(point))
     }
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::batch::RowBatch;
+use crate::format::block::BlockSize;
 use crate::interner::Interner;
 use crate::lock::RunLock;
 use crate::options::Durability;
-use crate::state::RunState;
+use crate::signals;
+use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
 use crate::writer::{Ending, Extras, Writer};
 
@@ -48,7 +50,7 @@ pub struct Run {
     last_step: Option<u64>,
     durability: Durability,
     flush_rows: usize,
-    preempting: bool,
+    signal_listener: Option<Arc<dyn signals::Listener>>,
     resumed: bool,
     attempt: u32,
     warnings: Vec<String>,
@@ -68,6 +70,21 @@ struct Shared {
     slot: Mutex<Slot>,
     failure: Mutex<Option<Error>>,
     failed: AtomicBool,
+    /// Marked preempting (by `mark_preempting` or a signal).
+    preempting: AtomicBool,
+    /// A signal asked the training loop to stop.
+    stop: AtomicBool,
+}
+
+impl signals::Listener for Shared {
+    fn on_signal(&self) {
+        // Marked before the loop can see the flag, so that its `finish` ends the run preempted.
+        self.preempting.store(true, Ordering::SeqCst);
+        if let Err(error) = self.flush(Some(Ending { state: RunState::Preempting, exit_code: None }), false) {
+            self.record_failure(error);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -191,8 +208,21 @@ pub(crate) struct RunParts {
 
 impl Run {
     pub(crate) fn start(parts: RunParts) -> Result<Run> {
-        let RunParts { id, writer, names, lock, durability, flush_rows, flush_interval, resumed, warnings, pointer } =
-            parts;
+        let RunParts {
+            id,
+            mut writer,
+            names,
+            lock,
+            durability,
+            flush_rows,
+            flush_interval,
+            resumed,
+            warnings,
+            pointer,
+        } = parts;
+        if durability == Durability::EveryLog {
+            writer.set_block_size(BlockSize::Small);
+        }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
         let attempt = writer.attempt();
@@ -204,6 +234,8 @@ impl Run {
             slot: Mutex::new(Slot { writer: Some(writer), spare: RowBatch::default() }),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
+            preempting: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
         });
         let flusher = match durability {
             Durability::EveryLog => None,
@@ -226,7 +258,7 @@ impl Run {
             last_step,
             durability,
             flush_rows,
-            preempting: false,
+            signal_listener: None,
             resumed,
             attempt,
             warnings,
@@ -338,8 +370,7 @@ impl Run {
         if let Some(error) = self.shared.take_failure() {
             return Err(error);
         }
-        let lowest = self.last_step.unwrap_or(self.next_step);
-        if step < lowest {
+        if step < self.next_step && Some(step) != self.last_step {
             return Err(Error::StepRegression { id: self.id.clone(), requested: step, next: self.next_step });
         }
         if step == u64::MAX {
@@ -370,7 +401,11 @@ impl Run {
             pending.rows.push_row(step, &self.points);
             let rows = pending.rows.rows();
             if rows >= self.flush_rows && self.flusher.is_some() {
-                self.shared.wake.notify_one();
+                // Wake the flusher once, as the buffer reaches the mark; while it commits, it
+                // sees the full buffer without being woken again (a wake is a syscall).
+                if rows == self.flush_rows {
+                    self.shared.wake.notify_one();
+                }
                 while pending.rows.rows() >= self.flush_rows * MAX_PENDING_FLUSHES
                     && !self.shared.failed.load(Ordering::Acquire)
                 {
@@ -409,6 +444,39 @@ impl Run {
         pending.new_names.extend(self.interner.added().map(str::to_string));
         pending.summary_sets.push((id, value));
         Ok(())
+    }
+
+    /// Rewinds the run to `step`, as [`crate::RunOptions::resume_from`] does at `init`: flushes,
+    /// moves the rows after `step` into an archived branch, and makes `step + 1` the next step.
+    /// For training code that decides which checkpoint to restart from after `init`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BeyondHistory`] for a step after the last logged one,
+    /// [`Error::RewindBeforeFork`] below a fork's fork step, and the errors of [`Run::flush`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+    /// for step in 0..20 {
+    ///     run.log([("loss", step as f64)])?;
+    /// }
+    /// let branch = run.rewind(9)?.expect("rows 10..=19 archived");
+    /// assert_eq!((branch.rows, branch.by_attempt), (10, 1));
+    /// assert_eq!(run.step(), 10);
+    /// run.log([("loss", -1.0)])?; // step 10 again, on the new branch
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rewind(&mut self, step: u64) -> Result<Option<Branch>> {
+        self.flush()?;
+        let mut slot = lock(&self.shared.slot);
+        let Some(writer) = slot.writer.as_mut() else { return Ok(None) };
+        let attempt = writer.attempt();
+        let branch = writer.rewind(&self.id, step, attempt)?;
+        self.next_step = writer.next_step();
+        self.last_step = writer.last_step();
+        Ok(branch.map(|(id, record)| Branch::from_record(id, record)))
     }
 
     /// Commits every buffered row now, durably, and returns when they are on disk.
@@ -460,8 +528,47 @@ impl Run {
             return Err(error);
         }
         self.shared.flush(Some(Ending { state: RunState::Preempting, exit_code: None }), false)?;
-        self.preempting = true;
+        self.shared.preempting.store(true, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Opts in to SIGTERM and SIGINT handling for this run: when one arrives, the run is
+    /// flushed and marked preempting (on a runstore thread) and [`Run::should_stop`] turns
+    /// true, so that the training loop can save a checkpoint and exit — with a non-zero code, so
+    /// that a sweep agent or SLURM requeues it. A second signal terminates the process at once.
+    /// Nothing is installed unless this is called; the handling ends with the run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the handlers cannot be installed.
+    ///
+    /// ```no_run
+    /// # let store = runstore::Store::from_env()?;
+    /// let mut run = store.init(runstore::RunOptions::new())?;
+    /// run.stop_on_signals()?;
+    /// while !run.should_stop() {
+    ///     // train one step, log it
+    /// #   break;
+    /// }
+    /// // save a checkpoint here
+    /// let code = if run.should_stop() { 143 } else { 0 };
+    /// run.finish(code)?;
+    /// # Ok::<(), runstore::Error>(())
+    /// ```
+    pub fn stop_on_signals(&mut self) -> Result<()> {
+        if self.signal_listener.is_none() {
+            let listener: Arc<dyn signals::Listener> = self.shared.clone();
+            signals::listen(&listener)?;
+            self.signal_listener = Some(listener);
+        }
+        Ok(())
+    }
+
+    /// Whether SIGTERM or SIGINT arrived since [`Run::stop_on_signals`]: time to checkpoint and
+    /// exit. The run is already flushed and marked preempting.
+    #[must_use]
+    pub fn should_stop(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
     }
 
     /// Ends this attempt: flushes, records `finished` for exit code 0, otherwise `failed` (or
@@ -484,7 +591,7 @@ impl Run {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn finish(mut self, exit_code: i32) -> Result<()> {
-        let state = match (exit_code, self.preempting) {
+        let state = match (exit_code, self.shared.preempting.load(Ordering::SeqCst)) {
             (0, _) => RunState::Finished,
             (_, true) => RunState::Preempted,
             (_, false) => RunState::Failed,
@@ -524,6 +631,9 @@ impl Run {
 
     fn close(&mut self, ending: Ending, clear_pointer: bool) -> Result<()> {
         self.closed = true;
+        if let Some(listener) = self.signal_listener.take() {
+            signals::unlisten(&listener);
+        }
         if let Some(handle) = self.flusher.take() {
             lock(&self.shared.pending).shutdown = true;
             self.shared.wake.notify_all();
@@ -533,7 +643,12 @@ impl Run {
         let earlier = self.shared.take_failure();
         let result = self.shared.flush(Some(ending), true);
         // Close the database before the lock goes, so that the next writer can open it.
-        drop(lock(&self.shared.slot).writer.take());
+        let writer = lock(&self.shared.slot).writer.take();
+        if let Some(writer) = writer
+            && result.is_ok()
+        {
+            writer.compact();
+        }
         if result.is_ok()
             && clear_pointer
             && ending.state == RunState::Finished
@@ -550,7 +665,8 @@ impl Run {
 impl Drop for Run {
     fn drop(&mut self) {
         if !self.closed {
-            let state = if self.preempting { RunState::Preempted } else { RunState::Failed };
+            let state =
+                if self.shared.preempting.load(Ordering::SeqCst) { RunState::Preempted } else { RunState::Failed };
             // Nobody is left to report an error to; the rows flushed before stay intact.
             let _ = self.close(Ending { state, exit_code: None }, false);
         }

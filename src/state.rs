@@ -274,6 +274,49 @@ pub struct RunInfo {
     pub updated_at: SystemTime,
     /// How many attempts (sessions) the run has had.
     pub attempts: u32,
+    /// How many archived branches (rewinds that moved rows) the run has.
+    pub branches: u32,
+    /// For a fork: the parent run and the step it was forked at.
+    pub forked_from: Option<(String, u64)>,
+}
+
+/// An archived branch: the rows one rewind moved out of the live history. Readable with
+/// [`crate::RunReader::branch_history`]; never deleted implicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Branch {
+    /// The branch id: 0 for the run's first rewind, then 1, 2, …
+    pub id: u32,
+    /// When the rewind happened.
+    pub created_at: SystemTime,
+    /// The step the run was rewound to; the branch holds the rows after it.
+    pub rewound_to: u64,
+    /// The branch's first step.
+    pub first_step: u64,
+    /// The branch's last step.
+    pub last_step: u64,
+    /// Rows in the branch.
+    pub rows: u64,
+    /// The attempt that rewound the run; 0 when rewound from outside any attempt
+    /// ([`crate::Store::rewind`]).
+    pub by_attempt: u32,
+    /// The attempts that logged the branch's steps.
+    pub attempts: Vec<u32>,
+}
+
+impl Branch {
+    pub(crate) fn from_record(id: u32, record: crate::format::records::BranchRecord) -> Branch {
+        Branch {
+            id,
+            created_at: crate::sys::from_ms(record.created_at_ms),
+            rewound_to: record.rewound_to,
+            first_step: record.first_step,
+            last_step: record.last_step,
+            rows: record.rows,
+            by_attempt: record.by_attempt,
+            attempts: record.attempts,
+        }
+    }
 }
 
 pub(crate) fn duration_ms(duration: Duration) -> u64 {

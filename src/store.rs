@@ -14,22 +14,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 use crate::format::STORE_FORMAT_VERSION;
-use crate::format::records::{AttemptRecord, RunRecord};
+use crate::format::records::{AttemptRecord, ForkOrigin, RunRecord};
 use crate::id::{generate_run_id, validate_run_id};
 use crate::lock::RunLock;
 use crate::options::{ENV_DIR, Resume, RunOptions};
 use crate::reader::RunReader;
 use crate::resume::{Action, Request, Snapshot, decide};
 use crate::run::{Run, RunParts};
-use crate::state::RunInfo;
+use crate::state::{Branch, RunInfo};
 use crate::sys;
-use crate::writer::{Writer, sync_dir};
+use crate::writer::{ForkSeed, Writer, sync_dir};
 
 const MARKER: &str = "FORMAT";
 const RUNS: &str = "runs";
 const AUTO: &str = "auto";
-const DATABASE: &str = "run.redb";
-const LOCK: &str = "lock";
+pub(crate) const DATABASE: &str = "run.redb";
+pub(crate) const LOCK: &str = "lock";
 
 /// The default store directory, relative to the working directory.
 pub const DEFAULT_DIR: &str = ".runstore";
@@ -219,7 +219,7 @@ impl Store {
         if !path.is_file() {
             return Err(Error::RunNotFound { id: id.to_string() });
         }
-        RunReader::open(id, &path, &self.lock_path(id))
+        RunReader::open(id, &path, &self.lock_path(id), &self.root.join(RUNS))
     }
 
     /// Starts or resumes a run, as the options (then the environment) ask; see [`Resume`].
@@ -264,6 +264,9 @@ impl Store {
         let request = Request { id: options.id.as_deref(), policy: options.resume, pointer: pointer_target.as_deref() };
 
         // Refuse what is certain to be refused before creating anything.
+        if request.id.is_none() && request.policy == Some(Resume::Must) {
+            return Err(Error::RunIdRequired);
+        }
         if let Some(id) = request.id {
             let exists = self.database_path(id).is_file();
             match request.policy {
@@ -272,6 +275,10 @@ impl Store {
                 _ => {}
             }
         }
+        let fork = match &options.fork {
+            Some((source, at)) => Some(self.fork_seed(source, *at)?),
+            None => None,
+        };
         self.create()?;
 
         let mut target = match request.target() {
@@ -285,22 +292,16 @@ impl Store {
             _ => None,
         };
         let decision = decide(&request, snapshot.as_ref())?;
-        let attempt = |first_step| AttemptRecord {
-            started_at_ms: sys::now_ms(),
-            host: sys::hostname(),
-            pid: std::process::id(),
-            first_step,
-            ended_at_ms: None,
-            last_step: None,
-            outcome: None,
-            exit_code: None,
-        };
         let (id, lock, writer, resumed) = match decision.action {
             Action::Resume { next_step } => {
                 let Some((id, lock, Some(mut writer))) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
-                writer.begin_attempt(&attempt(next_step), |record| update_record(record, &options, config))?;
+                writer.begin_attempt(&new_attempt(next_step), |record| update_record(record, &options, config))?;
+                if let Some(step) = options.resume_from {
+                    let attempt = writer.attempt();
+                    writer.rewind(&id, step, attempt)?;
+                }
                 (id, lock, writer, true)
             }
             Action::Create => {
@@ -309,16 +310,10 @@ impl Store {
                     // No explicit id (the auto pointer's run is finished or gone): a fresh one.
                     _ => self.claim_new_id()?,
                 };
-                let record = RunRecord {
-                    id: id.clone(),
-                    project: options.project.clone(),
-                    name: options.name.clone(),
-                    tags: dedupe(options.tags.clone()),
-                    notes: options.notes.clone(),
-                    config: config.unwrap_or_default(),
-                    created_at_ms: sys::now_ms(),
-                };
-                let writer = Writer::create(&self.database_path(&id), &record, &attempt(0))?;
+                if let Some(requested) = options.resume_from {
+                    return Err(Error::BeyondHistory { id, requested, last: None });
+                }
+                let writer = self.create_run(&id, &options, config, fork)?;
                 (id, lock, writer, false)
             }
         };
@@ -340,6 +335,119 @@ impl Store {
             warnings: decision.warning.into_iter().collect(),
             pointer,
         })
+    }
+
+    /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given.
+    fn create_run(
+        &self,
+        id: &str,
+        options: &RunOptions,
+        config: Option<serde_json::Map<String, serde_json::Value>>,
+        fork: Option<(ForkOrigin, ForkSeed, RunInfo)>,
+    ) -> Result<Writer> {
+        let mut record = RunRecord {
+            id: id.to_string(),
+            project: options.project.clone(),
+            name: options.name.clone(),
+            tags: dedupe(options.tags.clone()),
+            notes: options.notes.clone(),
+            config: config.unwrap_or_default(),
+            created_at_ms: sys::now_ms(),
+            forked_from: None,
+        };
+        let seed = match fork {
+            Some((origin, seed, parent)) => {
+                let mut config = parent.config;
+                merge_objects(&mut config, std::mem::take(&mut record.config));
+                record.config = config;
+                if record.project.is_none() {
+                    record.project = parent.project;
+                }
+                record.forked_from = Some(origin);
+                Some(seed)
+            }
+            None => None,
+        };
+        let first_step = record.forked_from.as_ref().map_or(0, |origin| origin.step.saturating_add(1));
+        Writer::create(&self.database_path(id), &record, &new_attempt(first_step), seed.as_ref())
+    }
+
+    /// What a fork of `source` at `at` starts from; checked before anything is created.
+    fn fork_seed(&self, source: &str, at: u64) -> Result<(ForkOrigin, ForkSeed, RunInfo)> {
+        let parent = self.open_run(source)?;
+        let (origin, names, rows) = parent.fork_origin(at)?;
+        Ok((origin, ForkSeed { names, rows }, parent.info()?))
+    }
+
+    /// Rewinds run `id` to step `to` from outside any attempt, in any state but live: the rows
+    /// after `to` become an archived branch, the next step becomes `to + 1`, the summary is
+    /// recomputed from the live history, and the state is left as it was. Returns the new
+    /// branch, or `None` when no row is after `to`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RunLocked`] while a process writes the run, [`Error::BeyondHistory`] for a step
+    /// after the last logged one, [`Error::RewindBeforeFork`] below a fork's fork step,
+    /// [`Error::InvalidRunId`], [`Error::RunNotFound`], and storage errors.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use runstore::{RunOptions, Store};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let mut run = store.init(RunOptions::new().id("r"))?;
+    /// for step in 0..10 {
+    ///     run.log([("loss", step as f64)])?;
+    /// }
+    /// run.finish(0)?;
+    /// let branch = store.rewind("r", 6)?.expect("rows 7..=9 archived");
+    /// assert_eq!((branch.first_step, branch.last_step), (7, 9));
+    /// let info = store.open_run("r")?.info()?;
+    /// assert_eq!((info.next_step, info.rows, info.summary["loss"]), (7, 7, 6.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rewind(&self, id: &str, to: u64) -> Result<Option<Branch>> {
+        validate_run_id(id)?;
+        let path = self.database_path(id);
+        if !path.is_file() {
+            return Err(Error::RunNotFound { id: id.to_string() });
+        }
+        let _lock = RunLock::acquire(&self.lock_path(id), id)?;
+        let mut writer = Writer::open(&path)?;
+        Ok(writer.rewind(id, to, 0)?.map(|(branch, record)| Branch::from_record(branch, record)))
+    }
+
+    /// Creates run `options`' id (or a generated one) as a fork of run `source` at step `at`
+    /// and starts its first attempt: the same as `init(options.fork_of(source, at))`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::init`], and [`Error::RunNotFound`] for a missing source,
+    /// [`Error::BeyondHistory`] for a step after the source's last logged step.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use runstore::{RunOptions, Store};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let mut base = store.init(RunOptions::new().id("base").config(serde_json::json!({"lr": 0.1})))?;
+    /// for step in 0..100 {
+    ///     base.log([("loss", 1.0 / (1.0 + step as f64))])?;
+    /// }
+    /// base.finish(0)?;
+    ///
+    /// let mut fork = store.fork("base", 49, RunOptions::new().id("low-lr").config(serde_json::json!({"lr": 0.01})))?;
+    /// assert_eq!(fork.step(), 50);
+    /// fork.log([("loss", 0.01)])?;
+    /// fork.finish(0)?;
+    /// let info = store.open_run("low-lr")?.info()?;
+    /// assert_eq!(info.forked_from, Some(("base".to_string(), 49)));
+    /// assert_eq!(info.config["lr"], 0.01);
+    /// assert_eq!(store.open_run("low-lr")?.history(..)?.count(), 51);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fork(&self, source: &str, at: u64, options: RunOptions) -> Result<Run> {
+        self.init(options.fork_of(source, at))
     }
 
     /// Takes the lock of run `id` (creating its directory) and opens its database if it exists.
@@ -371,6 +479,20 @@ impl Store {
                 Err(error) => return Err(Error::io(&dir, error)),
             }
         }
+    }
+}
+
+/// The record of an attempt starting now, in this process, at `first_step`.
+fn new_attempt(first_step: u64) -> AttemptRecord {
+    AttemptRecord {
+        started_at_ms: sys::now_ms(),
+        host: sys::hostname(),
+        pid: std::process::id(),
+        first_step,
+        ended_at_ms: None,
+        last_step: None,
+        outcome: None,
+        exit_code: None,
     }
 }
 

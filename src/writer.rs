@@ -12,9 +12,9 @@ use redb::{
 
 use crate::error::{Context, Error, Result};
 use crate::format::batch::RowBatch;
-use crate::format::block::{self, BLOCK_ROWS, DecodedBlock, Encoder};
-use crate::format::records::{AttemptRecord, Progress, RunRecord, StateTag};
-use crate::format::tables::{ATTEMPTS, BLOCKS, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::format::block::{self, DecodedBlock, Encoder};
+use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
+use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
 use crate::format::{Corrupt, RUN_FORMAT_VERSION};
 use crate::state::RunState;
 use crate::sys;
@@ -48,11 +48,19 @@ pub(crate) struct Extras<'a> {
     pub(crate) close_attempt: bool,
 }
 
+/// What a fork starts from, computed from its parent's history by the store.
+pub(crate) struct ForkSeed {
+    pub(crate) names: Vec<String>,
+    pub(crate) rows: u64,
+}
+
 pub(crate) struct Writer {
     db: Database,
     path: PathBuf,
     progress: Progress,
-    summary: Vec<Option<f64>>,
+    /// Last logged value of each metric, by id (the `summary` of the progress record).
+    logged: Vec<Option<f64>>,
+    fork: Option<ForkOrigin>,
     names_stored: u32,
     attempt: u32,
     /// How the run stood before this attempt began (`None` for a new run).
@@ -60,28 +68,35 @@ pub(crate) struct Writer {
     encoder: Encoder,
     decoded: DecodedBlock,
     merged: RowBatch,
-    block_bytes: Vec<u8>,
 }
 
 impl Writer {
     /// Creates the database of a new run at `path`: written under a temporary name and renamed
     /// into place, so that a run either exists whole or not at all.
-    pub(crate) fn create(path: &Path, record: &RunRecord, attempt: &AttemptRecord) -> Result<Writer> {
+    pub(crate) fn create(
+        path: &Path,
+        record: &RunRecord,
+        attempt: &AttemptRecord,
+        seed: Option<&ForkSeed>,
+    ) -> Result<Writer> {
         let temporary = path.with_extension("redb.partial");
         match std::fs::remove_file(&temporary) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&temporary, error)),
             _ => {}
         }
         let db = builder().create(&temporary).at(&temporary)?;
+        let fork = record.forked_from.as_ref();
         let progress = Progress {
             state: RunState::Running.into(),
             exit_code: None,
-            next_step: 0,
-            last_step: None,
-            rows: 0,
+            next_step: fork.map_or(0, |fork| fork.step.saturating_add(1)),
+            last_step: fork.and_then(|fork| fork.inherited_last),
+            rows: seed.map_or(0, |seed| seed.rows),
             updated_at_ms: attempt.started_at_ms,
-            summary: Vec::new(),
+            summary: fork.map(|fork| fork.inherited_summary.clone()).unwrap_or_default(),
+            pinned: Vec::new(),
         };
+        let names = seed.map(|seed| seed.names.as_slice()).unwrap_or_default();
         let tx = begin(&db, &temporary)?;
         {
             let mut meta = tx.open_table(META).at(&temporary)?;
@@ -89,15 +104,21 @@ impl Writer {
             meta.insert(KEY_RUN, record.encode().as_slice()).at(&temporary)?;
             meta.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&temporary)?;
             tx.open_table(ATTEMPTS).at(&temporary)?.insert(1, attempt.encode().as_slice()).at(&temporary)?;
-            tx.open_table(METRICS).at(&temporary)?;
+            let mut metrics = tx.open_table(METRICS).at(&temporary)?;
+            for (id, name) in (0u32..).zip(names) {
+                metrics.insert(id, name.as_str()).at(&temporary)?;
+            }
             tx.open_table(BLOCKS).at(&temporary)?;
+            tx.open_table(BRANCHES).at(&temporary)?;
+            tx.open_table(ARCHIVE).at(&temporary)?;
         }
         tx.commit().at(&temporary)?;
         std::fs::rename(&temporary, path).at(path)?;
         if let Some(dir) = path.parent() {
             sync_dir(dir)?;
         }
-        Ok(Writer::from_parts(db, path, progress, Vec::new(), 0, 1))
+        let names_stored = u32::try_from(names.len()).unwrap_or(u32::MAX);
+        Writer::from_parts(db, path, progress, record.forked_from.clone(), names_stored, 1)
     }
 
     /// Opens an existing run database for writing (the caller holds the run's lock).
@@ -109,6 +130,8 @@ impl Writer {
         let progress =
             Progress::decode(meta.get(KEY_PROGRESS).at(path)?.ok_or(Corrupt("no progress record")).at(path)?.value())
                 .at(path)?;
+        let record = RunRecord::decode(meta.get(KEY_RUN).at(path)?.ok_or(Corrupt("no run record")).at(path)?.value())
+            .at(path)?;
         let names = u32::try_from(tx.open_table(METRICS).at(path)?.len().at(path)?)
             .map_err(|_| Error::corrupt(path, "too many metrics"))?;
         let attempt = match tx.open_table(ATTEMPTS).at(path)?.last().at(path)? {
@@ -117,35 +140,35 @@ impl Writer {
         };
         drop(meta);
         drop(tx);
-        let mut summary = vec![None; names as usize];
-        for &(id, value) in &progress.summary {
-            let slot = summary.get_mut(id as usize).ok_or(Corrupt("summary names an unknown metric")).at(path)?;
-            *slot = Some(value);
-        }
-        Ok(Writer::from_parts(db, path, progress, summary, names, attempt))
+        Writer::from_parts(db, path, progress, record.forked_from, names, attempt)
     }
 
     fn from_parts(
         db: Database,
         path: &Path,
         progress: Progress,
-        summary: Vec<Option<f64>>,
+        fork: Option<ForkOrigin>,
         names_stored: u32,
         attempt: u32,
-    ) -> Writer {
-        Writer {
+    ) -> Result<Writer> {
+        let mut logged = vec![None; names_stored as usize];
+        for &(id, value) in &progress.summary {
+            let slot = logged.get_mut(id as usize).ok_or(Corrupt("summary names an unknown metric")).at(path)?;
+            *slot = Some(value);
+        }
+        Ok(Writer {
             db,
             path: path.to_path_buf(),
             progress,
-            summary,
+            logged,
+            fork,
             names_stored,
             attempt,
             previous: None,
             encoder: Encoder::default(),
             decoded: DecodedBlock::default(),
             merged: RowBatch::default(),
-            block_bytes: Vec::new(),
-        }
+        })
     }
 
     /// The stored state, as last committed.
@@ -215,6 +238,21 @@ impl Writer {
         Ok(())
     }
 
+    /// Gives the file's free space back to the file system, at the end of an attempt: redb grows
+    /// a file by doubling, so a run's file can be twice its data until compacted.
+    ///
+    /// Compaction is skipped while another process reads the run, and its errors are ignored:
+    /// it is redb's own two-phase operation on data that is already durable, and the next
+    /// attempt's finish tries again.
+    pub(crate) fn compact(mut self) {
+        let _ = self.db.compact();
+    }
+
+    /// Sets the size of the blocks written from now on: small when every row is committed alone.
+    pub(crate) fn set_block_size(&mut self, size: block::BlockSize) {
+        self.encoder.set_size(size);
+    }
+
     /// How the run stood before this attempt began; `None` for a run this attempt created.
     pub(crate) fn previous(&self) -> Option<Ending> {
         self.previous
@@ -225,7 +263,7 @@ impl Writer {
     pub(crate) fn commit(&mut self, rows: &RowBatch, extras: &Extras<'_>) -> Result<()> {
         let path = self.path.clone();
         let mut progress = self.progress.clone();
-        let mut summary = self.summary.clone();
+        let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
         {
             if !extras.new_names.is_empty() {
@@ -234,26 +272,24 @@ impl Writer {
                     let id = self.names_stored + u32::try_from(offset).unwrap_or(u32::MAX);
                     metrics.insert(id, name.as_str()).at(&path)?;
                 }
-                summary.resize(summary.len() + extras.new_names.len(), None);
+                logged.resize(logged.len() + extras.new_names.len(), None);
             }
             if !rows.is_empty() {
                 self.store_rows(&tx, rows, &mut progress)?;
                 for (&metric, &value) in rows.metrics.iter().zip(&rows.values) {
-                    if let Some(slot) = summary.get_mut(metric as usize) {
+                    if let Some(slot) = logged.get_mut(metric as usize) {
                         *slot = Some(value);
                     }
                 }
-            }
-            for &(metric, value) in extras.summary_sets {
-                if let Some(slot) = summary.get_mut(metric as usize) {
-                    *slot = Some(value);
+                if !progress.pinned.is_empty() {
+                    progress.pinned.retain(|(metric, _)| !rows.metrics.contains(metric));
                 }
             }
-            progress.summary = summary
-                .iter()
-                .enumerate()
-                .filter_map(|(id, value)| Some((u32::try_from(id).ok()?, (*value)?)))
-                .collect();
+            for &(metric, value) in extras.summary_sets {
+                progress.pinned.retain(|(pinned, _)| *pinned != metric);
+                progress.pinned.push((metric, value));
+            }
+            progress.summary = summary_of(&logged);
             progress.updated_at_ms = sys::now_ms();
             if let Some(ending) = extras.state {
                 progress.state = ending.state.into();
@@ -274,7 +310,7 @@ impl Writer {
         }
         tx.commit().at(&path)?;
         self.progress = progress;
-        self.summary = summary;
+        self.logged = logged;
         self.names_stored += u32::try_from(extras.new_names.len()).unwrap_or(u32::MAX);
         Ok(())
     }
@@ -285,36 +321,196 @@ impl Writer {
         let path = &self.path;
         let mut blocks = tx.open_table(BLOCKS).at(path)?;
         let first_new = rows.first_step().unwrap_or_default();
-        let mut source = rows;
-        let mut merged_rows = 0;
+        let mut start = 0;
+        let mut added = rows.rows() as u64;
         let last = blocks.last().at(path)?.map(|(key, value)| (key.value(), value.value().to_vec()));
         if let Some((key, bytes)) = last {
             let header = block::header(&bytes).at(path)?;
-            if header.rows < BLOCK_ROWS || header.last_step == first_new {
+            if bytes.len() < self.encoder.size().top_up_below() || header.last_step == first_new {
                 block::decode(&bytes, &mut self.decoded).at(path)?;
                 self.merged.clear();
                 self.decoded.append_to(&mut self.merged);
-                self.merged.append(rows);
+                let want = self.encoder.target_rows().max(header.rows);
+                while start < rows.rows()
+                    && (self.merged.rows() < want || self.merged.last_step() == Some(rows.steps[start]))
+                {
+                    let (step, metrics, values) = rows.row(start);
+                    self.merged.push_points(step, metrics, values);
+                    start += 1;
+                }
+                added = added - start as u64 + (self.merged.rows() - header.rows) as u64;
                 blocks.remove(key).at(path)?;
-                source = &self.merged;
-                merged_rows = header.rows;
+                let merged = &self.merged;
+                self.encoder
+                    .encode_blocks(merged, 0..merged.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
+                    .at(path)?;
             }
         }
-        let mut start = 0;
-        while start < source.rows() {
-            let end = (start + BLOCK_ROWS).min(source.rows());
-            self.block_bytes.clear();
-            self.encoder.encode(source, start..end, &mut self.block_bytes);
-            blocks.insert(source.steps[start], self.block_bytes.as_slice()).at(path)?;
-            start = end;
-        }
-        let added = (source.rows() - merged_rows) as u64;
-        let last_step = source.last_step().unwrap_or_default();
+        self.encoder
+            .encode_blocks(rows, start..rows.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
+            .at(path)?;
+        let last_step = rows.last_step().unwrap_or_default();
         progress.rows += added;
         progress.last_step = Some(last_step);
         progress.next_step = progress.next_step.max(last_step.saturating_add(1));
         Ok(())
     }
+}
+
+impl Writer {
+    /// Moves the rows after step `to` out of the live history into a new archived branch, in one
+    /// transaction: the blocks after `to` are moved as they are, only the block holding `to` is
+    /// re-encoded, so the cost grows with the rows archived, not with the history. The step
+    /// counter becomes `to + 1` and the summary is recomputed from the live history.
+    ///
+    /// Returns the new branch's id and record, or `None` when no row is after `to`.
+    pub(crate) fn rewind(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+        let path = self.path.clone();
+        let last = self.progress.last_step;
+        match last {
+            Some(last) if to < last => {}
+            Some(last) if to == last => return Ok(None),
+            _ => return Err(Error::BeyondHistory { id: id.to_string(), requested: to, last }),
+        }
+        if let Some(fork) = self.fork.as_ref().filter(|fork| to < fork.step) {
+            return Err(Error::RewindBeforeFork {
+                id: id.to_string(),
+                requested: to,
+                parent: fork.run.clone(),
+                fork_step: fork.step,
+            });
+        }
+        let mut progress = self.progress.clone();
+        let mut logged = self.logged.clone();
+        let tx = begin(&self.db, &path)?;
+        let branch = {
+            let mut blocks = tx.open_table(BLOCKS).at(&path)?;
+            let mut archive = tx.open_table(ARCHIVE).at(&path)?;
+            let mut branches = tx.open_table(BRANCHES).at(&path)?;
+            let branch_id = match branches.last().at(&path)? {
+                Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many branches")).at(&path)?,
+                None => 0,
+            };
+            let mut moved = 0u64;
+            let mut first_archived = None;
+            // The block holding `to` is split: its head stays live, its tail is archived.
+            let straddling = blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)?;
+            let straddling = straddling.map(|(key, bytes)| (key.value(), bytes.value().to_vec()));
+            if let Some((key, bytes)) = straddling
+                && block::header(&bytes).at(&path)?.last_step > to
+            {
+                block::decode(&bytes, &mut self.decoded).at(&path)?;
+                self.merged.clear();
+                self.decoded.append_to(&mut self.merged);
+                let tail = self.merged.split_after(to);
+                blocks.remove(key).at(&path)?;
+                let head = &self.merged;
+                self.encoder
+                    .encode_blocks(head, 0..head.rows(), |first, b| blocks.insert(first, b).map(drop))
+                    .at(&path)?;
+                self.encoder
+                    .encode_blocks(&tail, 0..tail.rows(), |first, b| archive.insert((branch_id, first), b).map(drop))
+                    .at(&path)?;
+                moved += tail.rows() as u64;
+                first_archived = tail.first_step();
+            }
+            let after: Vec<(u64, Vec<u8>)> = blocks
+                .range(to.saturating_add(1)..)
+                .at(&path)?
+                .map(|entry| entry.map(|(key, bytes)| (key.value(), bytes.value().to_vec())))
+                .collect::<std::result::Result<_, _>>()
+                .at(&path)?;
+            for (key, bytes) in after {
+                moved += block::header(&bytes).at(&path)?.rows as u64;
+                first_archived.get_or_insert(key);
+                archive.insert((branch_id, key), bytes.as_slice()).at(&path)?;
+                blocks.remove(key).at(&path)?;
+            }
+            let last_archived = last.unwrap_or(to);
+            let first_archived = first_archived.unwrap_or(last_archived);
+            progress.last_step = match blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)? {
+                Some((_, bytes)) => Some(block::header(bytes.value()).at(&path)?.last_step),
+                None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
+            };
+            progress.next_step = to.saturating_add(1);
+            progress.rows = progress.rows.saturating_sub(moved);
+            progress.updated_at_ms = sys::now_ms();
+            self.recompute_summary(&blocks, to, &mut logged)?;
+            progress.summary = summary_of(&logged);
+
+            let attempts = tx.open_table(ATTEMPTS).at(&path)?;
+            let mut overlapping = Vec::new();
+            for entry in attempts.iter().at(&path)? {
+                let (number, bytes) = entry.at(&path)?;
+                let attempt = AttemptRecord::decode(bytes.value()).at(&path)?;
+                if attempt.first_step <= last_archived && attempt.last_step.unwrap_or(u64::MAX) >= first_archived {
+                    overlapping.push(number.value());
+                }
+            }
+            let record = BranchRecord {
+                created_at_ms: progress.updated_at_ms,
+                rewound_to: to,
+                first_step: first_archived,
+                last_step: last_archived,
+                rows: moved,
+                by_attempt,
+                attempts: overlapping,
+            };
+            branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
+            tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
+            (branch_id, record)
+        };
+        tx.commit().at(&path)?;
+        self.progress = progress;
+        self.logged = logged;
+        Ok(Some(branch))
+    }
+
+    /// Sets each metric's summary to its last value at or before `to` in the live history: the
+    /// blocks are visited backwards, reading column headers only, until every metric is found;
+    /// a fork falls back to the values it inherited.
+    fn recompute_summary(
+        &mut self,
+        blocks: &redb::Table<u64, &[u8]>,
+        to: u64,
+        logged: &mut [Option<f64>],
+    ) -> Result<()> {
+        let path = &self.path;
+        let mut missing: Vec<u32> =
+            (0u32..).zip(logged.iter()).filter(|(_, value)| value.is_some()).map(|(id, _)| id).collect();
+        logged.fill(None);
+        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for entry in blocks.range(..=to).at(path)?.rev() {
+            if missing.is_empty() {
+                break;
+            }
+            let (_, bytes) = entry.at(path)?;
+            block::metric_ids(bytes.value(), &mut ids).at(path)?;
+            let wanted: Vec<u32> = ids.iter().copied().filter(|id| missing.contains(id)).collect();
+            for metric in wanted {
+                points.clear();
+                block::decode_metric(bytes.value(), metric, &mut steps, &mut values, &mut points).at(path)?;
+                if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| *step <= to) {
+                    logged[metric as usize] = Some(value);
+                    missing.retain(|id| *id != metric);
+                }
+            }
+        }
+        if let Some(fork) = &self.fork {
+            for &(metric, value) in &fork.inherited_summary {
+                if missing.contains(&metric)
+                    && let Some(slot) = logged.get_mut(metric as usize)
+                {
+                    *slot = Some(value);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn summary_of(logged: &[Option<f64>]) -> Vec<(u32, f64)> {
+    (0u32..).zip(logged).filter_map(|(id, value)| Some((id, (*value)?))).collect()
 }
 
 fn begin(db: &Database, path: &Path) -> Result<WriteTransaction> {

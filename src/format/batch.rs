@@ -56,6 +56,12 @@ impl RowBatch {
             self.metrics.push(metric);
             self.values.push(value);
         }
+        self.close_row(step);
+    }
+
+    /// Ends the row whose points were just pushed: a new row, or the last one extended.
+    #[inline]
+    fn close_row(&mut self, step: u64) {
         if self.last_step() == Some(step) {
             if let Some(end) = self.ends.last_mut() {
                 *end = self.metrics.len();
@@ -64,6 +70,29 @@ impl RowBatch {
             self.steps.push(step);
             self.ends.push(self.metrics.len());
         }
+    }
+
+    /// As [`RowBatch::push_row`], with the points as two slices.
+    pub(crate) fn push_points(&mut self, step: u64, metrics: &[u32], values: &[f64]) {
+        self.metrics.extend_from_slice(metrics);
+        self.values.extend_from_slice(values);
+        self.close_row(step);
+    }
+
+    /// Moves the rows after `step` into a new batch, keeping the rows at or before it.
+    pub(crate) fn split_after(&mut self, step: u64) -> RowBatch {
+        let keep = self.steps.partition_point(|&s| s <= step);
+        let points = if keep == 0 { 0 } else { self.ends[keep - 1] };
+        let mut tail = RowBatch::default();
+        for index in keep..self.rows() {
+            let (step, metrics, values) = self.row(index);
+            tail.push_points(step, metrics, values);
+        }
+        self.steps.truncate(keep);
+        self.ends.truncate(keep);
+        self.metrics.truncate(points);
+        self.values.truncate(points);
+        tail
     }
 
     /// The step and points of row `index`.
@@ -77,17 +106,7 @@ impl RowBatch {
     pub(crate) fn append(&mut self, other: &RowBatch) {
         for index in 0..other.rows() {
             let (step, metrics, values) = other.row(index);
-            let merge = self.last_step() == Some(step);
-            self.metrics.extend_from_slice(metrics);
-            self.values.extend_from_slice(values);
-            if merge {
-                if let Some(end) = self.ends.last_mut() {
-                    *end = self.metrics.len();
-                }
-            } else {
-                self.steps.push(step);
-                self.ends.push(self.metrics.len());
-            }
+            self.push_points(step, metrics, values);
         }
     }
 }
@@ -110,5 +129,9 @@ mod tests {
         batch.append(&tail);
         assert_eq!(batch.rows(), 3);
         assert_eq!(batch.row(1), (5, &[0, 2][..], &[3.0, 4.0][..]));
+        let tail = batch.split_after(3);
+        assert_eq!((batch.steps.clone(), batch.metrics.len()), (vec![3], 2));
+        assert_eq!(tail.steps, [5, 6]);
+        assert_eq!(tail.row(0), (5, &[0, 2][..], &[3.0, 4.0][..]));
     }
 }

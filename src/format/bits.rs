@@ -15,15 +15,12 @@ impl<'a> BitWriter<'a> {
         Self { out, acc: 0, pending: 0 }
     }
 
-    /// Writes the low `bits` bits of `value` (`bits` ≤ 64).
+    /// Writes `value` as `bits` bits (`bits` ≤ 64); `value` must fit in them.
     #[inline]
     pub(crate) fn write(&mut self, value: u64, bits: u32) {
         debug_assert!(bits <= 64);
-        if bits == 0 {
-            return;
-        }
-        let masked = if bits == 64 { value } else { value & ((1u64 << bits) - 1) };
-        self.acc = (self.acc << bits) | u128::from(masked);
+        debug_assert!(bits == 64 || value >> bits == 0);
+        self.acc = (self.acc << bits) | u128::from(value);
         self.pending += bits;
         if self.pending >= 64 {
             self.pending -= 64;
@@ -32,11 +29,6 @@ impl<'a> BitWriter<'a> {
             let word = (self.acc >> self.pending) as u64;
             self.out.extend_from_slice(&word.to_be_bytes());
         }
-    }
-
-    #[inline]
-    pub(crate) fn write_bit(&mut self, bit: bool) {
-        self.write(u64::from(bit), 1);
     }
 
     /// Pads the last byte with zero bits and writes it out.

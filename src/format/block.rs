@@ -14,9 +14,45 @@ use super::batch::RowBatch;
 use super::xor::{self, Predictor};
 use super::{ByteReader, Corrupt, put_varint};
 
-/// Rows per block that the writer aims for: big enough to amortise the redb entry, small enough
-/// that re-encoding the last block on a small flush stays cheap.
-pub(crate) const BLOCK_ROWS: usize = 4096;
+/// How big the encoder makes blocks. A block is one redb value, which redb stores in a page of a
+/// power-of-two size: a block just under a page keeps the rounding waste small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockSize {
+    /// About 60 KiB in a 64 KiB page: few entries, little waste, cheap top-ups at each flush.
+    Large,
+    /// About 3 KiB in a 4 KiB page: for a commit per row, where the last block is rewritten
+    /// (and synced) on every commit.
+    Small,
+}
+
+impl BlockSize {
+    /// The encoded size a block aims for.
+    fn target(self) -> usize {
+        match self {
+            BlockSize::Large => 60 << 10,
+            BlockSize::Small => 3 << 10,
+        }
+    }
+
+    /// The encoded size a block may not exceed (unless it is a single row): one page, with room
+    /// for redb's leaf header.
+    fn limit(self) -> usize {
+        match self {
+            BlockSize::Large => (64 << 10) - 512,
+            BlockSize::Small => (4 << 10) - 512,
+        }
+    }
+
+    /// A last block shorter than this is topped up with the next rows instead of starting a new
+    /// one.
+    pub(crate) fn top_up_below(self) -> usize {
+        self.target() * 7 / 8
+    }
+}
+
+/// Bounds on the rows per block the encoder picks.
+const MIN_TARGET_ROWS: usize = 4;
+const MAX_TARGET_ROWS: usize = 16_384;
 
 /// The most rows a decoder accepts in one block, a bound against hostile lengths.
 const MAX_ROWS: u64 = 1 << 20;
@@ -67,17 +103,102 @@ struct ColumnBuild {
 }
 
 /// Encodes blocks, reusing its scratch memory from one block to the next.
-#[derive(Default)]
 pub(crate) struct Encoder {
+    size: BlockSize,
+    /// Rows per block, adapted to the bytes per row seen so far.
+    target_rows: usize,
+    block: Vec<u8>,
     /// Column index + 1 for each metric id seen in the current block; 0 when absent.
     column_of: Vec<u32>,
     columns: Vec<ColumnBuild>,
     used: usize,
-    stream_a: Vec<u8>,
-    stream_b: Vec<u8>,
+    stream: Vec<u8>,
+}
+
+/// Picks the predictor that codes an evenly spread sample of the column in fewer bits.
+fn choose_predictor(values: &[f64]) -> Predictor {
+    const RUN: usize = 32;
+    if values.len() < 3 {
+        return Predictor::Previous;
+    }
+    let (mut previous, mut linear) = (0, 0);
+    // A few runs of consecutive values from across the column (predictors need neighbours).
+    let stride = (values.len() / 4).max(RUN);
+    for start in (0..values.len()).step_by(stride) {
+        let run = &values[start..(start + RUN).min(values.len())];
+        previous += xor::estimate_bits(run, Predictor::Previous);
+        linear += xor::estimate_bits(run, Predictor::Linear);
+    }
+    if linear < previous { Predictor::Linear } else { Predictor::Previous }
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            size: BlockSize::Large,
+            target_rows: 2048,
+            block: Vec::new(),
+            column_of: Vec::new(),
+            columns: Vec::new(),
+            used: 0,
+            stream: Vec::new(),
+        }
+    }
 }
 
 impl Encoder {
+    /// Sets the block size for the blocks encoded from now on.
+    pub(crate) fn set_size(&mut self, size: BlockSize) {
+        if size != self.size {
+            self.size = size;
+            self.target_rows = 64;
+        }
+    }
+
+    pub(crate) fn size(&self) -> BlockSize {
+        self.size
+    }
+
+    /// Rows per block the encoder aims for now.
+    pub(crate) fn target_rows(&self) -> usize {
+        self.target_rows
+    }
+
+    /// Encodes rows `range` of `batch` as blocks of about the target size and hands each to
+    /// `sink` with its first step.
+    pub(crate) fn encode_blocks<E>(
+        &mut self,
+        batch: &RowBatch,
+        range: std::ops::Range<usize>,
+        mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (target, limit) = (self.size.target(), self.size.limit());
+        let mut start = range.start;
+        let mut block = std::mem::take(&mut self.block);
+        while start < range.end {
+            let mut count = self.target_rows.min(range.end - start);
+            loop {
+                block.clear();
+                self.encode(batch, start..start + count, &mut block);
+                if block.len() <= limit || count == 1 {
+                    break;
+                }
+                count = (count * target / block.len()).clamp(1, count - 1);
+            }
+            if block.len() > target / 4 || count == self.target_rows {
+                self.target_rows = (count * target / block.len().max(1)).clamp(MIN_TARGET_ROWS, MAX_TARGET_ROWS);
+            }
+            let result = sink(batch.steps[start], &block);
+            if result.is_err() {
+                self.block = block;
+                return result;
+            }
+            start += count;
+        }
+        self.block = block;
+        Ok(())
+    }
+
     /// Encodes rows `range` of `batch` as one block appended to `out`.
     ///
     /// The range must be non-empty and its steps strictly increasing (a `RowBatch` guarantees it).
@@ -145,15 +266,10 @@ impl Encoder {
         put_varint(out, self.used as u64);
         for column in &self.columns[..self.used] {
             put_varint(out, u64::from(column.metric));
-            self.stream_a.clear();
-            self.stream_b.clear();
-            xor::encode(&column.values, Predictor::Previous, &mut self.stream_a);
-            xor::encode(&column.values, Predictor::Linear, &mut self.stream_b);
-            let (predictor, stream) = if self.stream_b.len() < self.stream_a.len() {
-                (Predictor::Linear, &self.stream_b)
-            } else {
-                (Predictor::Previous, &self.stream_a)
-            };
+            let predictor = choose_predictor(&column.values);
+            self.stream.clear();
+            xor::encode(&column.values, predictor, &mut self.stream);
+            let stream = &self.stream;
             let dense = column.rows.len() == rows;
             out.push(u8::from(!dense) | ((predictor as u8) << 1));
             if !dense {
@@ -307,6 +423,35 @@ pub(crate) fn decode(bytes: &[u8], out: &mut DecodedBlock) -> Result<BlockHeader
     }
     if !reader.is_empty() {
         return Err(Corrupt("block has trailing bytes"));
+    }
+    Ok(header)
+}
+
+/// Decodes the steps of a block only.
+pub(crate) fn decode_steps(bytes: &[u8], steps: &mut Vec<u64>) -> Result<BlockHeader, Corrupt> {
+    let mut reader = ByteReader::new(bytes);
+    let header = read_header(&mut reader)?;
+    read_steps(&mut reader, header, steps)?;
+    Ok(header)
+}
+
+/// The metric ids a block has columns for, read from the column headers alone.
+pub(crate) fn metric_ids(bytes: &[u8], out: &mut Vec<u32>) -> Result<BlockHeader, Corrupt> {
+    let mut reader = ByteReader::new(bytes);
+    let header = read_header(&mut reader)?;
+    match reader.byte()? {
+        0 => {}
+        1 => {
+            for _ in 1..header.rows {
+                reader.varint()?;
+            }
+        }
+        _ => return Err(Corrupt("unknown step mode")),
+    }
+    let columns = reader.varint_at_most(MAX_COLUMNS, "block has too many columns")?;
+    out.clear();
+    for _ in 0..columns {
+        out.push(read_column(&mut reader, header.rows)?.metric);
     }
     Ok(header)
 }

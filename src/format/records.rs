@@ -21,6 +21,51 @@ pub(crate) struct RunRecord {
     #[serde(default)]
     pub(crate) config: serde_json::Map<String, serde_json::Value>,
     pub(crate) created_at_ms: u64,
+    /// Set for a fork: where its history up to the fork step comes from.
+    #[serde(default)]
+    pub(crate) forked_from: Option<ForkOrigin>,
+}
+
+/// A fork reads its history up to `step` from its parent's database instead of copying it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ForkOrigin {
+    /// The parent run's id.
+    pub(crate) run: String,
+    /// The last inherited step.
+    pub(crate) step: u64,
+    /// How many archived branches the parent had at the fork: the parent's later rewinds are
+    /// undone when the fork reads its history (see `docs/design.md`).
+    pub(crate) parent_branches: u32,
+    /// The last inherited row's step, if any row is inherited.
+    pub(crate) inherited_last: Option<u64>,
+    /// Last values of the metrics at the fork step, by metric id (ids are the parent's: a
+    /// fork starts with a copy of its parent's metric names).
+    pub(crate) inherited_summary: Vec<(u32, f64)>,
+}
+
+/// An archived branch: rows a rewind moved out of the live history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct BranchRecord {
+    pub(crate) created_at_ms: u64,
+    /// The step the run was rewound to: the branch holds rows after it.
+    pub(crate) rewound_to: u64,
+    pub(crate) first_step: u64,
+    pub(crate) last_step: u64,
+    pub(crate) rows: u64,
+    /// The attempt that rewound the run (0 when done from outside any attempt).
+    pub(crate) by_attempt: u32,
+    /// The attempts whose steps the branch's rows fall in.
+    pub(crate) attempts: Vec<u32>,
+}
+
+impl BranchRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        postcard::from_bytes(bytes).map_err(|_| Corrupt("branch record does not decode"))
+    }
 }
 
 impl RunRecord {
@@ -80,8 +125,10 @@ pub(crate) struct Progress {
     /// Rows in the history.
     pub(crate) rows: u64,
     pub(crate) updated_at_ms: u64,
-    /// Last value of each metric (and values set with `set_summary`), by metric id.
+    /// Last logged value of each metric, by metric id.
     pub(crate) summary: Vec<(u32, f64)>,
+    /// Values set with `set_summary`, by metric id; logging the metric again removes one.
+    pub(crate) pinned: Vec<(u32, f64)>,
 }
 
 impl Progress {

@@ -14,6 +14,14 @@ pub(crate) const ATTEMPTS: TableDefinition<u32, &[u8]> = TableDefinition::new("a
 /// History blocks keyed by their first step; see [`super::block`].
 pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 
+/// Archived branches by id (0, 1, …): postcard [`super::records::BranchRecord`]s, one per rewind
+/// that moved rows out of the live history.
+pub(crate) const BRANCHES: TableDefinition<u32, &[u8]> = TableDefinition::new("branches");
+
+/// The blocks of archived branches, keyed by (branch id, first step); same encoding as
+/// [`BLOCKS`].
+pub(crate) const ARCHIVE: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("archive");
+
 /// The run format version, a little-endian `u32`.
 pub(crate) const KEY_FORMAT: &str = "format";
 

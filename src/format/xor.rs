@@ -44,36 +44,61 @@ impl Predictor {
 /// Appends the stream of `values` to `out`.
 pub(crate) fn encode(values: &[f64], predictor: Predictor, out: &mut Vec<u8>) {
     let Some((&first, rest)) = values.split_first() else { return };
+    out.reserve(values.len() * 6);
     let mut writer = BitWriter::new(out);
     writer.write(first.to_bits(), 64);
     let (mut prev2, mut prev) = (first, first);
-    let mut window: Option<(u32, u32)> = None;
+    // The current window as (leading zeros, meaningful length); (64, 0) before the first.
+    let (mut w_leading, mut w_len) = (64u32, 0u32);
     for &value in rest {
         let xor = value.to_bits() ^ predictor.predict(prev, prev2);
         prev2 = prev;
         prev = value;
         if xor == 0 {
-            writer.write_bit(false);
+            writer.write(0, 1);
             continue;
         }
         let leading = xor.leading_zeros().min(31);
         let trailing = xor.trailing_zeros();
-        match window {
-            Some((w_leading, w_len)) if leading >= w_leading && trailing >= 64 - w_leading - w_len => {
+        if leading >= w_leading && trailing >= 64 - w_leading - w_len {
+            // `10` and the bits inside the window, in one write when they fit.
+            let payload = xor >> (64 - w_leading - w_len);
+            if w_len <= 62 {
+                writer.write((0b10 << w_len) | payload, w_len + 2);
+            } else {
                 writer.write(0b10, 2);
-                writer.write(xor >> (64 - w_leading - w_len), w_len);
+                writer.write(payload, w_len);
             }
-            _ => {
-                let len = 64 - leading - trailing;
-                writer.write(0b11, 2);
-                writer.write(u64::from(leading), 5);
-                writer.write(u64::from(len & 63), 6);
-                writer.write(xor >> trailing, len);
-                window = Some((leading, len));
+        } else {
+            let len = 64 - leading - trailing;
+            let header = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(len & 63);
+            let payload = xor >> trailing;
+            if len <= 51 {
+                writer.write((header << len) | payload, len + 13);
+            } else {
+                writer.write(header, 13);
+                writer.write(payload, len);
             }
+            w_leading = leading;
+            w_len = len;
         }
     }
     writer.finish();
+}
+
+/// An estimate of the bits [`encode`] spends on `values` with `predictor` (meaningful bits of
+/// each XOR, ignoring window reuse): cheap enough to choose a predictor on a sample.
+pub(crate) fn estimate_bits(values: &[f64], predictor: Predictor) -> u64 {
+    let Some((&first, rest)) = values.split_first() else { return 0 };
+    let (mut prev2, mut prev) = (first, first);
+    let mut bits = 0u64;
+    for &value in rest {
+        let xor = value.to_bits() ^ predictor.predict(prev, prev2);
+        prev2 = prev;
+        prev = value;
+        bits += if xor == 0 { 1 } else { u64::from(64 - xor.leading_zeros() - xor.trailing_zeros()) + 2 };
+    }
+    bits
 }
 
 /// Decodes `count` values from `data`, appending them to `out`.

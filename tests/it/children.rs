@@ -31,6 +31,8 @@ pub fn variant(error: &runstore::Error) -> String {
 /// logs `TEST_ROWS` standard rows (forever with `TEST_END=forever`), flushing and reporting
 /// every `TEST_FLUSH_EVERY` rows, then ends as `TEST_END` says: `finish:<code>`, `exit:<code>`
 /// (the process exits without finishing), or `hold` (finish(0) once stdin closes).
+/// `TEST_SIGNALS=obey` opts in to signal handling and finishes with 143 once told to stop;
+/// `TEST_SIGNALS=ignore` opts in but keeps logging.
 #[test]
 #[ignore = "a child process of other tests"]
 fn writer() {
@@ -61,12 +63,23 @@ fn writer() {
         }
     };
     say(format!("init ok {} {} {} {}", run.id(), run.step(), run.attempt(), run.resumed()));
+    let signals = var("TEST_SIGNALS");
+    if signals.is_some() {
+        run.stop_on_signals().expect("signal handlers");
+        say("listening");
+    }
     let end = var("TEST_END").unwrap_or_else(|| "finish:0".into());
     let rows = if end == "forever" { u64::MAX } else { number("TEST_ROWS").unwrap_or(0) };
     let flush_every = number("TEST_FLUSH_EVERY").unwrap_or(0);
     let durable = var("TEST_DURABLE").is_some();
     let pause = number("TEST_PAUSE_US").map(Duration::from_micros);
     for _ in 0..rows {
+        if signals.as_deref() == Some("obey") && run.should_stop() {
+            say(format!("stopping at {}", run.step()));
+            run.finish(143).expect("finish");
+            say("finished");
+            return;
+        }
         let step = run.step();
         run.log(row(step)).expect("log");
         if durable {

@@ -6,9 +6,12 @@
 
 mod bad_input;
 mod children;
+mod cli;
 mod crash_recovery;
 mod history;
 mod live_reader;
 mod lock_contention;
+mod preemption;
 mod resume_policy;
+mod rewind_fork;
 mod support;

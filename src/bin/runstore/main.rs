@@ -1,3 +1,102 @@
-//! The `runstore` command line.
+//! The `runstore` command line: inspect, append to, follow, plot and export the runs of a store.
+//!
+//! One module per command; `exit` maps failures to exit codes, `output` formats times and
+//! numbers, `rows` writes history rows as csv, jsonl or a table.
 
-fn main() {}
+mod exit;
+mod export;
+mod history;
+mod log;
+mod ls;
+mod output;
+mod plot;
+mod rows;
+mod show;
+mod spark;
+mod svg;
+mod tail;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::TypedValueParser as _;
+use clap::{Parser, Subcommand};
+use runstore::{RunState, Store};
+
+use crate::exit::Failure;
+
+/// Inspect, append to, follow, plot and export the runs of a runstore store.
+#[derive(Debug, Parser)]
+#[command(name = "runstore", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "\
+Environment:
+  RUNSTORE_DIR      the store when --dir is not given (default ./.runstore)
+  RUNSTORE_RUN_ID   the run of `log` when no id is given
+  RUNSTORE_RESUME   the policy of `log` without --resume (default must)
+
+Exit codes:
+  0  success (also when stdout is closed early, as by `| head`)
+  1  any other error: I/O, a damaged or newer store, a store path that is a file
+  2  bad input: usage, invalid run id or metric name, bad KEY=VALUE, a bad
+     RUNSTORE_RESUME, a step behind the run's last step
+  3  the run does not exist
+  4  the run already exists (log --resume never)
+  5  the run is being written by another process
+
+Examples:
+  runstore ls
+  runstore show resnet-7
+  runstore log \"$RUN_ID\" eval/acc=0.93
+  runstore tail -f resnet-7
+  runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
+struct Cli {
+    #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Ls(ls::Args),
+    Show(show::Args),
+    History(history::Args),
+    Log(log::Args),
+    Tail(tail::Args),
+    Plot(plot::Args),
+    Export(export::Args),
+}
+
+/// Parses a run state, listing the states in `--help` and in the error.
+fn state_parser() -> impl clap::builder::TypedValueParser<Value = RunState> {
+    clap::builder::PossibleValuesParser::new(RunState::ALL.map(RunState::as_str))
+        .try_map(|text| text.parse::<RunState>())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.is_closed_stdout() => ExitCode::SUCCESS,
+        Err(failure) => {
+            output::warn(&failure.to_string());
+            ExitCode::from(failure.code())
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let store = match &cli.dir {
+        Some(dir) => Store::open(dir)?,
+        None => Store::from_env()?,
+    };
+    match &cli.command {
+        Command::Ls(args) => ls::run(&store, args),
+        Command::Show(args) => show::run(&store, args),
+        Command::History(args) => history::run(&store, args),
+        Command::Log(args) => log::run(&store, args),
+        Command::Tail(args) => tail::run(&store, args),
+        Command::Plot(args) => plot::run(&store, args),
+        Command::Export(args) => export::run(&store, args),
+    }
+}

@@ -1,0 +1,198 @@
+//! The standard workloads of `BENCHMARKS.md`, outside criterion: one JSON line per measurement.
+//!
+//! ```text
+//! cargo run --release --example bench -- --workload W1 --n 100000
+//! cargo run --release --example bench -- --workload all --n 1000000
+//! ```
+//!
+//! W1 log throughput and call latency, W2 resume time, W3 replay throughput, W4 bytes per point,
+//! W5 durable log calls against the fsync floor measured in the same run.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use runstore::{Durability, Resume, RunOptions, Store};
+
+/// The standard data: four metrics of step `i`.
+fn row(i: u64) -> [(&'static str, f64); 4] {
+    #[allow(clippy::cast_precision_loss)]
+    let x = i as f64;
+    let loss = 2.0 / (1.0 + 0.001 * x) + 0.01 * x.sin();
+    [
+        ("loss", loss),
+        ("acc", 1.0 - loss / 3.0),
+        ("lr", 1e-3 * (0.5 + 0.5 * (x / 997.0).cos())),
+        ("grad_norm", 0.5 + 0.25 * (x / 13.0).sin()),
+    ]
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn options() -> RunOptions {
+    RunOptions::new().ignore_environment().id("bench").resume(Resume::Allow)
+}
+
+/// W1 without per-call timing: points per second from before create to after finish.
+fn log_throughput(dir: &Path, n: u64) -> Result<f64, Error> {
+    let started = Instant::now();
+    let store = Store::open(dir)?;
+    let mut run = store.init(options())?;
+    for i in 0..n {
+        run.log(row(i))?;
+    }
+    run.finish(0)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// W1/W5 with per-call timing into a histogram (nanoseconds).
+fn log_latency(dir: &Path, n: u64, durability: Durability) -> Result<(Histogram<u64>, f64), Error> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
+    let started = Instant::now();
+    let store = Store::open(dir)?;
+    let mut run = store.init(options().durability(durability))?;
+    for i in 0..n {
+        let values = row(i);
+        let call = Instant::now();
+        run.log(values)?;
+        histogram.record(u64::try_from(call.elapsed().as_nanos()).unwrap_or(u64::MAX).max(1))?;
+    }
+    run.finish(0)?;
+    Ok((histogram, started.elapsed().as_secs_f64()))
+}
+
+fn latency_json(histogram: &Histogram<u64>) -> String {
+    format!(
+        r#"{{"p50_ns":{},"p99_ns":{},"p999_ns":{},"max_ns":{}}}"#,
+        histogram.value_at_quantile(0.5),
+        histogram.value_at_quantile(0.99),
+        histogram.value_at_quantile(0.999),
+        histogram.max()
+    )
+}
+
+/// W2: a cold handle resumes the run and logs one more row; median of `repeats`, milliseconds.
+fn resume_ms(dir: &Path, repeats: usize) -> Result<f64, Error> {
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let store = Store::open(dir)?;
+        let mut run = store.init(options())?;
+        let step = run.step();
+        run.log_at(step, row(step))?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        run.finish(0)?;
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// W3: a new reader streams every point in step order; returns (points, seconds).
+fn replay(dir: &Path) -> Result<(u64, f64), Error> {
+    let started = Instant::now();
+    let store = Store::open(dir)?;
+    let reader = store.open_run("bench")?;
+    let mut history = reader.history(..)?;
+    let mut points = 0u64;
+    let mut checksum = 0u64;
+    while let Some(row) = history.next_row()? {
+        points += row.points().len() as u64;
+        checksum = checksum.wrapping_add(row.step());
+    }
+    std::hint::black_box(checksum);
+    Ok((points, started.elapsed().as_secs_f64()))
+}
+
+/// W4: apparent bytes of every file under `dir` (as `du -sb`).
+fn disk_bytes(dir: &Path) -> Result<u64, Error> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { disk_bytes(&entry.path())? + meta.len() } else { meta.len() };
+    }
+    Ok(total)
+}
+
+/// The fsync floor: one small write + fsync, median of `count`, nanoseconds.
+fn fsync_floor_ns(dir: &Path, count: usize) -> Result<u64, Error> {
+    let mut file = std::fs::File::create(dir.join("fsync-floor"))?;
+    let mut times = Vec::with_capacity(count);
+    for i in 0..count {
+        let started = Instant::now();
+        file.write_all(&(i as u64).to_le_bytes())?;
+        file.sync_all()?;
+        times.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+    times.sort_unstable();
+    Ok(times[count / 2])
+}
+
+fn main() -> Result<(), Error> {
+    let mut workload = "all".to_string();
+    let mut n: u64 = 100_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--workload" => workload = args.next().ok_or("--workload needs a value")?.to_uppercase(),
+            "--n" => n = args.next().ok_or("--n needs a value")?.parse()?,
+            "--bench" => {} // passed by `cargo bench`
+            other => return Err(format!("unknown argument {other:?}; use --workload W1..W5|all --n N").into()),
+        }
+    }
+    let all = workload == "ALL";
+    let points = 4 * n;
+    #[allow(clippy::cast_precision_loss)]
+    let per_second = |seconds: f64| points as f64 / seconds;
+
+    if all || workload == "W1" {
+        let dir = tempfile::tempdir()?;
+        let seconds = log_throughput(dir.path(), n)?;
+        println!(
+            r#"{{"workload":"W1","n":{n},"points":{points},"seconds":{seconds:.4},"points_per_sec":{:.0}}}"#,
+            per_second(seconds)
+        );
+        let dir = tempfile::tempdir()?;
+        let (histogram, _) = log_latency(dir.path(), n, Durability::Buffered)?;
+        println!(r#"{{"workload":"W1-latency","n":{n},"latency":{}}}"#, latency_json(&histogram));
+    }
+    if all || ["W2", "W3", "W4"].contains(&workload.as_str()) {
+        let dir = tempfile::tempdir()?;
+        let seconds = log_throughput(dir.path(), n)?;
+        if all || workload == "W4" {
+            let bytes = disk_bytes(dir.path())?;
+            #[allow(clippy::cast_precision_loss)]
+            let per_point = bytes as f64 / points as f64;
+            println!(
+                r#"{{"workload":"W4","n":{n},"bytes":{bytes},"bytes_per_point":{per_point:.3},"build_seconds":{seconds:.3}}}"#
+            );
+        }
+        if all || workload == "W3" {
+            let (read, seconds) = replay(dir.path())?;
+            assert_eq!(read, points, "replay returned every point");
+            println!(
+                r#"{{"workload":"W3","n":{n},"points":{read},"seconds":{seconds:.4},"points_per_sec":{:.0}}}"#,
+                per_second(seconds)
+            );
+        }
+        if all || workload == "W2" {
+            let ms = resume_ms(dir.path(), 21)?;
+            println!(r#"{{"workload":"W2","n":{n},"resume_ms_median":{ms:.3}}}"#);
+        }
+    }
+    if all || workload == "W5" {
+        let dir = tempfile::tempdir()?;
+        let floor = fsync_floor_ns(dir.path(), 1000)?;
+        let (histogram, seconds) = log_latency(dir.path(), n, Durability::EveryLog)?;
+        #[allow(clippy::cast_precision_loss)]
+        let calls = n as f64 / seconds;
+        #[allow(clippy::cast_precision_loss)]
+        let ratio = histogram.value_at_quantile(0.5) as f64 / floor as f64;
+        println!(
+            r#"{{"workload":"W5","n":{n},"calls_per_sec":{calls:.0},"latency":{},"fsync_floor_ns":{floor},"p50_over_floor":{ratio:.2}}}"#,
+            latency_json(&histogram)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! `runstore history`: a run's rows in step order, streamed.
+
+use std::io::Write;
+use std::ops::RangeInclusive;
+
+use runstore::Store;
+
+use crate::exit::Failure;
+use crate::output;
+use crate::rows::{self, Format, RowWriter};
+
+/// Print a run's rows in step order as csv or jsonl, streamed.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Output:
+  csv    header `step,<metric>...`; an empty cell where a row lacks a metric;
+         NaN and infinities written NaN, inf, -inf
+  jsonl  one object per row, with the metrics the row has:
+         {\"step\":12,\"loss\":0.25}; NaN and infinities as the strings
+         \"NaN\", \"inf\", \"-inf\"
+  table  aligned columns, for people
+Values are written in the shortest form that reads back as the same number.
+
+Examples:
+  runstore history resnet-7 > resnet-7.csv
+  runstore history resnet-7 -m loss -m eval/acc --from 1000 --to 2000
+  runstore history resnet-7 --format jsonl | head")]
+pub struct Args {
+    /// The run id.
+    id: String,
+    #[command(flatten)]
+    selection: Selection,
+    /// Output format: csv, jsonl or table.
+    #[arg(long, value_enum, default_value_t = Format::Csv, hide_possible_values = true)]
+    format: Format,
+}
+
+/// Which metrics and steps to write: shared by `history` and `export`.
+#[derive(Debug, clap::Args)]
+pub struct Selection {
+    /// Only this metric; repeat for more [default: all].
+    #[arg(long = "metric", short = 'm', value_name = "M")]
+    pub metrics: Vec<String>,
+    /// The first step to write.
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<u64>,
+    /// The last step to write (inclusive).
+    #[arg(long, value_name = "STEP")]
+    pub to: Option<u64>,
+}
+
+impl Selection {
+    /// The steps asked for.
+    pub fn steps(&self) -> Result<RangeInclusive<u64>, Failure> {
+        let (from, to) = (self.from.unwrap_or(0), self.to.unwrap_or(u64::MAX));
+        if from > to {
+            return Err(Failure::input(format!("--from {from} is after --to {to}: give a range that holds steps")));
+        }
+        Ok(from..=to)
+    }
+}
+
+/// Writes the selected rows of run `id` to `out`; `progress` as for [`rows::stream`].
+pub fn write(
+    store: &Store,
+    id: &str,
+    selection: &Selection,
+    format: Format,
+    out: &mut impl Write,
+    progress: impl FnMut(u64),
+) -> Result<u64, Failure> {
+    let steps = selection.steps()?;
+    let reader = store.open_run(id)?;
+    let last = reader.info()?.last_step;
+    let mut history = reader.history(steps)?;
+    rows::check_metrics(id, &selection.metrics, history.metrics())?;
+    let mut writer = RowWriter::new(format, selection.metrics.clone());
+    if let Some(last) = last {
+        writer.fit_step(last);
+    }
+    rows::stream(&mut history, &mut writer, out, progress)
+}
+
+pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    let mut out = output::stdout();
+    write(store, &args.id, &args.selection, args.format, &mut out, |_| {})?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Rewind (resume from a checkpoint older than the last logged step) and fork, losing nothing.
+
+use runstore::{Error, Resume, RunState, Store};
+
+use crate::support::{METRICS, Reports, bits, child, options, row, temp_store, value};
+
+/// The values a restarted attempt logs, distinguishable from the first attempt's.
+fn second(step: u64) -> [(&'static str, f64); 4] {
+    [0, 1, 2, 3].map(|m| (METRICS[m], value(step, m) + 1000.0))
+}
+
+/// Checks that the live history of `id` is steps 0..=last, each from `first` up to `switch`
+/// and from `second` after it.
+fn assert_history(store: &Store, id: &str, last: u64, switch: u64) {
+    let reader = store.open_run(id).unwrap();
+    let mut history = reader.history(..).unwrap();
+    let mut expected = 0;
+    while let Some(r) = history.next_row().unwrap() {
+        assert_eq!(r.step(), expected, "each step once, in order");
+        let want = if expected <= switch { row(expected) } else { second(expected) };
+        for (name, value) in want {
+            assert_eq!(bits(r.get(name).unwrap()), bits(value), "step {expected} {name}");
+        }
+        expected += 1;
+    }
+    assert_eq!(expected, last + 1);
+    let info = reader.info().unwrap();
+    assert_eq!((info.rows, info.next_step, info.last_step), (last + 1, last + 1, Some(last)));
+    let want = if last <= switch { row(last) } else { second(last) };
+    for (name, value) in want {
+        assert_eq!(bits(info.summary[name]), bits(value), "summary of {name}");
+    }
+}
+
+fn log_until(run: &mut runstore::Run, last: u64, values: fn(u64) -> [(&'static str, f64); 4]) {
+    while run.step() <= last {
+        run.log(values(run.step())).unwrap();
+    }
+}
+
+#[test]
+fn a_crash_at_1200_then_a_rewind_to_1000_keeps_every_row_once_and_archives_the_rest() {
+    let t = temp_store();
+    // The first attempt flushes 1200 rows (0..=1199) and dies without finishing.
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "r")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "1200")
+        .env("TEST_FLUSH_EVERY", "100")
+        .env("TEST_END", "exit:1");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+    assert_eq!(t.store.open_run("r").unwrap().state().unwrap(), RunState::Crashed);
+
+    // Training restarts from the checkpoint of step 1000.
+    let mut run = t.store.init(options().id("r").resume(Resume::Must).resume_from(1000)).unwrap();
+    assert_eq!(run.step(), 1001);
+    log_until(&mut run, 1500, second);
+    run.finish(0).unwrap();
+
+    assert_history(&t.store, "r", 1500, 1000);
+    let reader = t.store.open_run("r").unwrap();
+    let branches = reader.branches().unwrap();
+    assert_eq!(branches.len(), 1);
+    let branch = &branches[0];
+    assert_eq!((branch.rewound_to, branch.first_step, branch.last_step, branch.rows), (1000, 1001, 1199, 199));
+    assert_eq!((branch.by_attempt, branch.attempts.clone()), (2, vec![1]));
+    let mut archived = reader.branch_history(branch.id, ..).unwrap();
+    let mut expected = 1001;
+    while let Some(r) = archived.next_row().unwrap() {
+        assert_eq!(r.step(), expected);
+        for (name, value) in row(expected) {
+            assert_eq!(bits(r.get(name).unwrap()), bits(value), "archived step {expected} {name} bit-exact");
+        }
+        expected += 1;
+    }
+    assert_eq!(expected, 1200);
+    assert_eq!(reader.info().unwrap().branches, 1);
+}
+
+#[test]
+fn repeated_rewinds_keep_every_branch_and_a_correct_live_history() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 1199, row);
+    run.finish(1).unwrap();
+
+    let mut run = t.store.init(options().id("r").resume(Resume::Must).resume_from(1000)).unwrap();
+    log_until(&mut run, 1300, second);
+    drop(run);
+    let mut run = t.store.init(options().id("r").resume(Resume::Must).resume_from(800)).unwrap();
+    assert_eq!(run.step(), 801);
+    log_until(&mut run, 900, second);
+    run.finish(0).unwrap();
+
+    assert_history(&t.store, "r", 900, 800);
+    let reader = t.store.open_run("r").unwrap();
+    let branches = reader.branches().unwrap();
+    assert_eq!(branches.len(), 2);
+    assert_eq!((branches[0].first_step, branches[0].last_step, branches[0].rows), (1001, 1199, 199));
+    assert_eq!((branches[1].first_step, branches[1].last_step, branches[1].rows), (801, 1300, 500));
+    // The second branch holds the first attempt's 801..=1000 and the second's 1001..=1300.
+    for r in reader.branch_history(1, ..).unwrap() {
+        let r = r.unwrap();
+        let want = if r.step() <= 1000 { row(r.step()) } else { second(r.step()) };
+        assert_eq!(bits(r.get("loss").unwrap()), bits(want[0].1), "step {}", r.step());
+    }
+    // Rewinding again to the same step archives nothing new.
+    assert!(t.store.rewind("r", 900).unwrap().is_none());
+}
+
+#[test]
+fn rewind_works_from_every_ended_state_and_keeps_it() {
+    let t = temp_store();
+    for (id, end) in [("finished", "finish:0"), ("failed", "finish:3"), ("crashed", "exit:0"), ("preempted", "exit:9")]
+    {
+        let mut command = child("writer", &t.path);
+        command
+            .env("RUNSTORE_RUN_ID", id)
+            .env("RUNSTORE_RESUME", "allow")
+            .env("TEST_ROWS", "50")
+            .env("TEST_FLUSH_EVERY", "50")
+            .env("TEST_END", end);
+        if id == "preempted" {
+            command.env("TEST_PREEMPT", "1");
+        }
+        let mut process = command.spawn().unwrap();
+        let mut reports = Reports::of(&mut process);
+        while reports.next().is_some() {}
+        process.wait().unwrap();
+        let before = t.store.open_run(id).unwrap().state().unwrap();
+        assert_eq!(before.as_str(), id);
+        let branch = t.store.rewind(id, 19).unwrap().expect("a branch");
+        assert_eq!((branch.first_step, branch.last_step, branch.by_attempt), (20, 49, 0));
+        let info = t.store.open_run(id).unwrap().info().unwrap();
+        assert_eq!((info.state, info.next_step, info.rows), (before, 20, 20), "{id}");
+        assert_eq!(bits(info.summary["acc"]), bits(value(19, 1)));
+    }
+}
+
+#[test]
+fn rewind_is_refused_while_another_process_writes_the_run() {
+    let t = temp_store();
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "live")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "30")
+        .env("TEST_FLUSH_EVERY", "10")
+        .env("TEST_END", "hold");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    reports.expect("holding");
+    let err = t.store.rewind("live", 5).unwrap_err();
+    assert!(matches!(err, Error::RunLocked { ref holder, .. } if holder.pid == process.id()), "{err:?}");
+    assert_eq!(t.store.open_run("live").unwrap().info().unwrap().rows, 30);
+    drop(process.stdin.take());
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+    assert!(t.store.open_run("live").unwrap().branches().unwrap().is_empty());
+}
+
+#[test]
+fn rewinding_past_the_last_step_is_a_clear_error() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 9, row);
+    let err = run.rewind(10).unwrap_err();
+    assert!(matches!(err, Error::BeyondHistory { requested: 10, last: Some(9), .. }), "{err:?}");
+    run.finish(0).unwrap();
+    let err = t.store.init(options().id("new").resume(Resume::Allow).resume_from(3)).unwrap_err();
+    assert!(matches!(err, Error::BeyondHistory { last: None, .. }), "{err:?}");
+    assert!(!t.store.exists("new").unwrap());
+}
+
+#[test]
+fn a_fork_shares_history_up_to_its_step_and_both_runs_go_on_independently() {
+    let t = temp_store();
+    let config = serde_json::json!({"lr": 0.1, "model": {"depth": 12}});
+    let mut base = t.store.init(options().id("base").project("p").config(config)).unwrap();
+    log_until(&mut base, 999, row);
+    base.finish(0).unwrap();
+
+    let mut fork = t.store.fork("base", 500, options().id("fork").config(serde_json::json!({"lr": 0.01}))).unwrap();
+    assert_eq!(fork.step(), 501);
+    log_until(&mut fork, 700, second);
+    fork.finish(0).unwrap();
+    let mut base = t.store.init(options().id("base").resume(Resume::Must)).unwrap();
+    log_until(&mut base, 1099, row);
+    base.finish(0).unwrap();
+
+    assert_history(&t.store, "fork", 700, 500);
+    assert_history(&t.store, "base", 1099, u64::MAX);
+    let info = t.store.open_run("fork").unwrap().info().unwrap();
+    assert_eq!(info.forked_from, Some(("base".to_string(), 500)));
+    assert_eq!(serde_json::Value::Object(info.config), serde_json::json!({"lr": 0.01, "model": {"depth": 12}}));
+    assert_eq!(info.project.as_deref(), Some("p"));
+    let losses: Vec<(u64, f64)> =
+        t.store.open_run("fork").unwrap().series("loss", 499..=502).unwrap().map(Result::unwrap).collect();
+    assert_eq!(losses.iter().map(|p| p.0).collect::<Vec<_>>(), [499, 500, 501, 502]);
+}
+
+#[test]
+fn a_fork_keeps_its_history_when_the_parent_is_rewound_below_the_fork_step() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    log_until(&mut base, 599, row);
+    base.finish(0).unwrap();
+    t.store.fork("base", 400, options().id("fork")).unwrap().finish(0).unwrap();
+    let mut base = t.store.init(options().id("base").resume(Resume::Must).resume_from(300)).unwrap();
+    log_until(&mut base, 450, second);
+    base.finish(0).unwrap();
+    let mut base = t.store.init(options().id("base").resume(Resume::Must).resume_from(100)).unwrap();
+    log_until(&mut base, 200, second);
+    base.finish(0).unwrap();
+
+    assert_history(&t.store, "fork", 400, u64::MAX);
+    assert_history(&t.store, "base", 200, 100);
+    // A fork of the fork reads through both.
+    let mut grandchild = t.store.fork("fork", 350, options().id("grandchild")).unwrap();
+    log_until(&mut grandchild, 360, second);
+    grandchild.finish(0).unwrap();
+    assert_history(&t.store, "grandchild", 360, 350);
+}
+
+#[test]
+fn a_live_run_can_be_forked_from_its_flushed_rows() {
+    let t = temp_store();
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "live")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "300")
+        .env("TEST_FLUSH_EVERY", "100")
+        .env("TEST_END", "hold");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    reports.expect("holding");
+    let fork = t.store.fork("live", 250, options().id("fork")).unwrap();
+    fork.finish(0).unwrap();
+    assert_history(&t.store, "fork", 250, u64::MAX);
+    assert_eq!(t.store.open_run("live").unwrap().state().unwrap(), RunState::Running, "the source is unchanged");
+    drop(process.stdin.take());
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+}
+
+#[test]
+fn a_fork_cannot_rewind_below_its_fork_step() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    log_until(&mut base, 99, row);
+    base.finish(0).unwrap();
+    let mut fork = t.store.fork("base", 50, options().id("fork")).unwrap();
+    log_until(&mut fork, 80, second);
+    assert!(matches!(fork.rewind(40), Err(Error::RewindBeforeFork { fork_step: 50, .. })));
+    let branch = fork.rewind(60).unwrap().expect("own rows archived");
+    assert_eq!((branch.first_step, branch.last_step), (61, 80));
+    fork.finish(0).unwrap();
+    assert_history(&t.store, "fork", 60, 50);
+    assert!(matches!(t.store.fork("base", 100, options().id("x")), Err(Error::BeyondHistory { .. })));
+    assert!(matches!(t.store.fork("missing", 1, options().id("y")), Err(Error::RunNotFound { .. })));
+    assert!(!t.store.exists("x").unwrap() && !t.store.exists("y").unwrap());
+}
+
+#[test]
+fn resume_from_is_read_from_the_environment() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("env")).unwrap();
+    log_until(&mut run, 99, row);
+    run.finish(1).unwrap();
+    let mut command = child("writer", &t.path);
+    command.env("RUNSTORE_RUN_ID", "env").env("RUNSTORE_RESUME", "must").env("RUNSTORE_RESUME_FROM", "49");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    assert_eq!(reports.expect("init ok"), "env 50 2 true");
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+    assert_eq!(t.store.open_run("env").unwrap().branches().unwrap()[0].rows, 50);
+}
