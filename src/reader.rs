@@ -319,20 +319,36 @@ impl RunReader {
     /// [`Error::BranchNotFound`] for an unknown branch, else as [`RunReader::history`].
     pub fn branch_history(&self, branch: u32, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
+        let segment = self.branch_segment(branch)?;
+        Ok(History::new(history::narrow(vec![segment], first, last), self.names()?))
+    }
+
+    /// Streams one metric's points in archived branch `branch`, for steps in `steps`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::branch_history`].
+    pub fn branch_series(&self, branch: u32, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
+        let (first, last) = bounds(&steps);
+        let segment = self.branch_segment(branch)?;
+        let id = self.names()?.iter().position(|name| &**name == metric).and_then(|id| u32::try_from(id).ok());
+        Ok(Series::new(history::narrow(vec![segment], first, last), id))
+    }
+
+    fn branch_segment(&self, branch: u32) -> Result<Segment> {
         let record = self
             .branch_records()?
             .into_iter()
             .find(|(id, _)| *id == branch)
             .map(|(_, record)| record)
             .ok_or_else(|| Error::BranchNotFound { id: self.id.clone(), branch })?;
-        let segment = Segment {
+        Ok(Segment {
             db: Arc::clone(&self.db),
             path: self.path.clone(),
             table: Table::Archive(branch),
             first: record.first_step,
             last: record.last_step,
-        };
-        Ok(History::new(history::narrow(vec![segment], first, last), self.names()?))
+        })
     }
 
     /// What a fork of this run at step `at` starts from: the metric names, the branch count,

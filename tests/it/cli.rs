@@ -635,3 +635,115 @@ fn export_writes_history_to_a_file_or_stdout() {
         "",
     );
 }
+
+#[test]
+fn rewind_archives_the_rows_after_a_step_and_history_all_branches_shows_them() {
+    let t = temp_store();
+    finished_run(&t, "r", 10);
+    let said = ok(runstore(&t.path).args(["rewind", "r", "--to", "6"]));
+    assert_eq!(said, "rewound run r to step 6: steps 7..=9 (3 rows) archived as branch 0\n");
+    let said = ok(runstore(&t.path).args(["rewind", "r", "--to", "6", "--json"]));
+    assert_eq!(said, "null\n", "nothing more to archive");
+    assert_eq!(t.store.open_run("r").unwrap().state().unwrap(), RunState::Finished, "the state is kept");
+
+    let live = ok(runstore(&t.path).args(["history", "r", "-m", "loss"]));
+    assert_eq!(live.lines().count(), 1 + 7);
+    let all = ok(runstore(&t.path).args(["history", "r", "-m", "loss", "--all-branches", "--from", "5"]));
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines[0], "branch,step,loss");
+    let labels: Vec<(&str, &str)> =
+        lines[1..].iter().map(|l| (l.split(',').next().unwrap(), l.split(',').nth(1).unwrap())).collect();
+    assert_eq!(labels, [("live", "5"), ("live", "6"), ("0", "7"), ("0", "8"), ("0", "9")]);
+    let jsonl =
+        ok(runstore(&t.path).args(["history", "r", "-m", "acc", "--all-branches", "--from", "6", "--format", "jsonl"]));
+    let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    let last: serde_json::Value = serde_json::from_str(jsonl.lines().last().unwrap()).unwrap();
+    assert_eq!((first["branch"].clone(), first["step"].clone()), (serde_json::json!("live"), serde_json::json!(6)));
+    assert_eq!((last["branch"].clone(), last["step"].clone()), (serde_json::json!(0), serde_json::json!(9)));
+
+    let shown = ok(runstore(&t.path).args(["show", "r"]));
+    assert!(shown.contains("archived branches"), "{shown}");
+    assert_fits_80_columns(&shown);
+    let json: serde_json::Value = serde_json::from_str(&ok(runstore(&t.path).args(["show", "r", "--json"]))).unwrap();
+    assert_eq!(json["branches"][0]["first_step"], 7);
+    assert_eq!(json["branches"][0]["rows"], 3);
+    assert_eq!(json["next_step"], 7);
+
+    let svg = ok(runstore(&t.path).args(["plot", "r", "--all-branches", "-o", "-"]));
+    assert_eq!(svg.matches("<path class=\"curve\"").count(), 4);
+    assert_eq!(svg.matches("<path class=\"branch\"").count(), 4, "one faded path per metric and branch");
+    assert!(svg.contains("archived branches"));
+}
+
+#[test]
+fn rewind_and_fork_fail_with_the_documented_exit_codes() {
+    let t = temp_store();
+    finished_run(&t, "r", 10);
+    fails(runstore(&t.path).args(["rewind", "r", "--to", "10"]), 2, "after the last logged step");
+    fails(runstore(&t.path).args(["rewind", "ghost", "--to", "1"]), 3, "does not exist");
+    fails(runstore(&t.path).args(["fork", "r", "--at", "99"]), 2, "after the last logged step");
+    fails(runstore(&t.path).args(["fork", "r", "--at", "3", "--id", "r"]), 4, "already exists");
+    fails(runstore(&t.path).args(["fork", "r", "--at", "3", "--config", "[1]"]), 2, "invalid config");
+    let (process, reports) = holding_writer(&t, "live", "5");
+    fails(runstore(&t.path).args(["rewind", "live", "--to", "2"]), 5, "is being written by");
+    release(process, reports);
+}
+
+#[test]
+fn fork_creates_a_run_that_shares_history_up_to_the_step() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("base").config(serde_json::json!({"lr": 0.1, "bs": 64}))).unwrap();
+    for step in 0..20 {
+        run.log(row(step)).unwrap();
+    }
+    run.finish(0).unwrap();
+    let said = ok(runstore(&t.path).args(["fork", "base", "--at", "9", "--id", "low", "--config", r#"{"lr": 0.01}"#]));
+    assert_eq!(said, "forked run base at step 9 into low: its next step is 10\n");
+    let json: serde_json::Value = serde_json::from_str(&ok(runstore(&t.path).args(["show", "low", "--json"]))).unwrap();
+    assert_eq!(json["forked_from"], serde_json::json!({"run": "base", "step": 9}));
+    assert_eq!(json["config"], serde_json::json!({"lr": 0.01, "bs": 64}));
+    assert_eq!(json["next_step"], 10);
+    let csv = ok(runstore(&t.path).args(["history", "low", "-m", "loss"]));
+    assert_eq!(csv.lines().count(), 1 + 10);
+    assert!(csv.lines().nth(10).unwrap().starts_with("9,"));
+    // The fork is trained with RUNSTORE_RESUME=must; `log` is such a use.
+    ok(runstore(&t.path).args(["log", "low", "loss=0.5"]));
+    assert_eq!(t.store.open_run("low").unwrap().series("loss", 10..).unwrap().count(), 1);
+    assert_eq!(t.store.open_run("base").unwrap().info().unwrap().rows, 20, "the source is unchanged");
+    let generated = ok(runstore(&t.path).args(["fork", "base", "--at", "5", "--json"]));
+    let generated: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(generated["id"].as_str().unwrap().len(), 8);
+}
+
+#[test]
+fn tail_follow_notices_a_rewind_and_follows_the_new_branch() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("rw")).unwrap();
+    for step in 0..50 {
+        run.log(row(step)).unwrap();
+    }
+    run.flush().unwrap();
+    let mut tail = runstore(&t.path)
+        .args(["tail", "-f", "-n", "1", "rw", "--format", "csv", "-m", "loss"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    run.rewind(29).unwrap();
+    for step in 30..40 {
+        run.log([("loss", -f64::from(step))]).unwrap();
+    }
+    run.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    run.finish(0).unwrap();
+    assert_eq!(wait_for(&mut tail, Duration::from_secs(20), "tail -f"), 0);
+    let mut out = String::new();
+    tail.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    tail.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("was rewound to step 29"), "{err}");
+    let steps: Vec<u64> = out.lines().skip(1).map(|l| l.split(',').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(steps.first(), Some(&49));
+    assert_eq!(&steps[1..], (30..40).collect::<Vec<_>>(), "{out}");
+}

@@ -74,8 +74,10 @@ fn store_code(error: &Error) -> u8 {
         | Error::InvalidEnvironment { .. }
         | Error::RunIdRequired
         | Error::StepRegression { .. }
-        | Error::StepOutOfRange { .. } => BAD_INPUT,
-        Error::RunNotFound { .. } => NOT_FOUND,
+        | Error::StepOutOfRange { .. }
+        | Error::BeyondHistory { .. }
+        | Error::RewindBeforeFork { .. } => BAD_INPUT,
+        Error::RunNotFound { .. } | Error::BranchNotFound { .. } => NOT_FOUND,
         Error::RunExists { .. } => EXISTS,
         Error::RunLocked { .. } => LOCKED,
         _ => OTHER,

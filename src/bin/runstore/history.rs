@@ -24,7 +24,8 @@ Values are written in the shortest form that reads back as the same number.
 Examples:
   runstore history resnet-7 > resnet-7.csv
   runstore history resnet-7 -m loss -m eval/acc --from 1000 --to 2000
-  runstore history resnet-7 --format jsonl | head")]
+  runstore history resnet-7 --format jsonl | head
+  runstore history resnet-7 --all-branches --from 900 --to 1300")]
 pub struct Args {
     /// The run id.
     id: String,
@@ -47,6 +48,9 @@ pub struct Selection {
     /// The last step to write (inclusive).
     #[arg(long, value_name = "STEP")]
     pub to: Option<u64>,
+    /// Add archived branches, each row naming its branch.
+    #[arg(long)]
+    pub all_branches: bool,
 }
 
 impl Selection {
@@ -72,13 +76,26 @@ pub fn write(
     let steps = selection.steps()?;
     let reader = store.open_run(id)?;
     let last = reader.info()?.last_step;
-    let mut history = reader.history(steps)?;
+    let mut history = reader.history(steps.clone())?;
     rows::check_metrics(id, &selection.metrics, history.metrics())?;
     let mut writer = RowWriter::new(format, selection.metrics.clone());
     if let Some(last) = last {
         writer.fit_step(last);
     }
-    rows::stream(&mut history, &mut writer, out, progress)
+    if !selection.all_branches {
+        return rows::stream(&mut history, &mut writer, out, progress);
+    }
+    writer.set_branch("live");
+    let mut progress = progress;
+    let mut rows = rows::stream(&mut history, &mut writer, out, &mut progress)?;
+    for branch in reader.branches()? {
+        writer.fit_step(branch.last_step);
+        writer.set_branch(branch.id.to_string());
+        let mut archived = reader.branch_history(branch.id, steps.clone())?;
+        let done = rows;
+        rows += rows::stream(&mut archived, &mut writer, out, |n| progress(done + n))?;
+    }
+    Ok(rows)
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {

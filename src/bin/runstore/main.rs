@@ -5,11 +5,13 @@
 
 mod exit;
 mod export;
+mod fork;
 mod history;
 mod log;
 mod ls;
 mod output;
 mod plot;
+mod rewind;
 mod rows;
 mod show;
 mod spark;
@@ -38,8 +40,9 @@ Exit codes:
   0  success (also when stdout is closed early, as by `| head`)
   1  any other error: I/O, a damaged or newer store, a store path that is a file
   2  bad input: usage, invalid run id or metric name, bad KEY=VALUE, a bad
-     RUNSTORE_RESUME, a step behind the run's last step
-  3  the run does not exist
+     RUNSTORE_RESUME, a step behind the run's last step, a rewind or fork
+     after the last step
+  3  the run (or archived branch) does not exist
   4  the run already exists (log --resume never)
   5  the run is being written by another process
 
@@ -48,6 +51,8 @@ Examples:
   runstore show resnet-7
   runstore log \"$RUN_ID\" eval/acc=0.93
   runstore tail -f resnet-7
+  runstore rewind resnet-7 --to 1000
+  runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
 struct Cli {
     #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
@@ -65,6 +70,8 @@ enum Command {
     Tail(tail::Args),
     Plot(plot::Args),
     Export(export::Args),
+    Rewind(rewind::Args),
+    Fork(fork::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -98,5 +105,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Tail(args) => tail::run(&store, args),
         Command::Plot(args) => plot::run(&store, args),
         Command::Export(args) => export::run(&store, args),
+        Command::Rewind(args) => rewind::run(&store, args),
+        Command::Fork(args) => fork::run(&store, args),
     }
 }

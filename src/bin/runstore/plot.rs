@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use runstore::{RunReader, Store};
+use runstore::Store;
 
 use crate::exit::Failure;
 use crate::history::Selection;
@@ -26,7 +26,8 @@ left out of the curves.
 Examples:
   runstore plot resnet-7                         # writes resnet-7.svg
   runstore plot resnet-7 --metric loss --metric eval/loss -o loss.svg
-  runstore plot resnet-7 --from 10000 -o - > tail.svg")]
+  runstore plot resnet-7 --from 10000 -o - > tail.svg
+  runstore plot resnet-7 --all-branches        # archived branches faded, dashed")]
 pub struct Args {
     /// The run id.
     id: String,
@@ -52,17 +53,28 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let first = history.next_row()?.map(|row| row.step());
     drop(history);
     let last = reader.info()?.last_step.map(|last| last.min(*steps.end()));
+    let branches = if args.selection.all_branches { reader.branches()? } else { Vec::new() };
     let mut series = Vec::with_capacity(metrics.len());
     for name in &metrics {
         let points = match (first, last) {
-            (Some(first), Some(last)) if first <= last => downsample(&reader, name, first, last)?,
+            (Some(first), Some(last)) if first <= last => downsample(reader.series(name, first..=last)?, first, last)?,
             _ => Vec::new(),
         };
-        series.push(Series { name: name.clone(), points });
+        let mut archived = Vec::new();
+        for branch in &branches {
+            let (first, last) = (branch.first_step.max(*steps.start()), branch.last_step.min(*steps.end()));
+            if first <= last {
+                archived.push(downsample(reader.branch_series(branch.id, name, first..=last)?, first, last)?);
+            }
+        }
+        series.push(Series { name: name.clone(), points, branches: archived });
     }
     let y_title = if metrics.len() == 1 { metrics[0].clone() } else { "value".to_string() };
     #[allow(clippy::cast_precision_loss)]
-    let x_range = first.zip(last).map(|(first, last)| (first as f64, last as f64));
+    let x_range = first.zip(last).map(|(first, last)| {
+        let archived_last = branches.iter().map(|branch| branch.last_step.min(*steps.end())).max().unwrap_or(last);
+        (first as f64, last.max(archived_last) as f64)
+    });
     let chart = Chart { title: format!("run {}", args.id), x_title: "step".into(), y_title, x_range, series };
     let svg = chart.render();
     let path = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.svg", args.id)));
@@ -76,10 +88,14 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     output::stdout_line(&format!("wrote {} ({} metrics)", path.display(), metrics.len()))
 }
 
-/// The first, lowest, highest and last finite point of `metric` in each of [`COLUMNS`] equal
+/// The first, lowest, highest and last finite point of `series` in each of [`COLUMNS`] equal
 /// step intervals of `first..=last`, in step order; streamed, so memory stays small.
 #[allow(clippy::cast_precision_loss)]
-fn downsample(reader: &RunReader, metric: &str, first: u64, last: u64) -> Result<Vec<(f64, f64)>, Failure> {
+fn downsample(
+    series: impl Iterator<Item = runstore::Result<(u64, f64)>>,
+    first: u64,
+    last: u64,
+) -> Result<Vec<(f64, f64)>, Failure> {
     let span = u128::from(last - first) + 1;
     let mut points = Vec::new();
     let mut column: Option<(u128, [(u64, f64); 4])> = None;
@@ -94,7 +110,7 @@ fn downsample(reader: &RunReader, metric: &str, first: u64, last: u64) -> Result
             }
         }
     };
-    for point in reader.series(metric, first..=last)? {
+    for point in series {
         let (step, value) = point?;
         if !value.is_finite() {
             continue;

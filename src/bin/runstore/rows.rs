@@ -6,6 +6,8 @@
 //! - jsonl: one object per row, `{"step":12,"loss":0.25}`, holding only the metrics the row has;
 //!   NaN and infinities as the strings `"NaN"`, `"inf"`, `"-inf"` (JSON has no such numbers).
 //! - table (for people): right-aligned columns under a header, repeated when a metric appears.
+//! - with `--all-branches`, each row also names its branch: a first csv/table column `branch`
+//!   holding `live` or an archived branch id, or a jsonl member `"branch":"live"` / `"branch":3`.
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -55,6 +57,9 @@ pub struct RowWriter {
     /// Columns covered by the last header written (csv: frozen once written).
     header_columns: Option<usize>,
     step_width: usize,
+    /// With `--all-branches`: the branch of the rows being written (`live` or a branch id),
+    /// written as a first column (csv, table) or a `branch` member (jsonl).
+    branch: Option<String>,
 }
 
 impl RowWriter {
@@ -68,12 +73,18 @@ impl RowWriter {
             cells: Vec::new(),
             header_columns: None,
             step_width: 8,
+            branch: None,
         };
         // Selected metrics are columns from the start, in the order given, present or not.
         for name in writer.selected.clone() {
             writer.add_column(&name);
         }
         writer
+    }
+
+    /// Labels the rows written from now on with their branch: `live` or an archived branch id.
+    pub fn set_branch(&mut self, branch: impl Into<String>) {
+        self.branch = Some(branch.into());
     }
 
     /// Widens the step column of a table to fit `step`.
@@ -116,12 +127,18 @@ impl RowWriter {
         match self.format {
             Format::Csv if self.header_columns.is_some() => return Ok(()),
             Format::Csv => {
+                if self.branch.is_some() {
+                    out.write_all(b"branch,")?;
+                }
                 out.write_all(b"step")?;
                 for column in &self.columns {
                     write!(out, ",{}", column.header)?;
                 }
             }
             _ => {
+                if self.branch.is_some() {
+                    write!(out, "{:>6}  ", "branch")?;
+                }
                 write!(out, "{:>width$}", "step", width = self.step_width)?;
                 for column in &self.columns {
                     write!(out, "  {:>width$}", column.header, width = column.width)?;
@@ -146,6 +163,9 @@ impl RowWriter {
             }
         }
         if self.format == Format::Csv {
+            if let Some(branch) = &self.branch {
+                write!(out, "{branch},")?;
+            }
             write!(out, "{step}")?;
             for cell in &self.cells {
                 out.write_all(b",")?;
@@ -154,7 +174,11 @@ impl RowWriter {
                 }
             }
         } else {
-            let mut line = format!("{step:>width$}", width = self.step_width);
+            let mut line = match &self.branch {
+                Some(branch) => format!("{branch:>6}  "),
+                None => String::new(),
+            };
+            let _ = write!(line, "{step:>width$}", width = self.step_width);
             for (cell, column) in self.cells.iter().zip(&self.columns) {
                 let text = cell.map_or_else(String::new, output::human);
                 let _ = write!(line, "  {text:>width$}", width = column.width);
@@ -165,7 +189,12 @@ impl RowWriter {
     }
 
     fn jsonl(&mut self, out: &mut impl Write, step: u64, points: &[(u32, f64)]) -> io::Result<()> {
-        write!(out, "{{\"step\":{step}")?;
+        match self.branch.as_deref() {
+            Some("live") => out.write_all(b"{\"branch\":\"live\",")?,
+            Some(branch) => write!(out, "{{\"branch\":{branch},")?,
+            None => out.write_all(b"{")?,
+        }
+        write!(out, "\"step\":{step}")?;
         if self.selected.is_empty() {
             for &(id, value) in points {
                 if let Some(Some(column)) = self.by_id.get(id as usize) {

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use runstore::{Attempt, LockHolder, RunInfo, RunReader, Store};
+use runstore::{Attempt, Branch, LockHolder, RunInfo, RunReader, Store};
 
 use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
@@ -33,16 +33,23 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let reader = store.open_run(&args.id)?;
     let info = reader.info()?;
     let attempts = reader.attempts()?;
+    let branches = reader.branches()?;
     let metrics = reader.metrics()?;
     let holder = if info.state.is_live() { reader.holder()? } else { None };
     let mut out = output::stdout();
     if args.json {
-        let value = json(&info, &attempts, &metrics, holder.as_ref());
+        let mut value = json(&info, &attempts, &metrics, holder.as_ref());
+        value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
+        value["forked_from"] = info
+            .forked_from
+            .as_ref()
+            .map_or(serde_json::Value::Null, |(run, step)| serde_json::json!({"run": run, "step": step}));
         serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
         let curves = curves(&reader, &info, &metrics)?;
         text(&mut out, &info, &attempts, holder.as_ref(), &curves)?;
+        branches_table(&mut out, &branches)?;
     }
     out.flush()?;
     Ok(())
@@ -138,6 +145,9 @@ fn text(
     field(out, "state", &state)?;
     let last = info.last_step.map_or_else(|| "none".to_string(), |step| step.to_string());
     field(out, "steps", &format!("next {}, last {last}, {} rows", info.next_step, info.rows))?;
+    if let Some((parent, step)) = &info.forked_from {
+        field(out, "forked", &format!("from run {parent} at step {step}"))?;
+    }
     field(out, "created", &output::time(info.created_at))?;
     field(out, "updated", &output::time(info.updated_at))?;
     if !info.tags.is_empty() {
@@ -149,6 +159,28 @@ fn text(
     config(out, &info.config)?;
     summary(out, curves)?;
     attempts_table(out, attempts)
+}
+
+/// The archived branches: rows that rewinds moved out of the live history.
+fn branches_table(out: &mut dyn Write, branches: &[Branch]) -> std::io::Result<()> {
+    if branches.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\narchived branches (runstore history ID --all-branches)")?;
+    writeln!(out, "  {:>3}  {:<20}  {:>10}  {:<21}  {:>9}", "#", "rewound at", "rewound to", "steps", "rows")?;
+    for branch in branches {
+        let steps = format!("{}-{}", branch.first_step, branch.last_step);
+        writeln!(
+            out,
+            "  {:>3}  {:<20}  {:>10}  {:<21}  {:>9}",
+            branch.id,
+            output::time(branch.created_at),
+            branch.rewound_to,
+            output::fit(&steps, 21),
+            branch.rows
+        )?;
+    }
+    Ok(())
 }
 
 fn config(out: &mut dyn Write, config: &serde_json::Map<String, serde_json::Value>) -> std::io::Result<()> {

@@ -1,5 +1,6 @@
 //! A line chart as SVG text, written by hand: axes with ticks and titles, one `<path
-//! class="curve">` per series, a legend. Curves are the only `<path>` elements.
+//! class="curve">` per series, a legend. Archived branches are drawn faded and dashed in their
+//! metric's colour, as `<path class="branch">`; curves and branches are the only `<path>`s.
 
 use std::fmt::Write as _;
 
@@ -18,10 +19,19 @@ const PLOT_RIGHT: f64 = WIDTH - RIGHT;
 const COLOURS: [&str; 10] =
     ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
-/// One curve: its name and its points `(x, y)` in data coordinates, in x order.
+/// One curve: its name and its points `(x, y)` in data coordinates, in x order, and the
+/// curves of the same metric in archived branches (drawn faded).
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
+    pub branches: Vec<Vec<(f64, f64)>>,
+}
+
+impl Series {
+    /// All points: the live curve's and the branches'.
+    fn all_points(&self) -> impl Iterator<Item = &(f64, f64)> {
+        self.points.iter().chain(self.branches.iter().flatten())
+    }
 }
 
 /// A chart to draw. x values are steps: whole numbers.
@@ -66,10 +76,10 @@ impl Chart {
                 self.x_range
                     .map_or_else(Vec::new, |(low, high)| vec![low, high])
                     .into_iter()
-                    .chain(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0))),
+                    .chain(self.series.iter().flat_map(|s| s.all_points().map(|p| p.0))),
                 0.0,
             ),
-            y: range(self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)), 0.05),
+            y: range(self.series.iter().flat_map(|s| s.all_points().map(|p| p.1)), 0.05),
         };
         let mut svg = String::with_capacity(64 * 1024);
         let _ = writeln!(
@@ -144,12 +154,34 @@ impl Chart {
 
     /// One `<path class="curve">` per series, even one without points.
     fn curves(&self, svg: &mut String, frame: &Frame) {
-        let _ = writeln!(svg, r#"<g class="curves" fill="none" stroke-width="1.5" stroke-linejoin="round">"#);
-        for (index, series) in self.series.iter().enumerate() {
-            let mut d = String::with_capacity(series.points.len() * 14);
-            for (n, &(x, y)) in series.points.iter().enumerate() {
+        let path = |points: &[(f64, f64)]| {
+            let mut d = String::with_capacity(points.len() * 14);
+            for (n, &(x, y)) in points.iter().enumerate() {
                 let _ = write!(d, "{}{:.1},{:.1}", if n == 0 { 'M' } else { 'L' }, frame.x_at(x), frame.y_at(y));
             }
+            d
+        };
+        if self.series.iter().any(|series| !series.branches.is_empty()) {
+            let _ = writeln!(
+                svg,
+                r#"<g class="branches" fill="none" stroke-width="1.5" stroke-opacity="0.35" stroke-dasharray="4 3">"#
+            );
+            for (index, series) in self.series.iter().enumerate() {
+                for points in &series.branches {
+                    let _ = writeln!(
+                        svg,
+                        r#"<path class="branch" stroke="{}" d="{}"><title>{} (archived)</title></path>"#,
+                        COLOURS[index % COLOURS.len()],
+                        path(points),
+                        escape(&series.name)
+                    );
+                }
+            }
+            let _ = writeln!(svg, "</g>");
+        }
+        let _ = writeln!(svg, r#"<g class="curves" fill="none" stroke-width="1.5" stroke-linejoin="round">"#);
+        for (index, series) in self.series.iter().enumerate() {
+            let d = path(&series.points);
             let _ = writeln!(
                 svg,
                 r#"<path class="curve" stroke="{}" d="{d}"><title>{}</title></path>"#,
@@ -181,6 +213,14 @@ impl Chart {
                 escape(&series.name)
             );
             y += LEGEND_ROW;
+        }
+        if self.series.iter().any(|series| !series.branches.is_empty()) {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#333333" stroke-width="1.5" stroke-opacity="0.35" stroke-dasharray="4 3"/>"##,
+                x + 20.0
+            );
+            let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">archived branches</text>"#, x + 26.0, y + 4.0);
         }
         let _ = writeln!(svg, "</g>");
     }

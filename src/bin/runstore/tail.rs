@@ -50,6 +50,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     // Whether the run was live before the rows were read: its final rows are in any read after
     // it is seen not live, since a writer commits them before it lets go of the run.
     let mut live = reader.state()?.is_live();
+    let mut branches = reader.info()?.branches;
     let Window { rows, names, mut last } = last_rows(&reader, args.lines)?;
     writer.names(&names);
     if let Some(&(step, _)) = rows.back() {
@@ -62,7 +63,19 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     drop(rows);
     while args.follow && live {
         std::thread::sleep(POLL);
-        live = reader.state()?.is_live();
+        let info = reader.info()?;
+        live = info.state.is_live();
+        if info.branches > branches {
+            // A rewind: the steps after its target are logged again; follow from there.
+            for branch in reader.branches()?.iter().skip(branches as usize) {
+                output::warn(&format!(
+                    "run {} was rewound to step {}; steps {}..={} are archived as branch {}",
+                    args.id, branch.rewound_to, branch.first_step, branch.last_step, branch.id
+                ));
+                last = last.map(|step| step.min(branch.rewound_to));
+            }
+            branches = info.branches;
+        }
         let from = last.map_or(0, |step| step.saturating_add(1));
         let mut history = reader.history(from..)?;
         writer.names(history.metrics());
