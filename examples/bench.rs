@@ -13,32 +13,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use runstore::{Durability, Resume, RunOptions, Store};
+use runstore::{Durability, Store};
 
-/// The standard data: four metrics of step `i`.
-fn row(i: u64) -> [(&'static str, f64); 4] {
-    #[allow(clippy::cast_precision_loss)]
-    let x = i as f64;
-    let loss = 2.0 / (1.0 + 0.001 * x) + 0.01 * x.sin();
-    [
-        ("loss", loss),
-        ("acc", 1.0 - loss / 3.0),
-        ("lr", 1e-3 * (0.5 + 0.5 * (x / 997.0).cos())),
-        ("grad_norm", 0.5 + 0.25 * (x / 13.0).sin()),
-    ]
-}
+// The standard data and helpers, shared with the criterion targets.
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::row;
 
 type Error = Box<dyn std::error::Error>;
-
-fn options() -> RunOptions {
-    RunOptions::new().ignore_environment().id("bench").resume(Resume::Allow)
-}
 
 /// W1 without per-call timing: points per second from before create to after finish.
 fn log_throughput(dir: &Path, n: u64) -> Result<f64, Error> {
     let started = Instant::now();
     let store = Store::open(dir)?;
-    let mut run = store.init(options())?;
+    let mut run = store.init(support::options(Durability::Buffered))?;
     for i in 0..n {
         run.log(row(i))?;
     }
@@ -51,7 +39,7 @@ fn log_latency(dir: &Path, n: u64, durability: Durability) -> Result<(Histogram<
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let started = Instant::now();
     let store = Store::open(dir)?;
-    let mut run = store.init(options().durability(durability))?;
+    let mut run = store.init(support::options(durability))?;
     for i in 0..n {
         let values = row(i);
         let call = Instant::now();
@@ -78,7 +66,7 @@ fn resume_ms(dir: &Path, repeats: usize) -> Result<f64, Error> {
     for _ in 0..repeats {
         let started = Instant::now();
         let store = Store::open(dir)?;
-        let mut run = store.init(options())?;
+        let mut run = store.init(support::options(Durability::Buffered))?;
         let step = run.step();
         run.log_at(step, row(step))?;
         times.push(started.elapsed().as_secs_f64() * 1e3);
@@ -92,7 +80,7 @@ fn resume_ms(dir: &Path, repeats: usize) -> Result<f64, Error> {
 fn replay(dir: &Path) -> Result<(u64, f64), Error> {
     let started = Instant::now();
     let store = Store::open(dir)?;
-    let reader = store.open_run("bench")?;
+    let reader = store.open_run(support::RUN)?;
     let mut history = reader.history(..)?;
     let mut points = 0u64;
     let mut checksum = 0u64;
@@ -102,17 +90,6 @@ fn replay(dir: &Path) -> Result<(u64, f64), Error> {
     }
     std::hint::black_box(checksum);
     Ok((points, started.elapsed().as_secs_f64()))
-}
-
-/// W4: apparent bytes of every file under `dir` (as `du -sb`).
-fn disk_bytes(dir: &Path) -> Result<u64, Error> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() { disk_bytes(&entry.path())? + meta.len() } else { meta.len() };
-    }
-    Ok(total)
 }
 
 /// The fsync floor: one small write + fsync, median of `count`, nanoseconds.
@@ -161,7 +138,7 @@ fn main() -> Result<(), Error> {
         let dir = tempfile::tempdir()?;
         let seconds = log_throughput(dir.path(), n)?;
         if all || workload == "W4" {
-            let bytes = disk_bytes(dir.path())?;
+            let bytes = support::disk_bytes(dir.path());
             #[allow(clippy::cast_precision_loss)]
             let per_point = bytes as f64 / points as f64;
             println!(

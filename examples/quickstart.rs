@@ -6,6 +6,8 @@
 //! ```
 //!
 //! The store is `RUNSTORE_DIR`, else `target/quickstart-store`; each invocation makes a new run.
+//! `quickstart train` is the training program alone (on `RUNSTORE_RUN_ID`); `QUICKSTART_STEP_MS`
+//! sets the time one step takes (default 2 ms).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -34,6 +36,8 @@ fn train() -> Result<(), Box<dyn std::error::Error>> {
         run.id(),
         run.step()
     );
+    let step_ms = std::env::var("QUICKSTART_STEP_MS").ok().and_then(|ms| ms.parse().ok()).unwrap_or(2);
+    let step_time = Duration::from_millis(step_ms);
     while run.step() < STEPS {
         let step = run.step();
         #[allow(clippy::cast_precision_loss)]
@@ -44,7 +48,7 @@ fn train() -> Result<(), Box<dyn std::error::Error>> {
             run.flush()?; // a checkpoint: model saved, rows on disk
             println!("  [pid {}] checkpoint at step {step}", std::process::id());
         }
-        std::thread::sleep(Duration::from_millis(2)); // the "work"
+        std::thread::sleep(step_time); // the "work"
     }
     run.finish(0)?;
     println!("  [pid {}] finished", std::process::id());

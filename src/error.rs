@@ -147,6 +147,61 @@ pub enum Error {
         branch: u32,
     },
 
+    /// A queue name that cannot name a queue: the rules of run ids apply (1 to 64 characters of
+    /// `[A-Za-z0-9_.-]`, not starting with `.`).
+    #[error("invalid queue name {name:?}: {reason}")]
+    InvalidQueueName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// No queue with this name exists in the store.
+    #[error("queue {name:?} does not exist: fill it with `runstore queue push` or `runstore sweep`")]
+    QueueNotFound {
+        /// The queue name that was looked up.
+        name: String,
+    },
+
+    /// The queue has no item with this id.
+    #[error("queue {queue:?} has no item {item:?}: list its items with `runstore queue ls {queue}`")]
+    QueueItemNotFound {
+        /// The queue.
+        queue: String,
+        /// The item id that was looked up.
+        item: String,
+    },
+
+    /// The queue already has an item with this id.
+    #[error("queue {queue:?} already has an item {item:?}: choose another id, or remove that item first")]
+    QueueItemExists {
+        /// The queue.
+        queue: String,
+        /// The item id.
+        item: String,
+    },
+
+    /// The item is claimed by a live agent, so it cannot be removed.
+    #[error("item {item:?} of queue {queue:?} is being run by {claimant}: stop that agent first, or wait for the item")]
+    QueueItemClaimed {
+        /// The queue.
+        queue: String,
+        /// The item id.
+        item: String,
+        /// The agent process that claimed it.
+        claimant: LockHolder,
+    },
+
+    /// A sweep search space that cannot be used.
+    #[error("invalid sweep space {path}: {reason}")]
+    InvalidSweepSpace {
+        /// The space file (`(inline)` for text given directly).
+        path: PathBuf,
+        /// What is wrong with it, naming the parameter where there is one.
+        reason: String,
+    },
+
     /// A file written by a newer version of runstore.
     #[error("{path} has format version {found}, newer than {supported} that this runstore reads: upgrade runstore")]
     UnsupportedFormat {

@@ -15,6 +15,7 @@ use redb::{ReadOnlyDatabase, ReadableDatabase};
 use crate::error::{Context, Error, Result};
 use crate::format::block::{self, BlockHeader, DecodedBlock};
 use crate::format::tables::{ARCHIVE, BLOCKS};
+use crate::guard;
 
 /// Which table a segment reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,12 @@ struct BlockFeed {
 }
 
 impl BlockFeed {
+    /// The file the next block comes from, to name in an error.
+    fn path(&self) -> PathBuf {
+        let current = self.current.as_ref().map(|cursor| &cursor.segment);
+        current.or_else(|| self.segments.front()).map(|segment| segment.path.clone()).unwrap_or_default()
+    }
+
     /// The next block that may hold rows of the current segment: its bytes, and the segment's
     /// step range. `None` at the end.
     fn next(&mut self) -> Result<Option<FedBlock>> {
@@ -256,6 +263,9 @@ impl Row {
 pub struct History {
     feed: BlockFeed,
     names: Vec<Arc<str>>,
+    /// Where the names come from, to read them again when a block written after they were read
+    /// names a new metric (a live writer commits new names with the first block using them).
+    names_source: Option<(Arc<ReadOnlyDatabase>, PathBuf)>,
     block: DecodedBlock,
     path: PathBuf,
     cursors: Vec<usize>,
@@ -268,10 +278,15 @@ pub struct History {
 }
 
 impl History {
-    pub(crate) fn new(segments: VecDeque<Segment>, names: Vec<Arc<str>>) -> History {
+    pub(crate) fn new(
+        segments: VecDeque<Segment>,
+        names: Vec<Arc<str>>,
+        names_source: Option<(Arc<ReadOnlyDatabase>, PathBuf)>,
+    ) -> History {
         History {
             feed: BlockFeed { segments, current: None },
             names,
+            names_source,
             block: DecodedBlock::default(),
             path: PathBuf::new(),
             cursors: Vec::new(),
@@ -317,7 +332,8 @@ impl History {
                 return Ok(None);
             }
             if self.next_row == self.rows_in_block {
-                match self.load_next_block() {
+                let path = self.feed.path();
+                match guard::catch(&path, || self.load_next_block()) {
                     Ok(true) => continue,
                     Ok(false) => {
                         self.done = true;
@@ -356,9 +372,16 @@ impl History {
     fn load_next_block(&mut self) -> Result<bool> {
         let Some(FedBlock { bytes, first, last, path }) = self.feed.next()? else { return Ok(false) };
         let header: BlockHeader = block::decode(&bytes, &mut self.block).at(&path)?;
-        let known = self.names.len();
-        if self.block.columns().iter().any(|column| column.metric as usize >= known) {
-            return Err(Error::corrupt(&path, "a block names an unknown metric"));
+        if self.block.columns().iter().any(|column| column.metric as usize >= self.names.len()) {
+            // The names were read in an earlier snapshot than this block (each segment reads in
+            // its own transaction): a new read has every name committed with the block.
+            if let Some((db, names_path)) = &self.names_source {
+                self.names = crate::reader::read_names(&db.begin_read().at(names_path)?, names_path)?;
+            }
+            let known = self.names.len();
+            if self.block.columns().iter().any(|column| column.metric as usize >= known) {
+                return Err(Error::corrupt(&path, "a block names an unknown metric"));
+            }
         }
         self.cursors.clear();
         self.cursors.resize(self.block.columns().len(), 0);
@@ -424,7 +447,8 @@ impl Iterator for Series {
 
     fn next(&mut self) -> Option<Result<(u64, f64)>> {
         if self.next == self.buffer.len() {
-            match self.refill() {
+            let path = self.feed.path();
+            match guard::catch(&path, || self.refill()) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.metric = None;

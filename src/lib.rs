@@ -55,27 +55,39 @@
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
 //! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`].
 
+mod check;
 mod error;
+#[cfg(test)]
+mod fault_tests;
 mod format;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+mod guard;
 mod history;
 mod id;
 mod interner;
 mod lock;
 mod options;
+mod queue;
 mod reader;
 mod resume;
 mod run;
 mod signals;
 mod state;
 mod store;
+mod sweep;
 mod sys;
 mod writer;
 
+pub use check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use error::{Error, Result};
 pub use history::{History, Row, RowRef, Series};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
+pub use queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
 pub use reader::RunReader;
 pub use run::Run;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
 pub use store::{DEFAULT_DIR, Store};
+pub use sweep::{MAX_SWEEP_ITEMS, SearchSpace};

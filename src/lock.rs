@@ -89,5 +89,10 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
     let mut text = Vec::new();
     file.seek(SeekFrom::Start(0)).ok()?;
     file.take(4096).read_to_end(&mut text).ok()?;
-    serde_json::from_slice(&text).ok()
+    parse_holder(&text)
+}
+
+/// The holder record in the bytes of a lock file, if they hold one.
+pub(crate) fn parse_holder(bytes: &[u8]) -> Option<LockHolder> {
+    serde_json::from_slice(bytes).ok()
 }

@@ -1,4 +1,8 @@
 //! What `Store::init` is asked for: the run options builder and the environment variables.
+//!
+//! The environment fills what the code leaves unset: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
+//! `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`, and `RUNSTORE_CONFIG` (a JSON object, set by
+//! `runstore agent` for the queue item it runs).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -274,8 +278,8 @@ impl RunOptions {
         self
     }
 
-    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT` and
-    /// `RUNSTORE_RESUME_FROM`.
+    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`
+    /// and `RUNSTORE_CONFIG`.
     pub fn ignore_environment(mut self) -> Self {
         self.use_environment = false;
         self
@@ -308,6 +312,21 @@ impl RunOptions {
         }
         if self.project.is_none() {
             self.project = get(ENV_PROJECT);
+        }
+        if self.config.is_none()
+            && let Some(value) = get(crate::queue::ENV_CONFIG)
+        {
+            // Set by `runstore agent` for the queue item being run.
+            self.config = Some(match serde_json::from_str(&value) {
+                Ok(serde_json::Value::Object(map)) => Ok(map),
+                _ => {
+                    return Err(Error::InvalidEnvironment {
+                        variable: crate::queue::ENV_CONFIG,
+                        value,
+                        reason: "expected a JSON object",
+                    });
+                }
+            });
         }
         if self.resume_from.is_none()
             && let Some(value) = get(ENV_RESUME_FROM)
@@ -354,6 +373,13 @@ mod tests {
         assert_eq!(explicit.id.as_deref(), Some("code"));
         assert_eq!(explicit.resume, Some(Resume::Must));
         assert_eq!(explicit.project.as_deref(), Some("p"));
+
+        let configured = RunOptions::new().with_environment(env(&[("RUNSTORE_CONFIG", r#"{"lr": 0.5}"#)])).unwrap();
+        assert_eq!(configured.config, Some(Ok(serde_json::json!({"lr": 0.5}).as_object().cloned().unwrap())));
+        let explicit = RunOptions::new().config(serde_json::json!({"lr": 1}));
+        let explicit = explicit.with_environment(env(&[("RUNSTORE_CONFIG", r#"{"lr": 0.5}"#)])).unwrap();
+        assert_eq!(explicit.config, Some(Ok(serde_json::json!({"lr": 1}).as_object().cloned().unwrap())));
+        assert!(RunOptions::new().with_environment(env(&[("RUNSTORE_CONFIG", "[1]")])).is_err());
 
         let ignored = RunOptions::new().ignore_environment().with_environment(&vars).unwrap();
         assert_eq!((ignored.id, ignored.resume), (None, None));

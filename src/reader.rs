@@ -16,6 +16,7 @@ use crate::format::Corrupt;
 use crate::format::block;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
 use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::guard;
 use crate::history::{self, History, Segment, Series, Table};
 use crate::lock;
 use crate::state::{Attempt, Branch, RunInfo, RunState};
@@ -64,6 +65,10 @@ impl std::fmt::Debug for RunReader {
 impl RunReader {
     /// Opens the run database at `path`; `lock_path` is its lock file.
     pub(crate) fn open(id: &str, path: &Path, lock_path: &Path, runs_dir: &Path) -> Result<RunReader> {
+        guard::catch(path, || RunReader::open_unguarded(id, path, lock_path, runs_dir))
+    }
+
+    fn open_unguarded(id: &str, path: &Path, lock_path: &Path, runs_dir: &Path) -> Result<RunReader> {
         let db = Arc::new(open_read_only(path, lock_path)?);
         let reader = RunReader {
             id: id.to_string(),
@@ -100,6 +105,10 @@ impl RunReader {
     ///
     /// [`Error::Corrupt`] when a record does not decode; [`Error::Storage`] on a read error.
     pub fn info(&self) -> Result<RunInfo> {
+        guard::catch(&self.path, || self.info_unguarded())
+    }
+
+    fn info_unguarded(&self) -> Result<RunInfo> {
         let tx = self.begin()?;
         let meta = tx.open_table(META).at(&self.path)?;
         let record = RunRecord::decode(self.required(&meta, KEY_RUN)?.as_slice()).at(&self.path)?;
@@ -145,6 +154,10 @@ impl RunReader {
     ///
     /// As [`RunReader::info`].
     pub fn state(&self) -> Result<RunState> {
+        guard::catch(&self.path, || self.state_unguarded())
+    }
+
+    fn state_unguarded(&self) -> Result<RunState> {
         let tx = self.begin()?;
         let meta = tx.open_table(META).at(&self.path)?;
         let mut progress = self.progress(&meta)?;
@@ -170,6 +183,10 @@ impl RunReader {
     ///
     /// As [`RunReader::info`].
     pub fn next_step(&self) -> Result<u64> {
+        guard::catch(&self.path, || self.next_step_unguarded())
+    }
+
+    fn next_step_unguarded(&self) -> Result<u64> {
         let tx = self.begin()?;
         let meta = tx.open_table(META).at(&self.path)?;
         Ok(self.progress(&meta)?.next_step)
@@ -205,6 +222,10 @@ impl RunReader {
     ///
     /// As [`RunReader::info`].
     pub fn attempts(&self) -> Result<Vec<Attempt>> {
+        guard::catch(&self.path, || self.attempts_unguarded())
+    }
+
+    fn attempts_unguarded(&self) -> Result<Vec<Attempt>> {
         let tx = self.begin()?;
         let table = tx.open_table(ATTEMPTS).at(&self.path)?;
         let mut attempts = Vec::new();
@@ -240,6 +261,10 @@ impl RunReader {
     ///
     /// As [`RunReader::info`].
     pub fn metrics(&self) -> Result<Vec<String>> {
+        guard::catch(&self.path, || self.metrics_unguarded())
+    }
+
+    fn metrics_unguarded(&self) -> Result<Vec<String>> {
         let tx = self.begin()?;
         Ok(read_names(&tx, &self.path)?.iter().map(ToString::to_string).collect())
     }
@@ -253,9 +278,14 @@ impl RunReader {
     /// [`Error::Storage`] on a read error, [`Error::Corrupt`] when a fork's parent is missing;
     /// the rows yield [`Error::Corrupt`] for a block that does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
+        guard::catch(&self.path, || self.history_unguarded(steps))
+    }
+
+    fn history_unguarded(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
         let names = self.names()?;
-        Ok(History::new(history::narrow(self.live_segments()?, first, last), names))
+        let source = Some((Arc::clone(&self.db), self.path.clone()));
+        Ok(History::new(history::narrow(self.live_segments()?, first, last), names, source))
     }
 
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
@@ -265,6 +295,10 @@ impl RunReader {
     ///
     /// As [`RunReader::history`].
     pub fn series(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
+        guard::catch(&self.path, || self.series_unguarded(metric, steps))
+    }
+
+    fn series_unguarded(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         let (first, last) = bounds(&steps);
         let names = self.names()?;
         let id = names.iter().position(|name| &**name == metric).and_then(|id| u32::try_from(id).ok());
@@ -298,6 +332,10 @@ impl RunReader {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn branches(&self) -> Result<Vec<Branch>> {
+        guard::catch(&self.path, || self.branches_unguarded())
+    }
+
+    fn branches_unguarded(&self) -> Result<Vec<Branch>> {
         Ok(self.branch_records()?.into_iter().map(|(id, record)| Branch::from_record(id, record)).collect())
     }
 
@@ -318,9 +356,14 @@ impl RunReader {
     ///
     /// [`Error::BranchNotFound`] for an unknown branch, else as [`RunReader::history`].
     pub fn branch_history(&self, branch: u32, steps: impl RangeBounds<u64>) -> Result<History> {
+        guard::catch(&self.path, || self.branch_history_unguarded(branch, steps))
+    }
+
+    fn branch_history_unguarded(&self, branch: u32, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
         let segment = self.branch_segment(branch)?;
-        Ok(History::new(history::narrow(vec![segment], first, last), self.names()?))
+        let source = Some((Arc::clone(&self.db), self.path.clone()));
+        Ok(History::new(history::narrow(vec![segment], first, last), self.names()?, source))
     }
 
     /// Streams one metric's points in archived branch `branch`, for steps in `steps`.
@@ -356,6 +399,10 @@ impl RunReader {
     /// Reads block headers backwards from `at` until every metric is found, and forwards after
     /// `at` to count rows; it copies nothing.
     pub(crate) fn fork_origin(&self, at: u64) -> Result<(ForkOrigin, Vec<String>, u64)> {
+        guard::catch(&self.path, || self.fork_origin_unguarded(at))
+    }
+
+    fn fork_origin_unguarded(&self, at: u64) -> Result<(ForkOrigin, Vec<String>, u64)> {
         let info = self.info()?;
         if info.last_step.is_none_or(|last| at > last) {
             return Err(Error::BeyondHistory { id: self.id.clone(), requested: at, last: info.last_step });
@@ -495,7 +542,7 @@ fn bounds(steps: &impl RangeBounds<u64>) -> (u64, u64) {
     (first, last)
 }
 
-fn read_names(tx: &ReadTransaction, path: &Path) -> Result<Vec<Arc<str>>> {
+pub(crate) fn read_names(tx: &ReadTransaction, path: &Path) -> Result<Vec<Arc<str>>> {
     let table = tx.open_table(METRICS).at(path)?;
     let mut names = Vec::with_capacity(usize::try_from(table.len().at(path)?).unwrap_or(0));
     for (expected, entry) in table.iter().at(path)?.enumerate() {
@@ -516,9 +563,20 @@ fn open_read_only(path: &Path, lock_path: &Path) -> Result<ReadOnlyDatabase> {
         match builder().open_read_only(path) {
             Ok(db) => return Ok(db),
             Err(redb::DatabaseError::RepairAborted) => {
-                if let Ok(_lock) = lock::RunLock::acquire_quietly(lock_path) {
-                    drop(builder().open(path).at(path)?);
-                    continue;
+                match lock::RunLock::acquire_quietly(lock_path) {
+                    Ok(_lock) => {
+                        drop(builder().open(path).at(path)?);
+                        continue;
+                    }
+                    // The live writer recovers it: wait below.
+                    Err(Error::RunLocked { .. }) => {}
+                    // Nobody holds the lock and we cannot take it (a read-only store, no write
+                    // permission): no process here can recover the database, so say why now.
+                    Err(Error::Io { path: lock_file, source }) => {
+                        let reason = format!("{source}: the run's writer died and recovering it needs write access");
+                        return Err(Error::Io { path: lock_file, source: std::io::Error::new(source.kind(), reason) });
+                    }
+                    Err(error) => return Err(error),
                 }
                 if std::time::Instant::now() >= deadline {
                     return Err(Error::corrupt(path, "the database needs recovery and its writer does not finish it"));

@@ -130,7 +130,7 @@ impl Store {
     }
 
     /// Creates the store directory and its marker if they are missing.
-    fn create(&self) -> Result<()> {
+    pub(crate) fn create(&self) -> Result<()> {
         let runs = self.root.join(RUNS);
         if runs.is_dir() && self.root.join(MARKER).is_file() {
             return self.check_marker();
@@ -552,6 +552,13 @@ struct PointerRecord {
     run_id: String,
 }
 
+/// The run id an `auto` pointer file names, if its bytes hold a pointer record (for the working
+/// directory `dir`, when given) naming a valid id.
+pub(crate) fn decode_pointer(bytes: &[u8], dir: Option<&str>) -> Option<String> {
+    let record: PointerRecord = serde_json::from_slice(bytes).ok()?;
+    (dir.is_none_or(|dir| record.dir == dir) && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
+}
+
 impl AutoPointer {
     fn new(store: &Store, working_dir: Option<&Path>) -> Result<AutoPointer> {
         let dir = match working_dir {
@@ -565,8 +572,7 @@ impl AutoPointer {
 
     /// The run id this directory's pointer names, if any (a damaged pointer names none).
     fn read(&self) -> Option<String> {
-        let record: PointerRecord = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
-        (record.dir == self.dir && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
+        decode_pointer(&std::fs::read(&self.path).ok()?, Some(&self.dir))
     }
 
     fn write(&self, id: &str) -> Result<()> {

@@ -16,6 +16,7 @@ use crate::format::block::{self, DecodedBlock, Encoder};
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
 use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
 use crate::format::{Corrupt, RUN_FORMAT_VERSION};
+use crate::guard;
 use crate::state::RunState;
 use crate::sys;
 
@@ -79,12 +80,21 @@ impl Writer {
         attempt: &AttemptRecord,
         seed: Option<&ForkSeed>,
     ) -> Result<Writer> {
+        guard::catch(path, || Writer::create_unguarded(path, record, attempt, seed))
+    }
+
+    fn create_unguarded(
+        path: &Path,
+        record: &RunRecord,
+        attempt: &AttemptRecord,
+        seed: Option<&ForkSeed>,
+    ) -> Result<Writer> {
         let temporary = path.with_extension("redb.partial");
         match std::fs::remove_file(&temporary) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&temporary, error)),
             _ => {}
         }
-        let db = builder().create(&temporary).at(&temporary)?;
+        let db = open_database(&temporary, true)?;
         let fork = record.forked_from.as_ref();
         let progress = Progress {
             state: RunState::Running.into(),
@@ -123,7 +133,11 @@ impl Writer {
 
     /// Opens an existing run database for writing (the caller holds the run's lock).
     pub(crate) fn open(path: &Path) -> Result<Writer> {
-        let db = builder().open(path).at(path)?;
+        guard::catch(path, || Writer::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Writer> {
+        let db = open_database(path, false)?;
         let tx = db.begin_read().at(path)?;
         let meta = tx.open_table(META).at(path)?;
         check_format(path, meta.get(KEY_FORMAT).at(path)?.as_ref().map(redb::AccessGuard::value))?;
@@ -190,6 +204,10 @@ impl Writer {
 
     /// The metric names stored so far, in id order.
     pub(crate) fn names(&self) -> Result<Vec<String>> {
+        guard::catch(&self.path, || self.names_unguarded())
+    }
+
+    fn names_unguarded(&self) -> Result<Vec<String>> {
         let tx = self.db.begin_read().at(&self.path)?;
         let table = tx.open_table(METRICS).at(&self.path)?;
         let mut names = Vec::new();
@@ -203,6 +221,11 @@ impl Writer {
     /// Starts a new attempt on an existing run: closes the previous attempt if its process died,
     /// applies `update` to the run record, and marks the run running.
     pub(crate) fn begin_attempt(&mut self, attempt: &AttemptRecord, update: impl FnOnce(&mut RunRecord)) -> Result<()> {
+        let path = self.path.clone();
+        guard::catch(&path, || self.begin_attempt_unguarded(attempt, update))
+    }
+
+    fn begin_attempt_unguarded(&mut self, attempt: &AttemptRecord, update: impl FnOnce(&mut RunRecord)) -> Result<()> {
         let path = self.path.clone();
         let died_as = self.stored_state()?.without_writer();
         let previous = Ending { state: died_as, exit_code: self.progress.exit_code };
@@ -245,7 +268,11 @@ impl Writer {
     /// it is redb's own two-phase operation on data that is already durable, and the next
     /// attempt's finish tries again.
     pub(crate) fn compact(mut self) {
-        let _ = self.db.compact();
+        let path = self.path.clone();
+        let _ = guard::catch(&path, || {
+            let _ = self.db.compact();
+            Ok(())
+        });
     }
 
     /// Sets the size of the blocks written from now on: small when every row is committed alone.
@@ -261,6 +288,11 @@ impl Writer {
     /// Stores `rows` (which start at or after the last stored step) with `extras`, in one
     /// durable transaction. On error nothing is stored and `self` is unchanged.
     pub(crate) fn commit(&mut self, rows: &RowBatch, extras: &Extras<'_>) -> Result<()> {
+        let path = self.path.clone();
+        guard::catch(&path, || self.commit_unguarded(rows, extras))
+    }
+
+    fn commit_unguarded(&mut self, rows: &RowBatch, extras: &Extras<'_>) -> Result<()> {
         let path = self.path.clone();
         let mut progress = self.progress.clone();
         let mut logged = self.logged.clone();
@@ -365,6 +397,11 @@ impl Writer {
     ///
     /// Returns the new branch's id and record, or `None` when no row is after `to`.
     pub(crate) fn rewind(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+        let path = self.path.clone();
+        guard::catch(&path, || self.rewind_unguarded(id, to, by_attempt))
+    }
+
+    fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
         let last = self.progress.last_step;
         match last {
@@ -511,6 +548,16 @@ impl Writer {
 
 fn summary_of(logged: &[Option<f64>]) -> Vec<(u32, f64)> {
     (0u32..).zip(logged).filter_map(|(id, value)| Some((id, (*value)?))).collect()
+}
+
+/// Opens a run database for writing (`create`: a new one). Unit tests can route this through a
+/// storage backend that injects I/O faults and power cuts (`crate::fault_tests`).
+fn open_database(path: &Path, create: bool) -> Result<Database> {
+    #[cfg(test)]
+    if let Some(backend) = crate::fault_tests::backend_for(path)? {
+        return builder().create_with_backend(backend).at(path);
+    }
+    if create { builder().create(path) } else { builder().open(path) }.at(path)
 }
 
 fn begin(db: &Database, path: &Path) -> Result<WriteTransaction> {

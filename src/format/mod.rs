@@ -8,7 +8,7 @@ mod bits;
 pub(crate) mod block;
 pub(crate) mod records;
 pub(crate) mod tables;
-mod xor;
+pub(crate) mod xor;
 
 /// The version of the run database format this code writes and reads.
 pub(crate) const RUN_FORMAT_VERSION: u32 = 1;

@@ -113,3 +113,189 @@ fn writer() {
     run.finish(code).expect("finish");
     say("finished");
 }
+
+/// A training command for `runstore agent`, driven by its item's config (`RUNSTORE_CONFIG`);
+/// the run id and policy come from the agent's `RUNSTORE_RUN_ID` and `RUNSTORE_RESUME`.
+/// It logs standard rows, flushing and reporting each, from the run's next step up to `steps`,
+/// sleeping `pause_ms` after each, then finishes 0. On an attempt named in `plan` it stops at
+/// step `at` instead and ends as the plan says: `fail` (finish 1, exit 1), `preempt:<code>`
+/// (`mark_preempting`, finish and exit with code), `hang` (sleep until killed), or `obey`
+/// (listen to signals, log until told to stop, finish 143 and exit 0: W&B #9568's case).
+/// With `TEST_RECORD`, it appends `<id> start <ns>` as it starts and `<id> end <ns>` before
+/// it ends.
+#[test]
+#[ignore = "a child process of other tests"]
+fn trainer() {
+    if std::env::var(CHILD).as_deref() != Ok("trainer") {
+        return;
+    }
+    let config: serde_json::Value = serde_json::from_str(&var("RUNSTORE_CONFIG").expect("config")).expect("JSON");
+    let id = var("RUNSTORE_RUN_ID").expect("RUNSTORE_RUN_ID");
+    let record = |event: &str| {
+        if let Some(path) = var("TEST_RECORD") {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+            let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).expect("record");
+            std::io::Write::write_all(&mut file, format!("{id} {event} {nanos}\n").as_bytes()).expect("record");
+        }
+    };
+    record("start");
+    let store = Store::from_env().expect("store");
+    let mut run = store.init(RunOptions::new().config(config.clone())).expect("init");
+    say(format!("init ok {} {} {}", run.id(), run.step(), run.attempt()));
+    let steps = config["steps"].as_u64().unwrap_or(10);
+    let pause = Duration::from_millis(config["pause_ms"].as_u64().unwrap_or(0));
+    let plan = config["plan"][run.attempt().to_string()].as_str().unwrap_or("").to_string();
+    let last = if plan.is_empty() { steps } else { config["at"].as_u64().unwrap_or(steps) };
+    if plan == "obey" {
+        run.stop_on_signals().expect("signal handlers");
+        say("listening");
+    }
+    while if plan == "obey" { !run.should_stop() } else { run.step() < last } {
+        let step = run.step();
+        run.log(row(step)).expect("log");
+        run.flush().expect("flush");
+        say(format!("flushed {step}"));
+        std::thread::sleep(pause);
+    }
+    let code = match plan.as_str() {
+        "" => 0,
+        "fail" => 1,
+        "obey" => 143,
+        "hang" => {
+            say("hanging");
+            // Until killed; a minute at most, should the test that kills it fail first.
+            std::thread::sleep(Duration::from_secs(60));
+            std::process::exit(9);
+        }
+        other => other.strip_prefix("preempt:").expect("plan").parse().expect("exit code"),
+    };
+    if plan.starts_with("preempt:") {
+        run.mark_preempting().expect("mark_preempting");
+    }
+    record("end");
+    run.finish(code).expect("finish");
+    say(format!("finished {code}"));
+    if plan != "obey" {
+        std::process::exit(code);
+    }
+}
+
+/// The crash harness's workload (`crash_harness::child_main`), seeded by `TEST_SEED`, on the
+/// store in `RUNSTORE_DIR`; the parent kills it.
+#[test]
+#[ignore = "a child process of other tests"]
+fn crash_workload() {
+    if std::env::var(CHILD).as_deref() != Ok("crash_workload") {
+        return;
+    }
+    let store = var("RUNSTORE_DIR").expect("RUNSTORE_DIR");
+    let seed = number("TEST_SEED").expect("TEST_SEED");
+    crate::crash_harness::child_main(std::path::Path::new(&store), seed, 200);
+}
+
+/// A reader following the live run `TEST_FOLLOW` until it is no longer live: each pass reads
+/// the whole history, which must be a prefix of the standard rows, bit-exact, at least as long
+/// as the last pass. Reports `saw N` when the prefix grows, `bad WHAT` on a violation, and
+/// `done N` at the end.
+#[test]
+#[ignore = "a child process of other tests"]
+fn follower() {
+    if std::env::var(CHILD).as_deref() != Ok("follower") {
+        return;
+    }
+    let id = var("TEST_FOLLOW").expect("TEST_FOLLOW");
+    let store = Store::from_env().expect("store");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = 0u64;
+    loop {
+        let reader = match store.open_run(&id) {
+            Ok(reader) => reader,
+            Err(runstore::Error::RunNotFound { .. }) => {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            Err(error) => return say(format!("bad open: {error}")),
+        };
+        let live = reader.state().map(runstore::RunState::is_live);
+        let mut history = match reader.history(..) {
+            Ok(history) => history,
+            Err(error) => return say(format!("bad history: {error}")),
+        };
+        let mut rows = 0u64;
+        loop {
+            match history.next_row() {
+                Ok(Some(row)) => {
+                    if row.step() != rows {
+                        return say(format!("bad step {} where {rows} was expected", row.step()));
+                    }
+                    let expected = crate::support::row(rows);
+                    if row.points().len() != expected.len() {
+                        return say(format!("bad row {rows}: {} points", row.points().len()));
+                    }
+                    for (name, value) in expected {
+                        if row.get(name).map(f64::to_bits) != Some(value.to_bits()) {
+                            return say(format!("bad row {rows}: {name}"));
+                        }
+                    }
+                    rows += 1;
+                }
+                Ok(None) => break,
+                Err(error) => return say(format!("bad row: {error}")),
+            }
+        }
+        if rows < seen {
+            return say(format!("bad: the history shrank from {seen} to {rows} rows"));
+        }
+        if rows > seen {
+            seen = rows;
+            say(format!("saw {rows}"));
+        }
+        match live {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(error) => return say(format!("bad state: {error}")),
+        }
+        if std::time::Instant::now() > deadline {
+            return say("bad: the writer never ended");
+        }
+    }
+    say(format!("done {seen}"));
+}
+
+/// Creates runs `c0`, `c1`, … (`TEST_COUNT` of them), each with a few rows, finished; with
+/// `TEST_DELETE`, removes the directory of run `c{i-2}` after creating `c{i}`, as a user
+/// cleaning up would. Reports `done` at the end.
+#[test]
+#[ignore = "a child process of other tests"]
+fn creator() {
+    if std::env::var(CHILD).as_deref() != Ok("creator") {
+        return;
+    }
+    let store = Store::from_env().expect("store");
+    let count = number("TEST_COUNT").unwrap_or(10);
+    for i in 0..count {
+        let mut run = store.init(RunOptions::new().ignore_environment().id(format!("c{i}"))).expect("init");
+        for _ in 0..5 {
+            run.log(row(run.step())).expect("log");
+        }
+        run.finish(0).expect("finish");
+        if var("TEST_DELETE").is_some() && i >= 2 {
+            std::fs::remove_dir_all(store.path().join("runs").join(format!("c{}", i - 2))).expect("delete a run");
+        }
+    }
+    say("done");
+}
+
+/// Reports what the library says in a process without permission on the store in
+/// `RUNSTORE_DIR` (see `hostile_input`).
+#[test]
+#[ignore = "a child process of other tests"]
+fn permission_probe() {
+    if std::env::var(CHILD).as_deref() != Ok("permission_probe") {
+        return;
+    }
+    let store = var("RUNSTORE_DIR").expect("RUNSTORE_DIR");
+    for report in crate::hostile_input::probe_permissions(std::path::Path::new(&store)) {
+        say(report);
+    }
+}

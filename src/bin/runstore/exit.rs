@@ -5,9 +5,9 @@
 //! | 0 | success (also: stdout closed early, as by `runstore history X \| head`) |
 //! | 1 | any other error: I/O, a damaged or newer store, storage errors |
 //! | 2 | bad input: usage, invalid run id or metric name, bad `KEY=VALUE`, bad environment, step errors |
-//! | 3 | the run does not exist |
-//! | 4 | the run already exists (`log --resume never`) |
-//! | 5 | the run is locked by another process |
+//! | 3 | the run does not exist (or the queue, or the queue item) |
+//! | 4 | the run already exists (`log --resume never`), or the queue item does |
+//! | 5 | the run is locked by another process, or the queue item is claimed by a live agent |
 
 use std::fmt;
 use std::io;
@@ -35,6 +35,12 @@ pub enum Failure {
     Input(String),
     /// Writing the output failed; `target` is `stdout` or a file.
     Output { target: String, source: io::Error },
+    /// A remote server (MLflow) could not be reached or refused a request; the message names
+    /// it, the HTTP status and the server's own message.
+    Remote(String),
+    /// `runstore agent` stopped on SIGINT or SIGTERM after requeueing its item: exits
+    /// 128 + the signal number, as a shell reports a process the signal ended.
+    Interrupted { signal: i32, message: String },
 }
 
 impl Failure {
@@ -48,7 +54,8 @@ impl Failure {
         match self {
             Failure::Store(error) => store_code(error),
             Failure::Input(_) => BAD_INPUT,
-            Failure::Output { .. } => OTHER,
+            Failure::Output { .. } | Failure::Remote(_) => OTHER,
+            Failure::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(OTHER),
         }
     }
 
@@ -76,10 +83,15 @@ fn store_code(error: &Error) -> u8 {
         | Error::StepRegression { .. }
         | Error::StepOutOfRange { .. }
         | Error::BeyondHistory { .. }
-        | Error::RewindBeforeFork { .. } => BAD_INPUT,
-        Error::RunNotFound { .. } | Error::BranchNotFound { .. } => NOT_FOUND,
-        Error::RunExists { .. } => EXISTS,
-        Error::RunLocked { .. } => LOCKED,
+        | Error::RewindBeforeFork { .. }
+        | Error::InvalidQueueName { .. }
+        | Error::InvalidSweepSpace { .. } => BAD_INPUT,
+        Error::RunNotFound { .. }
+        | Error::BranchNotFound { .. }
+        | Error::QueueNotFound { .. }
+        | Error::QueueItemNotFound { .. } => NOT_FOUND,
+        Error::RunExists { .. } | Error::QueueItemExists { .. } => EXISTS,
+        Error::RunLocked { .. } | Error::QueueItemClaimed { .. } => LOCKED,
         _ => OTHER,
     }
 }
@@ -88,7 +100,9 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Store(error) => write!(f, "{error}"),
-            Failure::Input(message) => f.write_str(message),
+            Failure::Input(message) | Failure::Remote(message) | Failure::Interrupted { message, .. } => {
+                f.write_str(message)
+            }
             Failure::Output { target, source } => write!(f, "cannot write to {target}: {source}"),
         }
     }

@@ -8,28 +8,33 @@ use runstore::Store;
 use crate::exit::Failure;
 use crate::history::{self, Selection};
 use crate::output;
-use crate::rows::Format;
+use crate::rows::{self, Format};
+use crate::tensorboard;
 
 /// Rows above which writing a file shows a progress bar (on a terminal).
 const LARGE: u64 = 100_000;
 
-/// Write a run's rows as csv or jsonl to a file, with a progress bar.
+/// Write a run's rows to a file: csv, jsonl, or TensorBoard event files.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Rows are written as `runstore history` writes them (see its --help), to stdout
-without -o. The file is written under a temporary name and renamed when
-complete. A progress bar shows on stderr for runs of more than 100 000 rows when
-stderr is a terminal.
+csv and jsonl are written as `runstore history` writes them (see its --help),
+to stdout without -o. tensorboard writes an event file into the directory -o
+DIR, and one per archived branch into DIR/branch-<id>; TensorBoard stores
+scalars as 32-bit floats, so values are rounded to f32 (steps are exact). Files
+are written under a temporary name and renamed when complete. A progress bar
+shows on stderr for runs of more than 100 000 rows when stderr is a terminal.
 
 Examples:
   runstore export resnet-7 --format csv -o resnet-7.csv
-  runstore export resnet-7 --format jsonl --metric loss | gzip > loss.jsonl.gz")]
+  runstore export resnet-7 --format jsonl --metric loss | gzip > loss.jsonl.gz
+  runstore export resnet-7 --format tensorboard -o tb/resnet-7
+  tensorboard --logdir tb")]
 pub struct Args {
     /// The run id.
     id: String,
-    /// csv, jsonl or table.
+    /// csv, jsonl, table or tensorboard.
     #[arg(long, value_enum, hide_possible_values = true)]
-    format: Format,
+    format: ExportFormat,
     /// The file to write; stdout when omitted.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
@@ -37,20 +42,55 @@ pub struct Args {
     selection: Selection,
 }
 
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header line.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+    /// Aligned columns, for people.
+    Table,
+    /// TensorBoard event files in a directory.
+    Tensorboard,
+}
+
+impl ExportFormat {
+    fn rows(self) -> Option<Format> {
+        match self {
+            ExportFormat::Csv => Some(Format::Csv),
+            ExportFormat::Jsonl => Some(Format::Jsonl),
+            ExportFormat::Table => Some(Format::Table),
+            ExportFormat::Tensorboard => None,
+        }
+    }
+}
+
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    let format = args.format.rows();
     let Some(path) = &args.output else {
+        let Some(format) = format else {
+            return Err(Failure::input("--format tensorboard writes a directory: give it with -o DIR"));
+        };
         let mut out = output::stdout();
-        history::write(store, &args.id, &args.selection, args.format, &mut out, |_| {})?;
+        history::write(store, &args.id, &args.selection, format, &mut out, |_| {})?;
         out.flush()?;
         return Ok(());
     };
-    let rows = store.open_run(&args.id)?.info()?.rows;
+    let reader = store.open_run(&args.id)?;
+    let rows = reader.info()?.rows;
     let bar = (rows > LARGE && std::io::stderr().is_terminal()).then(|| progress_bar(rows));
-    let result = to_file(store, args, path, |done| {
+    let progress = |done| {
         if let Some(bar) = &bar {
             bar.set_position(done);
         }
-    });
+    };
+    let result = match format {
+        Some(format) => to_file(store, args, format, path, progress),
+        None => rows::check_metrics(&args.id, &args.selection.metrics, reader.history(..0)?.metrics()).and_then(|()| {
+            tensorboard::export(&reader, path, args.selection.steps()?, &args.selection.metrics, progress)
+        }),
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -58,8 +98,8 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     output::stdout_line(&format!("wrote {written} rows to {}", path.display()))
 }
 
-fn to_file(store: &Store, args: &Args, path: &Path, progress: impl FnMut(u64)) -> Result<u64, Failure> {
-    output::write_file(path, |out| history::write(store, &args.id, &args.selection, args.format, out, progress))
+fn to_file(store: &Store, args: &Args, format: Format, path: &Path, progress: impl FnMut(u64)) -> Result<u64, Failure> {
+    output::write_file(path, |out| history::write(store, &args.id, &args.selection, format, out, progress))
 }
 
 fn progress_bar(rows: u64) -> indicatif::ProgressBar {

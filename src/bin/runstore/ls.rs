@@ -34,6 +34,8 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     for id in store.run_ids()? {
         match store.open_run(&id).and_then(|reader| reader.info()) {
             Ok(info) => runs.push(info),
+            // A run deleted while we list it is gone, not damaged.
+            Err(_) if !store.exists(&id).unwrap_or(true) => {}
             // A damaged run must not hide the others: say so, list the rest, fail at the end.
             Err(error) => {
                 output::warn(&format!("skipping run {id:?}: {error}"));

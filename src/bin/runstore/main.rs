@@ -3,20 +3,27 @@
 //! One module per command; `exit` maps failures to exit codes, `output` formats times and
 //! numbers, `rows` writes history rows as csv, jsonl or a table.
 
+mod agent;
+mod check;
 mod exit;
 mod export;
 mod fork;
 mod history;
 mod log;
 mod ls;
+mod mlflow;
 mod output;
 mod plot;
+mod queue;
 mod rewind;
 mod rows;
 mod show;
 mod spark;
 mod svg;
+mod sweep;
+mod sync;
 mod tail;
+mod tensorboard;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,9 +49,11 @@ Exit codes:
   2  bad input: usage, invalid run id or metric name, bad KEY=VALUE, a bad
      RUNSTORE_RESUME, a step behind the run's last step, a rewind or fork
      after the last step
-  3  the run (or archived branch) does not exist
-  4  the run already exists (log --resume never)
-  5  the run is being written by another process
+  3  the run (or archived branch, queue, queue item) does not exist
+  4  the run already exists (log --resume never), or the queue item does
+  5  the run is being written by another process, or the queue item is
+     claimed by a live agent
+  130, 143  agent: stopped by SIGINT, SIGTERM after requeueing its item
 
 Examples:
   runstore ls
@@ -53,6 +62,8 @@ Examples:
   runstore tail -f resnet-7
   runstore rewind resnet-7 --to 1000
   runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
+  runstore sweep sweep-1 --grid space.json
+  runstore agent sweep-1 -- ./train
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
 struct Cli {
     #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
@@ -72,6 +83,11 @@ enum Command {
     Export(export::Args),
     Rewind(rewind::Args),
     Fork(fork::Args),
+    Sync(sync::Args),
+    Queue(queue::Args),
+    Sweep(sweep::Args),
+    Agent(agent::Args),
+    Check(check::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -82,7 +98,13 @@ fn state_parser() -> impl clap::builder::TypedValueParser<Value = RunState> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    quiet_panics_on_main_thread();
+    let outcome = std::panic::catch_unwind(|| run(&cli)).unwrap_or_else(|_| {
+        let panic = LAST_PANIC.lock().ok().and_then(|mut last| last.take()).unwrap_or_default();
+        output::warn(&format!("internal error, please report it: {panic}"));
+        std::process::exit(101);
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) if failure.is_closed_stdout() => ExitCode::SUCCESS,
         Err(failure) => {
@@ -90,6 +112,26 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code())
         }
     }
+}
+
+/// The last panic of the main thread, reported by `main` if it was not caught.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The library turns a panic of its storage engine on a damaged file into an error naming the
+/// file (`Error::Corrupt`), which `main` prints as one line; the default hook would print the
+/// panic first. On the main thread the hook only records the panic, and `main` prints it if
+/// nothing caught it; other threads keep the default hook.
+fn quiet_panics_on_main_thread() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("main") {
+            if let Ok(mut last) = LAST_PANIC.lock() {
+                *last = Some(info.to_string().replace('\n', " "));
+            }
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {
@@ -107,5 +149,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Export(args) => export::run(&store, args),
         Command::Rewind(args) => rewind::run(&store, args),
         Command::Fork(args) => fork::run(&store, args),
+        Command::Sync(args) => sync::run(&store, args),
+        Command::Queue(args) => queue::run(&store, args),
+        Command::Sweep(args) => sweep::run(&store, args),
+        Command::Agent(args) => agent::run(&store, args),
+        Command::Check(args) => check::run(&store, args),
     }
 }

@@ -1,0 +1,703 @@
+//! Integrity checks of runs and of a whole store: `runstore check`.
+//!
+//! A run that no process writes is checked on a copy of its database, taken under the run's
+//! lock: redb's own integrity check (every page checksum of the committed trees, the allocator
+//! state) runs on the copy, so that the check never changes the run's file, not even by
+//! recovering it after a crash or repairing it. The copy is then read record by record and block
+//! by block. A live run (its lock held by a writer) is read as a reader would, from the last
+//! commit; redb's integrity check is skipped, since it must not run beside a writer.
+//!
+//! What is checked, besides redb's integrity:
+//! - the format marker and version, the run record (whose id must name the run's directory),
+//!   the progress record and its state;
+//! - metric names: ids dense from 0, names that could have been logged;
+//! - attempts: numbers dense from 1, records that decode, every attempt but the last closed;
+//! - the live history: every block decodes, its key is its first step, steps strictly increase
+//!   across blocks, every column names a known metric, the row count and last step agree with
+//!   the progress record, and the stored summary is each metric's last logged value;
+//! - archived branches: records and blocks decode and agree with each other;
+//! - a fork's parent is there and the fork's history reads whole.
+//!
+//! Anything a file can hold gives a [`Problem`] naming the file, never a panic (see
+//! `crate::guard`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::error::{Context, Error, Result};
+use crate::format::RUN_FORMAT_VERSION;
+use crate::format::block::{self, DecodedBlock};
+use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
+use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::id::{validate_metric_name, validate_run_id};
+use crate::state::RunState;
+use crate::store::{DATABASE, LOCK, Store, decode_pointer};
+use crate::writer::builder;
+use crate::{guard, lock};
+
+/// Something wrong (or worth knowing) about a file of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The file or directory concerned.
+    pub path: PathBuf,
+    /// What is wrong, and what to do about it.
+    pub detail: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.detail)
+    }
+}
+
+/// How far redb's own integrity check got on a run's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Integrity {
+    /// Every page checksum and the allocator state verified.
+    Verified,
+    /// Not run: a process is writing the run (the check must not run beside a writer).
+    SkippedLive,
+    /// Not run: the database could not be opened or copied (see the problems).
+    NotRun,
+    /// Damage found: see the problems.
+    Failed,
+}
+
+impl Integrity {
+    /// A lowercase word for the command line and JSON.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integrity::Verified => "verified",
+            Integrity::SkippedLive => "skipped (live)",
+            Integrity::NotRun => "not run",
+            Integrity::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome of checking one run ([`Store::check`]).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{RunOptions, Store};
+///
+/// let store = Store::open(dir.path())?;
+/// let mut run = store.init(RunOptions::new().id("r"))?;
+/// run.log([("loss", 0.5)])?;
+/// run.finish(0)?;
+/// let report = store.check("r")?;
+/// assert!(report.is_healthy(), "{:?}", report.problems);
+/// assert_eq!((report.rows, report.integrity), (1, runstore::Integrity::Verified));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunCheck {
+    /// The run id (its directory's name).
+    pub id: String,
+    /// The run's directory.
+    pub dir: PathBuf,
+    /// Whether a process was writing the run during the check.
+    pub live: bool,
+    /// How far redb's integrity check got.
+    pub integrity: Integrity,
+    /// Rows read from the live history (a fork's inherited rows included).
+    pub rows: u64,
+    /// Rows read from archived branches.
+    pub archived_rows: u64,
+    /// Blocks decoded, live and archived.
+    pub blocks: u64,
+    /// Archived branches.
+    pub branches: u32,
+    /// Attempts.
+    pub attempts: u32,
+    /// Damage: the run cannot be trusted until these are dealt with.
+    pub problems: Vec<Problem>,
+    /// Things that are not damage but worth knowing (a lock file without a holder record, a
+    /// directory left by an interrupted creation).
+    pub notes: Vec<Problem>,
+}
+
+impl RunCheck {
+    fn new(id: &str, dir: PathBuf) -> RunCheck {
+        RunCheck {
+            id: id.to_string(),
+            dir,
+            live: false,
+            integrity: Integrity::NotRun,
+            rows: 0,
+            archived_rows: 0,
+            blocks: 0,
+            branches: 0,
+            attempts: 0,
+            problems: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    /// Whether nothing is wrong with the run.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    fn problem(&mut self, path: &Path, detail: impl Into<String>) {
+        self.problems.push(Problem { path: path.to_path_buf(), detail: detail.into() });
+    }
+
+    fn note(&mut self, path: &Path, detail: impl Into<String>) {
+        self.notes.push(Problem { path: path.to_path_buf(), detail: detail.into() });
+    }
+}
+
+/// The outcome of checking every run of a store ([`Store::check_all`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCheck {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Each run directory's check, sorted by id.
+    pub runs: Vec<RunCheck>,
+    /// Damage outside any run.
+    pub problems: Vec<Problem>,
+    /// Things outside any run worth knowing (a damaged `auto` pointer, a stray file).
+    pub notes: Vec<Problem>,
+}
+
+impl StoreCheck {
+    /// Whether nothing is wrong with the store or any of its runs.
+    #[must_use]
+    pub fn is_healthy(&self) -> bool {
+        self.problems.is_empty() && self.runs.iter().all(RunCheck::is_healthy)
+    }
+}
+
+impl Store {
+    /// Checks run `id` for damage: redb's integrity check (page checksums, allocator state) on
+    /// a copy of its database taken under the run's lock, then every record and block: formats,
+    /// metric ids, attempts, steps strictly increasing across blocks, block keys, row counts
+    /// and the summary against the history, archived branches, a fork's parent. A run being
+    /// written is read from its last commit, without redb's check. Damage is reported in the
+    /// result, not as an error; the run's files are not changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRunId`], [`Error::RunNotFound`] when the run has no directory.
+    pub fn check(&self, id: &str) -> Result<RunCheck> {
+        validate_run_id(id)?;
+        let dir = self.path().join("runs").join(id);
+        if !dir.is_dir() {
+            return Err(Error::RunNotFound { id: id.to_string() });
+        }
+        let mut report = RunCheck::new(id, dir.clone());
+        check_lock_file(&dir.join(LOCK), &mut report);
+        let database = dir.join(DATABASE);
+        match std::fs::symlink_metadata(&database) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                report.problem(&database, "is not a regular file: move it away; the run cannot be read");
+                return Ok(report);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let partial = dir.join(format!("{DATABASE}.partial"));
+                let detail = if partial.exists() {
+                    "is missing and a half-written run.redb.partial is there: the run's creation was interrupted, \
+                     so no run was created; the directory can be removed"
+                } else {
+                    "is missing: no run is stored here (its creation was interrupted, or the database was \
+                     deleted); the directory can be removed"
+                };
+                report.note(&database, detail);
+                return Ok(report);
+            }
+            Err(error) => {
+                report.problem(&database, format!("cannot be examined: {error}"));
+                return Ok(report);
+            }
+        }
+        let lock_path = dir.join(LOCK);
+        let lock = match lock::is_held(&lock_path) {
+            Ok(true) => None,
+            Ok(false) => match lock::RunLock::acquire_quietly(&lock_path) {
+                Ok(lock) => Some(Some(lock)),
+                Err(Error::RunLocked { .. }) => None,
+                // A read-only store, or no write permission: no writer can start either.
+                Err(error) => {
+                    report.note(
+                        &lock_path,
+                        format!("cannot be locked ({}): checked without the lock", detail_of(&error)),
+                    );
+                    Some(None)
+                }
+            },
+            Err(error) => {
+                report.problem(&lock_path, format!("cannot be tested: {error}"));
+                return Ok(report);
+            }
+        };
+        if let Some(lock) = lock {
+            // Nobody writes the run: copy it under its lock, then check the copy.
+            let copy = copy_database(&database);
+            drop(lock);
+            match copy {
+                Ok(copy) => check_copy(&database, copy.path(), &mut report),
+                Err(error) => report.problem(&database, format!("cannot be copied for the check: {error}")),
+            }
+        } else {
+            report.live = true;
+            report.integrity = Integrity::SkippedLive;
+            let outcome = guard::catch(&database, || {
+                let db = builder().open_read_only(&database).at(&database)?;
+                walk(&db.begin_read().at(&database)?, &database, &mut report)
+            });
+            if let Err(error) = outcome {
+                report.problem(&database, detail_of(&error));
+            }
+        }
+        if report.is_healthy() {
+            self.check_fork(id, &database, &mut report);
+        }
+        Ok(report)
+    }
+
+    /// Checks every run directory of the store, and its `auto` pointers: see [`Store::check`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the store's directories cannot be listed.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = runstore::Store::open(dir.path())?;
+    /// store.init(runstore::RunOptions::new().id("a"))?.finish(0)?;
+    /// let report = store.check_all()?;
+    /// assert!(report.is_healthy());
+    /// assert_eq!(report.runs.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_all(&self) -> Result<StoreCheck> {
+        let mut report =
+            StoreCheck { path: self.path().to_path_buf(), runs: Vec::new(), problems: Vec::new(), notes: Vec::new() };
+        let runs = self.path().join("runs");
+        let mut ids = Vec::new();
+        for entry in list(&runs)? {
+            let path = entry.path();
+            match entry.file_name().into_string() {
+                Ok(id) if validate_run_id(&id).is_ok() && path.is_dir() => ids.push(id),
+                Ok(id) if validate_run_id(&id).is_ok() => report
+                    .notes
+                    .push(Problem { path, detail: "is not a directory, so not a run: it is ignored".into() }),
+                _ => report.notes.push(Problem {
+                    path,
+                    detail: "is not named like a run (an invalid run id): it is ignored".into(),
+                }),
+            }
+        }
+        ids.sort();
+        for id in ids {
+            report.runs.push(self.check(&id)?);
+        }
+        for entry in list(&self.path().join("auto"))? {
+            let path = entry.path();
+            let named = std::fs::read(&path).ok().and_then(|bytes| decode_pointer(&bytes, None));
+            match named {
+                None => report.notes.push(Problem {
+                    path,
+                    detail: "is not an auto pointer: `auto` ignores it and starts a new run; it can be removed".into(),
+                }),
+                Some(id) if !self.database_path(&id).is_file() => report.notes.push(Problem {
+                    path,
+                    detail: format!("points at run {id:?}, which does not exist: `auto` will start a new run"),
+                }),
+                Some(_) => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// A fork's parent must be there and the fork's whole history must read.
+    fn check_fork(&self, id: &str, database: &Path, report: &mut RunCheck) {
+        let outcome = (|| -> Result<Option<u64>> {
+            let reader = self.open_run(id)?;
+            if reader.info()?.forked_from.is_none() {
+                return Ok(None);
+            }
+            let mut rows = 0;
+            let mut history = reader.history(..)?;
+            while history.next_row()?.is_some() {
+                rows += 1;
+            }
+            Ok(Some(rows))
+        })();
+        match outcome {
+            Ok(Some(rows)) => {
+                if rows != report.rows {
+                    report.problem(
+                        database,
+                        format!("the fork's history has {rows} rows but its progress record says {}", report.rows),
+                    );
+                }
+            }
+            Ok(None) => {}
+            Err(error) => report.problem(database, detail_of(&error)),
+        }
+    }
+}
+
+/// The entries of `dir`; none when it does not exist.
+fn list(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.collect::<std::io::Result<Vec<_>>>().at(dir),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(Error::io(dir, error)),
+    }
+}
+
+/// What an error says, without the path that the problem names already.
+fn detail_of(error: &Error) -> String {
+    match error {
+        Error::Corrupt { detail, .. } => detail.clone(),
+        Error::Storage { source, .. } => format!("the storage engine cannot read it: {source}"),
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn check_lock_file(path: &Path, report: &mut RunCheck) {
+    match std::fs::symlink_metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => report.problem(path, format!("cannot be examined: {error}")),
+        Ok(meta) if !meta.is_file() => {
+            report.problem(path, "is not a regular file, so no writer can lock the run: move it away");
+        }
+        Ok(meta) => {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            if meta.len() > 0 && lock::parse_holder(&bytes).is_none() {
+                report.note(
+                    path,
+                    "does not hold a holder record (pid, host, since): harmless, the next writer rewrites it",
+                );
+            }
+        }
+    }
+}
+
+/// A copy of `database` in the temporary directory.
+fn copy_database(database: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let copy = tempfile::Builder::new().prefix("runstore-check-").suffix(".redb").tempfile()?;
+    std::fs::copy(database, copy.path())?;
+    Ok(copy)
+}
+
+/// Runs redb's integrity check on the copy at `copy` of `database`, then walks it.
+fn check_copy(database: &Path, copy: &Path, report: &mut RunCheck) {
+    let outcome = guard::catch(database, || {
+        let mut db = builder().open(copy).at(database)?;
+        match db.check_integrity() {
+            Ok(true) => report.integrity = Integrity::Verified,
+            Ok(false) => {
+                report.integrity = Integrity::Failed;
+                report.problem(
+                    database,
+                    "fails the storage engine's integrity check (it could only be repaired by rolling back to an \
+                     earlier commit or rebuilding its allocator): keep a copy, then resume or read what is left",
+                );
+            }
+            Err(error) => {
+                report.integrity = Integrity::Failed;
+                report.problem(database, format!("fails the storage engine's integrity check: {error}"));
+                return Ok(());
+            }
+        }
+        walk(&db.begin_read().at(database)?, database, report)
+    });
+    if let Err(error) = outcome {
+        if report.integrity == Integrity::NotRun || report.integrity == Integrity::Verified {
+            report.integrity = Integrity::Failed;
+        }
+        report.problem(database, detail_of(&error));
+    }
+}
+
+/// The run and progress records, checked; `None` (with a problem reported) when the rest of
+/// the file cannot be interpreted without them.
+fn read_meta(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<Option<(RunRecord, Progress)>> {
+    let meta = tx.open_table(META).at(path)?;
+    let format = meta.get(KEY_FORMAT).at(path)?.map(|v| v.value().to_vec());
+    match format.as_deref().map(<[u8; 4]>::try_from) {
+        Some(Ok(bytes)) if u32::from_le_bytes(bytes) <= RUN_FORMAT_VERSION => {}
+        Some(Ok(bytes)) => {
+            report.problem(
+                path,
+                format!(
+                    "has format version {}, newer than {RUN_FORMAT_VERSION} that this runstore reads: check it with \
+                     a newer runstore",
+                    u32::from_le_bytes(bytes)
+                ),
+            );
+            return Ok(None);
+        }
+        _ => {
+            report.problem(path, "has no valid format marker");
+            return Ok(None);
+        }
+    }
+    let record = match meta.get(KEY_RUN).at(path)?.map(|v| RunRecord::decode(v.value())) {
+        Some(Ok(record)) => record,
+        Some(Err(corrupt)) => {
+            report.problem(path, corrupt.0);
+            return Ok(None);
+        }
+        None => {
+            report.problem(path, "has no run record");
+            return Ok(None);
+        }
+    };
+    if record.id != report.id {
+        report.problem(
+            path,
+            format!(
+                "holds run {:?}, not the run its directory names ({:?}): it was moved or copied",
+                record.id, report.id
+            ),
+        );
+    }
+    let progress = match meta.get(KEY_PROGRESS).at(path)?.map(|v| Progress::decode(v.value())) {
+        Some(Ok(progress)) => progress,
+        Some(Err(corrupt)) => {
+            report.problem(path, corrupt.0);
+            return Ok(None);
+        }
+        None => {
+            report.problem(path, "has no progress record");
+            return Ok(None);
+        }
+    };
+    if let Err(corrupt) = RunState::try_from(progress.state) {
+        report.problem(path, corrupt.0);
+    }
+    Ok(Some((record, progress)))
+}
+
+/// Reads every record and block of one snapshot of a run database.
+fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> {
+    let Some((record, progress)) = read_meta(tx, path, report)? else { return Ok(()) };
+    let names = read_names(tx, path, report)?;
+    check_attempts(tx, path, report)?;
+
+    // The live history.
+    let fork = record.forked_from.as_ref();
+    let mut walker = Walker::new(names.len());
+    let blocks = tx.open_table(BLOCKS).at(path)?;
+    for entry in blocks.iter().at(path)? {
+        let (key, bytes) = entry.at(path)?;
+        if let Err(detail) = walker.block(key.value(), bytes.value()) {
+            report.problem(path, format!("live history block at step {}: {detail}", key.value()));
+            return Ok(());
+        }
+    }
+    drop(blocks);
+    report.blocks += walker.blocks;
+    let own_rows = walker.rows;
+    if let (Some(fork), Some(first)) = (fork, walker.first_step)
+        && first <= fork.step
+    {
+        report.problem(path, format!("a fork's own history starts at step {first}, at or before its fork step"));
+    }
+    let last_step = walker.last_step.or_else(|| fork.and_then(|fork| fork.inherited_last));
+    if progress.last_step != last_step {
+        report.problem(
+            path,
+            format!("the progress record's last step {:?} is not the history's {last_step:?}", progress.last_step),
+        );
+    }
+    if last_step.is_some_and(|last| progress.next_step <= last) {
+        report.problem(path, format!("the next step {} is not after the last step", progress.next_step));
+    }
+    if fork.is_none() {
+        report.rows = own_rows;
+        if progress.rows != own_rows {
+            report
+                .problem(path, format!("the progress record says {} rows, the history has {own_rows}", progress.rows));
+        }
+        // The summary is each metric's last logged value.
+        let stored: BTreeMap<u32, u64> = progress.summary.iter().map(|&(id, value)| (id, value.to_bits())).collect();
+        if stored != walker.last_values {
+            report.problem(path, "the stored summary is not the last logged value of each metric");
+        }
+    } else {
+        // Checked against the rows read through the parent by `check_fork`.
+        report.rows = progress.rows;
+    }
+    let known = names.len();
+    for &(id, _) in progress.summary.iter().chain(&progress.pinned) {
+        if id as usize >= known {
+            report.problem(path, format!("the summary names metric id {id}, which is not a metric"));
+        }
+    }
+
+    check_branches(tx, path, report, known)
+}
+
+fn read_names(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<Vec<String>> {
+    let table = tx.open_table(METRICS).at(path)?;
+    let mut names = Vec::new();
+    for (expected, entry) in (0u32..).zip(table.iter().at(path)?) {
+        let (id, name) = entry.at(path)?;
+        if id.value() != expected {
+            report.problem(path, format!("metric ids are not dense: {} where {expected} was expected", id.value()));
+            break;
+        }
+        if let Err(error) = validate_metric_name(name.value()) {
+            report.problem(path, format!("metric {expected} has a name that cannot be logged: {error}"));
+        }
+        names.push(name.value().to_string());
+    }
+    Ok(names)
+}
+
+fn check_attempts(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> {
+    let table = tx.open_table(ATTEMPTS).at(path)?;
+    let count = table.len().at(path)?;
+    report.attempts = u32::try_from(count).unwrap_or(u32::MAX);
+    for (expected, entry) in (1u32..).zip(table.iter().at(path)?) {
+        let (number, bytes) = entry.at(path)?;
+        if number.value() != expected {
+            report.problem(
+                path,
+                format!("attempt numbers are not dense: {} where {expected} was expected", number.value()),
+            );
+            break;
+        }
+        match AttemptRecord::decode(bytes.value()) {
+            Err(corrupt) => report.problem(path, format!("attempt {expected}: {}", corrupt.0)),
+            Ok(record) => {
+                if let Some(Err(corrupt)) = record.outcome.map(RunState::try_from) {
+                    report.problem(path, format!("attempt {expected}: {}", corrupt.0));
+                }
+                if record.outcome.is_none() && u64::from(expected) < count {
+                    report.problem(path, format!("attempt {expected} was never closed, though a later one began"));
+                }
+            }
+        }
+    }
+    if count == 0 {
+        report.problem(path, "has no attempts");
+    }
+    Ok(())
+}
+
+fn check_branches(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, known: usize) -> Result<()> {
+    let records = tx.open_table(BRANCHES).at(path)?;
+    let mut branches = BTreeMap::new();
+    for (expected, entry) in (0u32..).zip(records.iter().at(path)?) {
+        let (id, bytes) = entry.at(path)?;
+        if id.value() != expected {
+            report.problem(path, format!("branch ids are not dense: {} where {expected} was expected", id.value()));
+            break;
+        }
+        match BranchRecord::decode(bytes.value()) {
+            Ok(record) => {
+                branches.insert(expected, (record, Walker::new(known)));
+            }
+            Err(corrupt) => report.problem(path, format!("branch {expected}: {}", corrupt.0)),
+        }
+    }
+    drop(records);
+    report.branches = u32::try_from(branches.len()).unwrap_or(u32::MAX);
+    let archive = tx.open_table(ARCHIVE).at(path)?;
+    for entry in archive.iter().at(path)? {
+        let (key, bytes) = entry.at(path)?;
+        let (branch, first) = key.value();
+        let Some((_, walker)) = branches.get_mut(&branch) else {
+            report.problem(path, format!("archived blocks of branch {branch}, which has no record"));
+            return Ok(());
+        };
+        if let Err(detail) = walker.block(first, bytes.value()) {
+            report.problem(path, format!("branch {branch}, block at step {first}: {detail}"));
+            return Ok(());
+        }
+    }
+    for (id, (record, walker)) in &branches {
+        report.blocks += walker.blocks;
+        report.archived_rows += walker.rows;
+        let agrees = walker.rows == record.rows
+            && walker.first_step == Some(record.first_step)
+            && walker.last_step == Some(record.last_step)
+            && record.rewound_to < record.first_step;
+        if !agrees {
+            report.problem(
+                path,
+                format!(
+                    "branch {id}: its record (steps {}..={}, {} rows, rewound to {}) does not match its blocks \
+                     (steps {:?}..={:?}, {} rows)",
+                    record.first_step,
+                    record.last_step,
+                    record.rows,
+                    record.rewound_to,
+                    walker.first_step,
+                    walker.last_step,
+                    walker.rows
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Follows a sequence of blocks: decodes each, checks keys, steps and metric ids.
+struct Walker {
+    decoded: DecodedBlock,
+    known_metrics: usize,
+    blocks: u64,
+    rows: u64,
+    first_step: Option<u64>,
+    last_step: Option<u64>,
+    /// Each metric's last value (bits), by id.
+    last_values: BTreeMap<u32, u64>,
+}
+
+impl Walker {
+    fn new(known_metrics: usize) -> Walker {
+        Walker {
+            decoded: DecodedBlock::default(),
+            known_metrics,
+            blocks: 0,
+            rows: 0,
+            first_step: None,
+            last_step: None,
+            last_values: BTreeMap::new(),
+        }
+    }
+
+    fn block(&mut self, key: u64, bytes: &[u8]) -> std::result::Result<(), String> {
+        let header = block::decode(bytes, &mut self.decoded).map_err(|corrupt| corrupt.0.to_string())?;
+        if header.first_step != key {
+            return Err(format!("its key differs from its first step {}", header.first_step));
+        }
+        if let Some(last) = self.last_step
+            && header.first_step <= last
+        {
+            return Err(format!("it starts at step {key}, not after the previous block's last step {last}"));
+        }
+        for column in self.decoded.columns() {
+            if column.metric as usize >= self.known_metrics {
+                return Err(format!("it has a column for metric id {}, which is not a metric", column.metric));
+            }
+            if let Some(&value) = column.values.last() {
+                self.last_values.insert(column.metric, value.to_bits());
+            }
+        }
+        self.blocks += 1;
+        self.rows += header.rows as u64;
+        self.first_step.get_or_insert(header.first_step);
+        self.last_step = Some(header.last_step);
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! Entry points for the fuzz targets in `fuzz/` (cargo feature `fuzzing`; not a public API).
+//!
+//! Every decoder of stored bytes is reachable here: the row-block codec (whole blocks, steps
+//! only, metric ids, one metric), the XOR value streams, the postcard records (progress,
+//! attempt, branch), the JSON run record, the lock holder record, the `auto` pointer, and the
+//! validation of run ids and metric names. Each function panics only when the code under test
+//! is wrong: a decoder that accepts bytes must give results that agree with its siblings and
+//! that re-encode to the same values; a validator must accept exactly what its rules allow.
+
+use crate::format::batch::RowBatch;
+use crate::format::block::{self, DecodedBlock, Encoder};
+use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
+use crate::format::xor::{self, Predictor};
+
+/// Decodes `bytes` as a row block every way the readers do, and checks that the ways agree and
+/// that a decoded block re-encodes to the same rows.
+pub fn block(bytes: &[u8]) {
+    let header = block::header(bytes);
+    let mut steps = Vec::new();
+    let stepped = block::decode_steps(bytes, &mut steps);
+    let mut ids = Vec::new();
+    let listed = block::metric_ids(bytes, &mut ids);
+    let mut decoded = DecodedBlock::default();
+    let Ok(full) = block::decode(bytes, &mut decoded) else {
+        // Whatever else decodes must still be consistent with itself.
+        if let Ok(stepped) = stepped {
+            assert_eq!(steps.len(), stepped.rows);
+            assert!(steps.windows(2).all(|pair| pair[0] < pair[1]));
+        }
+        for metric in ids.iter().copied().take(4) {
+            let mut points = Vec::new();
+            let _ = block::decode_metric(bytes, metric, &mut Vec::new(), &mut Vec::new(), &mut points);
+        }
+        return;
+    };
+    assert_eq!(header, Ok(full));
+    assert_eq!(stepped, Ok(full));
+    assert_eq!(listed, Ok(full));
+    assert_eq!(steps, decoded.steps);
+    assert_eq!(steps.len(), full.rows);
+    assert!(steps.windows(2).all(|pair| pair[0] < pair[1]), "steps strictly increase");
+    assert_eq!((steps.first().copied(), steps.last().copied()), (Some(full.first_step), Some(full.last_step)));
+    let columns: Vec<u32> = decoded.columns().iter().map(|column| column.metric).collect();
+    assert_eq!(ids, columns);
+    for column in decoded.columns() {
+        let present = (0..full.rows).filter(|&row| column.has_row(row)).count();
+        assert_eq!(present, column.values.len());
+        let mut points = Vec::new();
+        let one = block::decode_metric(bytes, column.metric, &mut Vec::new(), &mut Vec::new(), &mut points);
+        assert_eq!(one, Ok(full));
+        let expected: Vec<(u64, u64)> = (0..full.rows)
+            .filter(|&row| column.has_row(row))
+            .map(|row| steps[row])
+            .zip(column.values.iter().map(|value| value.to_bits()))
+            .collect();
+        let got: Vec<(u64, u64)> = points.iter().map(|&(step, value)| (step, value.to_bits())).collect();
+        assert_eq!(got, expected);
+    }
+    // A decoded block re-encodes to the same rows.
+    let mut rows = RowBatch::default();
+    decoded.append_to(&mut rows);
+    round_trip(&rows);
+}
+
+/// Encodes `rows` as one block, decodes it, and checks that every value comes back bit-exact.
+fn round_trip(rows: &RowBatch) {
+    if rows.is_empty() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    Encoder::default().encode(rows, 0..rows.rows(), &mut bytes);
+    let mut decoded = DecodedBlock::default();
+    block::decode(&bytes, &mut decoded).expect("an encoded block decodes");
+    let mut back = RowBatch::default();
+    decoded.append_to(&mut back);
+    assert_eq!(back.steps, rows.steps);
+    for row in 0..rows.rows() {
+        let (_, metrics, values) = rows.row(row);
+        // The encoder keeps the later value of a metric given twice in a row, in metric order.
+        let mut expected: Vec<(u32, u64)> = Vec::new();
+        for (&metric, value) in metrics.iter().zip(values) {
+            match expected.iter_mut().find(|(m, _)| *m == metric) {
+                Some(slot) => slot.1 = value.to_bits(),
+                None => expected.push((metric, value.to_bits())),
+            }
+        }
+        expected.sort_unstable();
+        let (_, metrics, values) = back.row(row);
+        let got: Vec<(u32, u64)> = metrics.iter().copied().zip(values.iter().map(|value| value.to_bits())).collect();
+        assert_eq!(got, expected, "row {row}");
+    }
+}
+
+/// Builds rows from arbitrary bytes (steps, metric ids and raw value bits), encodes them with
+/// the encoder the writer uses, and checks that they decode bit-exact.
+pub fn rows(data: &[u8]) {
+    let mut rows = RowBatch::default();
+    let mut step = 0u64;
+    let mut points = Vec::new();
+    for chunk in data.chunks_exact(10).take(5000) {
+        let gap = u64::from(chunk[0] % 4);
+        if rows.is_empty() {
+            step = u64::from(chunk[0]) << (chunk[1] % 64);
+        } else {
+            // Strictly increasing steps, up to the very top of the range.
+            step = match step.checked_add(gap.max(1)) {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        points.clear();
+        let count = 1 + usize::from(chunk[1] % 3);
+        for point in 0..count {
+            let metric = u32::from(chunk[2 + point] % 8);
+            let bits =
+                u64::from_le_bytes([chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7], chunk[8], chunk[9]]);
+            points.push((metric, f64::from_bits(bits.rotate_left(u32::try_from(point).unwrap_or(0) * 21))));
+        }
+        rows.push_row(step, &points);
+    }
+    round_trip(&rows);
+    // Whole-batch encoding as the writer does it: blocks of the target size, each decodable.
+    let mut encoder = Encoder::default();
+    let mut total = 0;
+    let result: Result<(), ()> = encoder.encode_blocks(&rows, 0..rows.rows(), |first, bytes| {
+        let mut decoded = DecodedBlock::default();
+        let header = block::decode(bytes, &mut decoded).expect("an encoded block decodes");
+        assert_eq!(header.first_step, first);
+        total += header.rows;
+        Ok(())
+    });
+    assert!(result.is_ok());
+    assert_eq!(total, rows.rows());
+}
+
+/// Decodes `data` as a value stream of `count` values with either predictor, and checks that
+/// re-encoding the values gives them back.
+pub fn value_stream(data: &[u8]) {
+    let Some((&head, stream)) = data.split_first() else { return };
+    let predictor = if head & 1 == 0 { Predictor::Previous } else { Predictor::Linear };
+    let count = usize::from(head >> 1) * 8 + 1;
+    let mut values = Vec::new();
+    if xor::decode(stream, count, predictor, &mut values).is_ok() {
+        assert_eq!(values.len(), count);
+        let mut bytes = Vec::new();
+        xor::encode(&values, predictor, &mut bytes);
+        let mut back = Vec::new();
+        xor::decode(&bytes, count, predictor, &mut back).expect("an encoded stream decodes");
+        let bits = |values: &[f64]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(&values));
+    }
+}
+
+/// Decodes `data` as each postcard record and the JSON run record; whatever decodes must
+/// re-encode to bytes that decode to the same record.
+pub fn records(data: &[u8]) {
+    if let Ok(progress) = Progress::decode(data) {
+        assert_eq!(Progress::decode(&progress.encode()).map(|p| p.encode()), Ok(progress.encode()));
+        let _ = crate::state::RunState::try_from(progress.state);
+    }
+    if let Ok(attempt) = AttemptRecord::decode(data) {
+        assert_eq!(AttemptRecord::decode(&attempt.encode()), Ok(attempt));
+    }
+    if let Ok(branch) = BranchRecord::decode(data) {
+        assert_eq!(BranchRecord::decode(&branch.encode()), Ok(branch));
+    }
+    if let Ok(record) = RunRecord::decode(data) {
+        let again = RunRecord::decode(&record.encode()).expect("an encoded run record decodes");
+        assert_eq!(again.encode(), record.encode());
+    }
+}
+
+/// Parses `data` as a lock file's holder record and formats it, as `RunLocked` errors do.
+pub fn lock_holder(data: &[u8]) {
+    if let Some(holder) = crate::lock::parse_holder(data) {
+        let text = holder.to_string();
+        assert!(!text.is_empty());
+    }
+}
+
+/// Parses `data` as an `auto` pointer file; a pointer must name a valid run id.
+pub fn auto_pointer(data: &[u8]) {
+    if let Some(id) = crate::store::decode_pointer(data, None) {
+        assert!(crate::validate_run_id(&id).is_ok());
+    }
+}
+
+/// Validates `data` (as UTF-8, lossily) as a run id and as a metric name, and checks the
+/// documented rules: ids are 1 to 64 bytes of `[A-Za-z0-9_.-]` not starting with `.`; metric
+/// names are 1 to 256 bytes without control characters.
+pub fn names(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let id_ok = !text.is_empty()
+        && text.len() <= 64
+        && !text.starts_with('.')
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    assert_eq!(crate::validate_run_id(&text).is_ok(), id_ok, "run id {text:?}");
+    if id_ok {
+        assert!(!text.contains('/') && text != "." && text != "..");
+    }
+    let name_ok = !text.is_empty() && text.len() <= 256 && !text.chars().any(char::is_control);
+    assert_eq!(crate::validate_metric_name(&text).is_ok(), name_ok, "metric name {text:?}");
+    if let Err(error) = crate::validate_metric_name(&text) {
+        assert!(!error.to_string().is_empty());
+    }
+}
+
+/// Seed inputs for each target, made with the encoders: `(target, bytes)`.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let mut batch = RowBatch::default();
+    for step in 0..300u64 {
+        #[allow(clippy::cast_precision_loss)]
+        let x = step as f64;
+        let mut points = vec![(0, 1.0 / (1.0 + x)), (1, x.sin())];
+        if step % 7 == 0 {
+            points.push((3, f64::NAN));
+        }
+        if step % 11 == 0 {
+            points.push((4, f64::NEG_INFINITY));
+        }
+        batch.push_row(if step > 200 { step * 3 } else { step }, &points);
+    }
+    for range in [0..1, 0..10, 0..200, 0..300, 150..300] {
+        let mut bytes = Vec::new();
+        Encoder::default().encode(&batch, range, &mut bytes);
+        seeds.push(("block", bytes));
+    }
+    let values: Vec<f64> = (0..64).map(|i| f64::from(i).cos()).collect();
+    for predictor in [Predictor::Previous, Predictor::Linear] {
+        let mut bytes = vec![(7 << 1) | predictor as u8];
+        xor::encode(&values, predictor, &mut bytes);
+        seeds.push(("value_stream", bytes));
+    }
+    let rows: Vec<u8> = (0..400u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
+    seeds.push(("rows", rows));
+    let progress = Progress {
+        state: crate::format::records::StateTag(0),
+        exit_code: Some(-3),
+        next_step: 1201,
+        last_step: Some(1200),
+        rows: 1201,
+        updated_at_ms: 1_795_741_387_000,
+        summary: vec![(0, 0.25), (1, f64::NAN)],
+        pinned: vec![(2, 0.9)],
+    };
+    seeds.push(("records", progress.encode()));
+    let attempt = AttemptRecord {
+        started_at_ms: 1,
+        host: "node-7".into(),
+        pid: 4242,
+        first_step: 0,
+        ended_at_ms: Some(9),
+        last_step: Some(8),
+        outcome: Some(crate::format::records::StateTag(3)),
+        exit_code: None,
+    };
+    seeds.push(("records", attempt.encode()));
+    let branch = BranchRecord {
+        created_at_ms: 5,
+        rewound_to: 1000,
+        first_step: 1001,
+        last_step: 1199,
+        rows: 199,
+        by_attempt: 2,
+        attempts: vec![1, 2],
+    };
+    seeds.push(("records", branch.encode()));
+    seeds.push((
+        "records",
+        br#"{"id":"resnet-7","project":"vision","tags":["a"],"config":{"lr":0.0003},"created_at_ms":5}"#.to_vec(),
+    ));
+    seeds.push(("lock_holder", br#"{"pid":4242,"host":"node-7","since":1795741387000}"#.to_vec()));
+    seeds.push(("auto_pointer", br#"{"dir":"/home/me/train","run_id":"resnet-7"}"#.to_vec()));
+    for name in ["resnet-7", "../etc", "eval/acc", ".hidden", "a\u{0}b", "ｒｕｎ"] {
+        seeds.push(("names", name.as_bytes().to_vec()));
+    }
+    seeds
+}
+
+/// The entry point of the target named `name`.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    Some(match name {
+        "block" => block,
+        "rows" => rows,
+        "value_stream" => value_stream,
+        "records" => records,
+        "lock_holder" => lock_holder,
+        "auto_pointer" => auto_pointer,
+        "names" => names,
+        _ => return None,
+    })
+}
+
+/// The names of every target.
+pub const TARGETS: [&str; 7] = ["block", "rows", "value_stream", "records", "lock_holder", "auto_pointer", "names"];
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{TARGETS, seeds, target};
+
+    #[test]
+    fn every_target_takes_its_seeds() {
+        for (name, bytes) in seeds() {
+            target(name).expect("a target")(&bytes);
+        }
+    }
+
+    /// Writes the seed corpus to `fuzz/seeds/<target>/` (or `RUNSTORE_FUZZ_SEEDS`).
+    #[test]
+    #[ignore = "writes files: run by fuzz/run.sh when the seeds are missing"]
+    fn write_seed_corpus() {
+        let root = std::env::var_os("RUNSTORE_FUZZ_SEEDS")
+            .map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"), Into::into);
+        for (n, (name, bytes)) in seeds().into_iter().enumerate() {
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).expect("seed directory");
+            std::fs::write(dir.join(format!("seed-{n:02}")), bytes).expect("seed file");
+        }
+    }
+
+    /// A small generator (xorshift64*): the stand-in fuzzer is deterministic.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % (n.max(1) as u64)).unwrap_or(0)
+        }
+    }
+
+    /// One to eight random edits of `input`: bit flips, interesting bytes, insertions,
+    /// deletions, duplications, truncation, and splices with another input.
+    fn mutate(input: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
+        let mut data = input.to_vec();
+        for _ in 0..=rng.below(8) {
+            let len = data.len();
+            match rng.below(9) {
+                0 if len > 0 => {
+                    let at = rng.below(len);
+                    data[at] ^= 1 << rng.below(8);
+                }
+                1 if len > 0 => {
+                    let at = rng.below(len);
+                    data[at] = [0, 1, 0x7F, 0x80, 0xFF, 0xFE][rng.below(6)];
+                }
+                2 => {
+                    let at = rng.below(len + 1);
+                    let bytes: Vec<u8> = (0..=rng.below(16)).map(|_| rng.next().to_le_bytes()[0]).collect();
+                    data.splice(at..at, bytes);
+                }
+                3 if len > 0 => {
+                    let at = rng.below(len);
+                    let end = (at + 1 + rng.below(32)).min(len);
+                    data.drain(at..end);
+                }
+                4 if len > 0 => {
+                    let at = rng.below(len);
+                    let end = (at + 1 + rng.below(64)).min(len);
+                    let copy = data[at..end].to_vec();
+                    let to = rng.below(len + 1);
+                    data.splice(to..to, copy);
+                }
+                5 => data.truncate(rng.below(len + 1)),
+                6 if !other.is_empty() => {
+                    let cut = rng.below(len + 1);
+                    let from = rng.below(other.len());
+                    data.truncate(cut);
+                    data.extend_from_slice(&other[from..]);
+                }
+                7 if len > 0 => {
+                    // A varint-sized edit: the codec's lengths and counts are varints.
+                    let at = rng.below(len);
+                    let value = rng.next() >> rng.below(64);
+                    let mut varint = Vec::new();
+                    crate::format::put_varint(&mut varint, value);
+                    let end = (at + varint.len()).min(len);
+                    data.splice(at..end, varint);
+                }
+                _ => {
+                    let at = rng.below(len + 1);
+                    data.splice(at..at, rng.next().to_le_bytes());
+                }
+            }
+        }
+        data
+    }
+
+    /// A stable stand-in for `cargo fuzz` (no coverage feedback): random edits of the seeds for
+    /// `RUNSTORE_FUZZ_SECONDS` (10) seconds per target, or only `RUNSTORE_FUZZ_TARGET`.
+    #[test]
+    #[ignore = "long: run by fuzz/run.sh --stable"]
+    fn stable_fuzz() {
+        let seconds = std::env::var("RUNSTORE_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+        let only = std::env::var("RUNSTORE_FUZZ_TARGET").ok();
+        let all = seeds();
+        let mut total = 0u64;
+        for name in TARGETS.iter().filter(|name| only.as_deref().is_none_or(|only| only == **name)) {
+            let run = target(name).expect("a target");
+            let mut corpus: Vec<Vec<u8>> =
+                all.iter().filter(|(n, _)| n == name).map(|(_, bytes)| bytes.clone()).collect();
+            corpus.extend(all.iter().filter(|(n, _)| n != name).map(|(_, bytes)| bytes.clone()).take(4));
+            corpus.push(Vec::new());
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ name.len() as u64);
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let mut executions = 0u64;
+            while Instant::now() < deadline {
+                for _ in 0..512 {
+                    let input = &corpus[rng.below(corpus.len())];
+                    let other = &corpus[rng.below(corpus.len())];
+                    run(&mutate(input, other, &mut rng));
+                    executions += 1;
+                }
+            }
+            println!("stable fuzz {name}: {executions} executions in {seconds} s, no panic");
+            total += executions;
+        }
+        println!("stable fuzz: {total} executions");
+    }
+}

@@ -1,0 +1,955 @@
+//! Named queues of run specs for preemptible sweeps, and exclusive claims on their items.
+//!
+//! ```text
+//! <store>/queues/<name>/queue.json     {"runstore_queue":1,"items":[...]}: the items, in queue order
+//! <store>/queues/<name>/lock           flock held (blocking) for the milliseconds of each operation
+//! <store>/queues/<name>/claims/<item>  flock held by the agent process running the item
+//! ```
+//!
+//! Every operation takes the queue lock, reads `queue.json`, and writes it back whole (temporary
+//! file, fsync, rename, directory fsync) before it lets go: operations are serialised across
+//! processes and a crash leaves the old file or the new one. A claim marks the first claimable
+//! item running and takes the item's claim lock, which its agent holds until it settles the
+//! item. The OS releases the claim lock when the agent dies, so a running item whose claim lock
+//! is free belongs to a dead agent and is claimable again — no heartbeat, no timeout. Claim
+//! locks are taken and released only under the queue lock, so a claimer never mistakes a live
+//! claim for a dead one.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Context, Error, Result};
+use crate::id::{generate_run_id, validate_run_id};
+use crate::state::LockHolder;
+use crate::store::Store;
+use crate::sys;
+use crate::writer::sync_dir;
+
+/// The item's config as JSON, in the environment of the command an agent runs
+/// (`RUNSTORE_CONFIG`).
+///
+/// ```
+/// assert_eq!(runstore::ENV_CONFIG, "RUNSTORE_CONFIG");
+/// ```
+pub const ENV_CONFIG: &str = "RUNSTORE_CONFIG";
+
+const QUEUES: &str = "queues";
+const FILE: &str = "queue.json";
+const LOCK: &str = "lock";
+const CLAIMS: &str = "claims";
+
+/// The version of `queue.json` this build reads and writes.
+const QUEUE_FORMAT_VERSION: u32 = 1;
+
+/// The state of a queue item.
+///
+/// | state | meaning | left by |
+/// |---|---|---|
+/// | `Pending` | waiting for an agent | `push`, a requeue, an agent that died |
+/// | `Running` | claimed by a live agent | [`Queue::claim`] |
+/// | `Done` | its command exited 0 | [`Claim::settle`] |
+/// | `Failed` | its command failed (non-zero, not preempted) as often as the agent allows | [`Claim::settle`] |
+///
+/// ```
+/// use runstore::ItemState;
+///
+/// assert_eq!(ItemState::Pending.to_string(), "pending");
+/// assert_eq!(ItemState::ALL.len(), 4);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ItemState {
+    /// Waiting for an agent.
+    Pending,
+    /// Claimed by a live agent, whose command runs it.
+    Running,
+    /// Its command exited 0: it is not run again.
+    Done,
+    /// Its command failed as many times as the agent allows: it is not run again.
+    Failed,
+}
+
+impl ItemState {
+    /// All states, in the order of the table above.
+    pub const ALL: [ItemState; 4] = [ItemState::Pending, ItemState::Running, ItemState::Done, ItemState::Failed];
+
+    /// The lowercase name used in the command line and in JSON.
+    ///
+    /// ```
+    /// assert_eq!(runstore::ItemState::Done.as_str(), "done");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Running => "running",
+            ItemState::Done => "done",
+            ItemState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ItemState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an attempt at a queue item ended, as its agent saw it.
+///
+/// | exit | the item becomes |
+/// |---|---|
+/// | `Code { code: 0 }` | done |
+/// | `Code { code }`, non-zero | pending, or failed once as many attempts failed as allowed |
+/// | `Preempted { code }` | pending (the run was marked preempting: not a failure) |
+/// | `Signal { .. }` | pending: no exit status |
+/// | `Interrupted { .. }` | pending, whatever the command did then, exit 0 included |
+/// | `Lost` | pending: the agent died or lost the command |
+///
+/// ```
+/// use runstore::ItemExit;
+///
+/// assert_eq!(ItemExit::Code { code: 1 }.to_string(), "exit 1");
+/// assert_eq!(ItemExit::Signal { signal: 9 }.to_string(), "killed by SIGKILL");
+/// assert!(!ItemExit::Interrupted { signal: 2, code: Some(0) }.is_success());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ItemExit {
+    /// The command exited with this code.
+    Code {
+        /// The exit code.
+        code: i32,
+    },
+    /// The command exited non-zero after its run was marked preempting (the run reads
+    /// `preempted`): requeued without counting as a failure.
+    Preempted {
+        /// The exit code.
+        code: i32,
+    },
+    /// The command was killed by this signal: it left no exit status.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// The agent was interrupted by `signal` (SIGINT, SIGTERM), passed it on, and the command
+    /// then ended with `code` (`None`: killed by a signal). Never done, even after exit 0.
+    Interrupted {
+        /// The signal the agent received and forwarded.
+        signal: i32,
+        /// The command's exit code after that, if it exited.
+        code: Option<i32>,
+    },
+    /// The agent died (or lost the command) before it saw the command end.
+    Lost,
+}
+
+impl ItemExit {
+    /// Whether the attempt succeeded: exit code 0, not interrupted.
+    ///
+    /// ```
+    /// assert!(runstore::ItemExit::Code { code: 0 }.is_success());
+    /// ```
+    #[must_use]
+    pub fn is_success(self) -> bool {
+        self == ItemExit::Code { code: 0 }
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    signal_hook::low_level::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_string)
+}
+
+impl std::fmt::Display for ItemExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ItemExit::Code { code } => write!(f, "exit {code}"),
+            ItemExit::Preempted { code } => write!(f, "exit {code}, preempted"),
+            ItemExit::Signal { signal } => write!(f, "killed by {}", signal_name(signal)),
+            ItemExit::Interrupted { signal, code: Some(code) } => {
+                write!(f, "interrupted by {}, then exit {code}", signal_name(signal))
+            }
+            ItemExit::Interrupted { signal, code: None } => {
+                write!(f, "interrupted by {}, then killed", signal_name(signal))
+            }
+            ItemExit::Lost => f.write_str("lost: its agent ended without its status"),
+        }
+    }
+}
+
+/// One item of a queue: a run id, the config its command gets, and where it stands.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{ItemState, Store};
+///
+/// let store = Store::open(dir.path())?;
+/// let item = store.queue("sweep")?.push(Some("lr-1"), serde_json::json!({"lr": 0.1}))?;
+/// assert_eq!((item.id.as_str(), item.state, item.attempts), ("lr-1", ItemState::Pending, 0));
+/// assert_eq!(item.config["lr"], 0.1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct QueueItem {
+    /// The run id its command writes (`RUNSTORE_RUN_ID`).
+    pub id: String,
+    /// The config, a JSON object (`RUNSTORE_CONFIG`).
+    pub config: Map<String, Value>,
+    /// Where it stands. A running item whose agent died reads `Pending`, with `last_exit`
+    /// `Lost`, once its command is no longer writing the run.
+    pub state: ItemState,
+    /// How many times it was claimed.
+    pub attempts: u32,
+    /// How many attempts failed: exited non-zero without being preempted.
+    pub failures: u32,
+    /// How the last attempt ended.
+    pub last_exit: Option<ItemExit>,
+    /// The agent running it (pid, host, when it claimed it), while `Running`.
+    pub claimant: Option<LockHolder>,
+    /// When it was pushed.
+    pub created_at: SystemTime,
+    /// When its state last changed.
+    pub updated_at: SystemTime,
+}
+
+impl QueueItem {
+    /// The config as compact JSON text, as an agent passes it in `RUNSTORE_CONFIG`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let item = store.queue("q")?.push(None, serde_json::json!({"lr": 0.1, "opt": "sgd"}))?;
+    /// assert_eq!(item.config_json(), r#"{"lr":0.1,"opt":"sgd"}"#);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn config_json(&self) -> String {
+        Value::Object(self.config.clone()).to_string()
+    }
+}
+
+/// An item as stored in `queue.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ItemRecord {
+    id: String,
+    config: Map<String, Value>,
+    state: ItemState,
+    attempts: u32,
+    failures: u32,
+    #[serde(default)]
+    last_exit: Option<ItemExit>,
+    #[serde(default)]
+    claimant: Option<LockHolder>,
+    created_at_ms: u64,
+    updated_at_ms: u64,
+}
+
+impl ItemRecord {
+    fn to_item(&self) -> QueueItem {
+        QueueItem {
+            id: self.id.clone(),
+            config: self.config.clone(),
+            state: self.state,
+            attempts: self.attempts,
+            failures: self.failures,
+            last_exit: self.last_exit,
+            claimant: self.claimant.clone(),
+            created_at: sys::from_ms(self.created_at_ms),
+            updated_at: sys::from_ms(self.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct QueueFile {
+    runstore_queue: u32,
+    items: Vec<ItemRecord>,
+}
+
+#[derive(Deserialize)]
+struct Version {
+    runstore_queue: u32,
+}
+
+/// What becomes of an item after an attempt that ended with `exit`: its new state and failure
+/// count. `max_attempts` is how many failing attempts it gets (at least one).
+pub(crate) fn next_state(exit: ItemExit, failures: u32, max_attempts: u32) -> (ItemState, u32) {
+    match exit {
+        ItemExit::Code { code: 0 } => (ItemState::Done, failures),
+        ItemExit::Code { .. } => {
+            let failures = failures.saturating_add(1);
+            let state = if failures >= max_attempts.max(1) { ItemState::Failed } else { ItemState::Pending };
+            (state, failures)
+        }
+        ItemExit::Preempted { .. } | ItemExit::Signal { .. } | ItemExit::Interrupted { .. } | ItemExit::Lost => {
+            (ItemState::Pending, failures)
+        }
+    }
+}
+
+impl Store {
+    /// The queue `name` of this store; it exists once something is pushed to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidQueueName`]: queue names follow the rules of run ids.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("sweep-1")?;
+    /// assert!(!queue.exists());
+    /// assert!(store.queue("../etc").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        validate_run_id(name).map_err(|error| match error {
+            Error::InvalidRunId { reason, .. } => Error::InvalidQueueName { name: name.to_string(), reason },
+            other => other,
+        })?;
+        Ok(Queue { store: self.clone(), name: name.to_string(), dir: self.path().join(QUEUES).join(name) })
+    }
+
+    /// The names of the store's queues, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the queues directory cannot be read.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = runstore::Store::open(dir.path())?;
+    /// store.queue("b")?.push(None, serde_json::json!({}))?;
+    /// store.queue("a")?.push(None, serde_json::json!({}))?;
+    /// assert_eq!(store.queue_names()?, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn queue_names(&self) -> Result<Vec<String>> {
+        let queues = self.path().join(QUEUES);
+        let entries = match std::fs::read_dir(&queues) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(Error::io(&queues, error)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.at(&queues)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if validate_run_id(&name).is_ok() && entry.path().join(FILE).is_file() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// A named queue of run specs: agents claim its items one at a time, run them and settle them.
+/// Cheap to clone; it holds no file handles.
+///
+/// Items are claimed in queue order (the order they were pushed); a requeued item keeps its
+/// place, so interrupted work resumes before new work starts.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{ItemExit, ItemState, Store};
+///
+/// let store = Store::open(dir.path())?;
+/// let queue = store.queue("sweep")?;
+/// queue.push(Some("a"), serde_json::json!({"lr": 0.1}))?;
+///
+/// let claim = queue.claim()?.expect("a pending item");
+/// assert_eq!(claim.item().id, "a");
+/// // ... run the command with RUNSTORE_RUN_ID=a, RUNSTORE_CONFIG={"lr":0.1} ...
+/// let item = claim.settle(ItemExit::Code { code: 1 }, 3)?;
+/// assert_eq!((item.state, item.failures), (ItemState::Pending, 1)); // requeued
+///
+/// let claim = queue.claim()?.expect("requeued");
+/// assert_eq!(claim.item().attempts, 2);
+/// assert_eq!(claim.settle(ItemExit::Code { code: 0 }, 3)?.state, ItemState::Done);
+/// assert!(queue.claim()?.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Queue {
+    store: Store,
+    name: String,
+    dir: PathBuf,
+}
+
+/// The queue lock, held until dropped.
+struct QueueLock {
+    _file: File,
+}
+
+impl Queue {
+    /// The queue's name.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// assert_eq!(store.queue("q")?.name(), "q");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether anything was ever pushed to the queue (it may be empty now).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// assert!(!queue.exists());
+    /// queue.push(None, serde_json::json!({}))?;
+    /// assert!(queue.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn exists(&self) -> bool {
+        self.dir.join(FILE).is_file()
+    }
+
+    /// Adds an item at the end of the queue, creating the queue if needed: the run `id` (a
+    /// generated one if `None`) with `config`, which must serialise to a JSON object. An
+    /// existing run may be queued: the agent's command resumes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRunId`], [`Error::InvalidConfig`], [`Error::QueueItemExists`] when the
+    /// queue has an item with this id, [`Error::Io`], [`Error::Corrupt`],
+    /// [`Error::UnsupportedFormat`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// let item = queue.push(None, serde_json::json!({"seed": 1}))?;
+    /// assert_eq!(item.id.len(), 8); // generated, as run ids are
+    /// assert!(queue.push(Some(&item.id), serde_json::json!({})).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn push(&self, id: Option<&str>, config: impl Serialize) -> Result<QueueItem> {
+        if let Some(id) = id {
+            validate_run_id(id)?;
+        }
+        let config = match serde_json::to_value(config) {
+            Ok(Value::Object(map)) => map,
+            Ok(other) => {
+                return Err(Error::InvalidConfig {
+                    reason: format!("expected a JSON object, got {}", json_kind(&other)),
+                });
+            }
+            Err(error) => return Err(Error::InvalidConfig { reason: error.to_string() }),
+        };
+        let mut items = self.push_all_with_ids(vec![(id.map(str::to_string), config)])?;
+        items.pop().ok_or_else(|| Error::corrupt(self.dir.join(FILE), "the pushed item is missing"))
+    }
+
+    /// Adds one item per config at the end of the queue, each with a generated id, in one
+    /// transaction: all of them or none. For sweeps.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::push`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use serde_json::json;
+    ///
+    /// let queue = store.queue("q")?;
+    /// let configs = [json!({"lr": 0.1}), json!({"lr": 0.01})].map(|c| c.as_object().unwrap().clone());
+    /// let items = queue.push_all(configs)?;
+    /// assert_eq!(items.len(), 2);
+    /// assert_eq!(queue.items()?[1].config["lr"], 0.01);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn push_all(&self, configs: impl IntoIterator<Item = Map<String, Value>>) -> Result<Vec<QueueItem>> {
+        self.push_all_with_ids(configs.into_iter().map(|config| (None, config)).collect())
+    }
+
+    fn push_all_with_ids(&self, new: Vec<(Option<String>, Map<String, Value>)>) -> Result<Vec<QueueItem>> {
+        let claims = self.dir.join(CLAIMS);
+        if !claims.is_dir() {
+            // A store that holds only queues is a store too: its format marker first.
+            self.store.create()?;
+            std::fs::create_dir_all(&claims).at(&claims)?;
+            sync_dir(&self.dir)?;
+            if let Some(queues) = self.dir.parent() {
+                sync_dir(queues)?;
+            }
+        }
+        let _lock = self.lock()?;
+        let mut file = self.read()?.unwrap_or_default();
+        let now = sys::now_ms();
+        let mut taken: std::collections::HashSet<String> = file.items.iter().map(|item| item.id.clone()).collect();
+        let first = file.items.len();
+        for (id, config) in new {
+            let id = match id {
+                Some(id) if taken.contains(&id) => {
+                    return Err(Error::QueueItemExists { queue: self.name.clone(), item: id });
+                }
+                Some(id) => id,
+                None => loop {
+                    // Not an item of this queue, and not an existing run (which the item would resume).
+                    let id = generate_run_id();
+                    if !taken.contains(&id) && !self.store.exists(&id)? {
+                        break id;
+                    }
+                },
+            };
+            taken.insert(id.clone());
+            file.items.push(ItemRecord {
+                id,
+                config,
+                state: ItemState::Pending,
+                attempts: 0,
+                failures: 0,
+                last_exit: None,
+                claimant: None,
+                created_at_ms: now,
+                updated_at_ms: now,
+            });
+        }
+        self.write(&mut file)?;
+        Ok(file.items[first..].iter().map(ItemRecord::to_item).collect())
+    }
+
+    /// Every item, in queue order, as it stands now. A running item whose agent died (its claim
+    /// lock is free) reads `Pending` with `last_exit` `Lost` — unless its command outlived the
+    /// agent and still writes the run, in which case it reads `Running` until that ends.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueNotFound`], [`Error::Io`], [`Error::Corrupt`],
+    /// [`Error::UnsupportedFormat`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// assert!(matches!(queue.items(), Err(runstore::Error::QueueNotFound { .. })));
+    /// queue.push(Some("x"), serde_json::json!({}))?;
+    /// assert_eq!(queue.items()?[0].id, "x");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn items(&self) -> Result<Vec<QueueItem>> {
+        let (_lock, file) = self.open()?;
+        let mut items = Vec::with_capacity(file.items.len());
+        for record in &file.items {
+            let mut item = record.to_item();
+            if item.state == ItemState::Running && self.claimant_is_gone(&record.id)? {
+                item.state = ItemState::Pending;
+                item.last_exit = Some(ItemExit::Lost);
+                item.claimant = None;
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// Removes the item `id` from the queue (its run, if any, is left alone) and returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueItemClaimed`] while a live agent runs it, [`Error::QueueItemNotFound`],
+    /// [`Error::QueueNotFound`], [`Error::InvalidRunId`], [`Error::Io`], [`Error::Corrupt`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// queue.push(Some("x"), serde_json::json!({}))?;
+    /// assert_eq!(queue.remove("x")?.id, "x");
+    /// assert!(queue.items()?.is_empty());
+    /// assert!(matches!(queue.remove("x"), Err(runstore::Error::QueueItemNotFound { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove(&self, id: &str) -> Result<QueueItem> {
+        validate_run_id(id)?;
+        let (_lock, mut file) = self.open()?;
+        let Some(index) = file.items.iter().position(|item| item.id == id) else {
+            return Err(Error::QueueItemNotFound { queue: self.name.clone(), item: id.to_string() });
+        };
+        let Some(claim_lock) = self.try_claim_lock(id)? else {
+            let claimant = file.items[index].claimant.clone().unwrap_or_else(LockHolder::unknown);
+            return Err(Error::QueueItemClaimed { queue: self.name.clone(), item: id.to_string(), claimant });
+        };
+        let removed = file.items.remove(index);
+        self.write(&mut file)?;
+        let claim_path = self.claim_path(id);
+        // Deleted while locked, under the queue lock: nobody can hold or take it meanwhile.
+        std::fs::remove_file(&claim_path).at(&claim_path)?;
+        drop(claim_lock);
+        Ok(removed.to_item())
+    }
+
+    /// Claims the next item to run, or `None` when no item is claimable: marks it running by
+    /// this process, counts the attempt, and takes its claim lock until the [`Claim`] is
+    /// settled or dropped.
+    ///
+    /// The claimable items, in queue order: a pending item, and a running item whose agent
+    /// died (its claim lock is free). An item whose run is being written by some process (for
+    /// example a command that outlived its agent) is skipped until that process ends, so no
+    /// item ever runs twice at once. The claim lock's file descriptor is close-on-exec:
+    /// commands started by the agent do not hold it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueNotFound`], [`Error::Io`], [`Error::Corrupt`],
+    /// [`Error::UnsupportedFormat`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// queue.push(Some("only"), serde_json::json!({}))?;
+    /// let claim = queue.claim()?.expect("pending");
+    /// assert!(queue.claim()?.is_none(), "claimed by a live agent: this process");
+    /// drop(claim); // as if the agent had died
+    /// assert_eq!(queue.claim()?.expect("claimable again").item().attempts, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn claim(&self) -> Result<Option<Claim>> {
+        let (_lock, mut file) = self.open()?;
+        for index in 0..file.items.len() {
+            let lost = match file.items[index].state {
+                ItemState::Pending => false,
+                ItemState::Running => true,
+                ItemState::Done | ItemState::Failed => continue,
+            };
+            let id = file.items[index].id.clone();
+            // Held: a live agent runs it.
+            let Some(claim_lock) = self.try_claim_lock(&id)? else { continue };
+            if self.run_is_live(&id)? {
+                continue;
+            }
+            let holder = LockHolder::current();
+            let item = &mut file.items[index];
+            if lost {
+                item.last_exit = Some(ItemExit::Lost);
+            }
+            item.state = ItemState::Running;
+            item.attempts = item.attempts.saturating_add(1);
+            item.claimant = Some(holder.clone());
+            item.updated_at_ms = sys::now_ms();
+            let claimed = item.to_item();
+            self.write(&mut file)?;
+            return Ok(Some(Claim { queue: self.clone(), item: claimed, holder, lock: claim_lock }));
+        }
+        Ok(None)
+    }
+
+    /// Takes the queue lock and reads the queue, which must exist.
+    fn open(&self) -> Result<(QueueLock, QueueFile)> {
+        if !self.exists() {
+            return Err(Error::QueueNotFound { name: self.name.clone() });
+        }
+        let lock = self.lock()?;
+        let file = self.read()?.ok_or_else(|| Error::QueueNotFound { name: self.name.clone() })?;
+        Ok((lock, file))
+    }
+
+    /// Takes the queue lock, waiting for other processes' operations (milliseconds each).
+    fn lock(&self) -> Result<QueueLock> {
+        let path = self.dir.join(LOCK);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        file.lock().at(&path)?;
+        Ok(QueueLock { _file: file })
+    }
+
+    fn claim_path(&self, id: &str) -> PathBuf {
+        self.dir.join(CLAIMS).join(id)
+    }
+
+    /// The claim lock of item `id`, or `None` when a live agent holds it. Called under the
+    /// queue lock only.
+    fn try_claim_lock(&self, id: &str) -> Result<Option<File>> {
+        let path = self.claim_path(id);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(error)) => Err(Error::io(&path, error)),
+        }
+    }
+
+    /// Whether a process writes the run `id` right now.
+    fn run_is_live(&self, id: &str) -> Result<bool> {
+        crate::lock::is_held(&self.store.lock_path(id))
+    }
+
+    /// Whether a running item's agent is gone and its command no longer writes its run.
+    fn claimant_is_gone(&self, id: &str) -> Result<bool> {
+        match self.try_claim_lock(id)? {
+            Some(_probe) => Ok(!self.run_is_live(id)?),
+            None => Ok(false),
+        }
+    }
+
+    /// The queue file, or `None` if there is none yet.
+    fn read(&self) -> Result<Option<QueueFile>> {
+        let path = self.dir.join(FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(Error::io(&path, error)),
+        };
+        let version: Version = serde_json::from_slice(&bytes)
+            .map_err(|error| Error::corrupt(&path, format!("not a queue file: {error}")))?;
+        if version.runstore_queue > QUEUE_FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                path,
+                found: version.runstore_queue,
+                supported: QUEUE_FORMAT_VERSION,
+            });
+        }
+        let file: QueueFile = serde_json::from_slice(&bytes)
+            .map_err(|error| Error::corrupt(&path, format!("not a queue file: {error}")))?;
+        if let Some(bad) = file.items.iter().find(|item| validate_run_id(&item.id).is_err()) {
+            return Err(Error::corrupt(&path, format!("item id {:?} is not a valid run id", bad.id)));
+        }
+        Ok(Some(file))
+    }
+
+    /// Replaces the queue file: temporary file, fsync, rename, directory fsync. One item per
+    /// line, so that the file reads well.
+    fn write(&self, file: &mut QueueFile) -> Result<()> {
+        file.runstore_queue = QUEUE_FORMAT_VERSION;
+        let path = self.dir.join(FILE);
+        let mut text = format!("{{\"runstore_queue\":{},\"items\":[", file.runstore_queue);
+        for (index, item) in file.items.iter().enumerate() {
+            text.push_str(if index == 0 { "\n" } else { ",\n" });
+            let json = serde_json::to_string(item).map_err(|error| Error::io(&path, error.into()))?;
+            text.push_str(&json);
+        }
+        text.push_str("\n]}\n");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".queue-");
+        #[cfg(unix)]
+        {
+            // As any new file (the umask applies), not the owner-only mode of temporary files.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let mut temp = builder.tempfile_in(&self.dir).at(&self.dir)?;
+        temp.write_all(text.as_bytes()).at(temp.path())?;
+        temp.as_file().sync_all().at(temp.path())?;
+        temp.persist(&path).map_err(|error| Error::io(&path, error.error))?;
+        sync_dir(&self.dir)
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A claimed queue item: this process runs it and must then [`Claim::settle`] it. Dropping a
+/// claim unsettled (or dying) leaves the item running with a free claim lock, which the next
+/// claim treats as a dead agent's: the item is run again.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// use runstore::{ItemExit, ItemState};
+///
+/// let queue = store.queue("q")?;
+/// queue.push(Some("job"), serde_json::json!({"lr": 0.1}))?;
+/// let claim = queue.claim()?.expect("pending");
+/// assert_eq!(claim.item().state, ItemState::Running);
+/// let item = claim.settle(ItemExit::Signal { signal: 9 }, 3)?;
+/// assert_eq!((item.state, item.failures), (ItemState::Pending, 0)); // no status: requeued
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Claim {
+    queue: Queue,
+    item: QueueItem,
+    holder: LockHolder,
+    // Held for its lock; closing it releases the claim.
+    lock: File,
+}
+
+impl Claim {
+    /// The item as claimed: running, its attempt counted.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// # let queue = store.queue("q")?;
+    /// queue.push(Some("job"), serde_json::json!({}))?;
+    /// let claim = queue.claim()?.expect("pending");
+    /// assert_eq!((claim.item().id.as_str(), claim.item().attempts), ("job", 1));
+    /// assert_eq!(claim.item().claimant.as_ref().map(|c| c.pid), Some(std::process::id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn item(&self) -> &QueueItem {
+        &self.item
+    }
+
+    /// The queue the item belongs to.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// # let queue = store.queue("q")?;
+    /// queue.push(None, serde_json::json!({}))?;
+    /// assert_eq!(queue.claim()?.expect("pending").queue().name(), "q");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Records how the attempt ended and releases the claim; returns the item as it now stands
+    /// (see [`ItemExit`] for the table). A non-zero [`ItemExit::Code`] whose run's latest
+    /// attempt, begun after this claim, ended `preempted` is recorded as
+    /// [`ItemExit::Preempted`]: requeued, not a failure. `max_attempts` is how many failing
+    /// attempts the item gets before it is marked failed (at least one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::QueueItemNotFound`] if the item was removed meanwhile (it cannot be while
+    /// claimed, unless the file was edited), [`Error::Io`], [`Error::Corrupt`]. On error the
+    /// claim is released anyway and the item reads as lost: it is claimable again.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::{ItemExit, ItemState};
+    ///
+    /// let queue = store.queue("q")?;
+    /// queue.push(Some("job"), serde_json::json!({}))?;
+    /// let item = queue.claim()?.expect("pending").settle(ItemExit::Code { code: 2 }, 1)?;
+    /// assert_eq!((item.state, item.last_exit), (ItemState::Failed, Some(ItemExit::Code { code: 2 })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn settle(self, exit: ItemExit, max_attempts: u32) -> Result<QueueItem> {
+        let exit = match exit {
+            ItemExit::Code { code } if code != 0 && self.run_was_preempted() => ItemExit::Preempted { code },
+            other => other,
+        };
+        self.update(|record| {
+            let (state, failures) = next_state(exit, record.failures, max_attempts);
+            record.state = state;
+            record.failures = failures;
+            record.last_exit = Some(exit);
+        })
+    }
+
+    /// Gives the item back unrun: pending again, this attempt not counted. For an agent that
+    /// could not start its command.
+    ///
+    /// # Errors
+    ///
+    /// As [`Claim::settle`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// queue.push(Some("job"), serde_json::json!({}))?;
+    /// let item = queue.claim()?.expect("pending").release()?;
+    /// assert_eq!((item.state, item.attempts), (runstore::ItemState::Pending, 0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(self) -> Result<QueueItem> {
+        self.update(|record| {
+            record.state = ItemState::Pending;
+            record.attempts = record.attempts.saturating_sub(1);
+        })
+    }
+
+    /// Applies `change` to the claimed item under the queue lock, then lets the claim go
+    /// while still holding the queue lock, so that no claimer sees the item running with a
+    /// free claim lock.
+    fn update(self, change: impl FnOnce(&mut ItemRecord)) -> Result<QueueItem> {
+        let Claim { queue, item, holder: _, lock } = self;
+        let (queue_lock, mut file) = queue.open()?;
+        let Some(record) = file.items.iter_mut().find(|record| record.id == item.id) else {
+            return Err(Error::QueueItemNotFound { queue: queue.name.clone(), item: item.id });
+        };
+        change(record);
+        record.claimant = None;
+        record.updated_at_ms = sys::now_ms();
+        let settled = record.to_item();
+        queue.write(&mut file)?;
+        drop(lock);
+        drop(queue_lock);
+        Ok(settled)
+    }
+
+    /// Whether the run's latest attempt began after this claim and ended preempted.
+    fn run_was_preempted(&self) -> bool {
+        let Ok(reader) = self.queue.store.open_run(&self.item.id) else { return false };
+        let Ok(attempts) = reader.attempts() else { return false };
+        attempts.last().is_some_and(|attempt| {
+            sys::to_ms(attempt.started_at) >= sys::to_ms(self.holder.since)
+                && attempt.outcome == Some(crate::state::RunState::Preempted)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outcome_table() {
+        let code = |code| ItemExit::Code { code };
+        assert_eq!(next_state(code(0), 0, 3), (ItemState::Done, 0));
+        assert_eq!(next_state(code(1), 0, 3), (ItemState::Pending, 1));
+        assert_eq!(next_state(code(1), 1, 3), (ItemState::Pending, 2));
+        assert_eq!(next_state(code(1), 2, 3), (ItemState::Failed, 3));
+        assert_eq!(next_state(code(1), 0, 1), (ItemState::Failed, 1));
+        assert_eq!(next_state(code(1), 0, 0), (ItemState::Failed, 1), "at least one attempt");
+        assert_eq!(next_state(ItemExit::Preempted { code: 143 }, 2, 3), (ItemState::Pending, 2));
+        assert_eq!(next_state(ItemExit::Signal { signal: 9 }, 2, 3), (ItemState::Pending, 2));
+        assert_eq!(next_state(ItemExit::Lost, 0, 1), (ItemState::Pending, 0));
+        // W&B #9568: an interrupted run is never done, even when the command then exits 0.
+        assert_eq!(next_state(ItemExit::Interrupted { signal: 2, code: Some(0) }, 0, 3), (ItemState::Pending, 0));
+    }
+
+    #[test]
+    fn exits_describe_themselves() {
+        assert_eq!(ItemExit::Preempted { code: 143 }.to_string(), "exit 143, preempted");
+        assert_eq!(
+            ItemExit::Interrupted { signal: 2, code: Some(0) }.to_string(),
+            "interrupted by SIGINT, then exit 0"
+        );
+        assert_eq!(ItemExit::Interrupted { signal: 15, code: None }.to_string(), "interrupted by SIGTERM, then killed");
+    }
+
+    #[test]
+    fn a_newer_queue_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let queue = store.queue("q").unwrap();
+        queue.push(None, serde_json::json!({})).unwrap();
+        let file = dir.path().join(QUEUES).join("q").join(FILE);
+        std::fs::write(&file, r#"{"runstore_queue":2,"items":[]}"#).unwrap();
+        assert!(matches!(queue.items(), Err(Error::UnsupportedFormat { found: 2, .. })));
+        std::fs::write(&file, "{").unwrap();
+        assert!(matches!(queue.claim(), Err(Error::Corrupt { .. })));
+    }
+}

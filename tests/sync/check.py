@@ -1,0 +1,291 @@
+"""Checks `runstore sync --mlflow` and `runstore export --format tensorboard` end to end.
+
+Usage: check.py RUNSTORE_BINARY QUICKSTART_BINARY (run by tests/sync/run.sh).
+Prints one line per check and a closing `sync: N passed, N failed`.
+"""
+
+import json
+import math
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+RUNSTORE, QUICKSTART = sys.argv[1], sys.argv[2]
+WORK = tempfile.mkdtemp(prefix="runstore-sync-")
+STORE = os.path.join(WORK, "store")
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTORE_")}
+results = {"passed": 0, "failed": 0}
+
+
+def runstore(*args, check=True):
+    done = subprocess.run([RUNSTORE, "--dir", STORE, *args], env=ENV, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"runstore {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+def history(run_id, branches=False):
+    """(branch, step) -> {metric: value} from runstore's jsonl."""
+    args = ["history", run_id, "--format", "jsonl"] + (["--all-branches"] if branches else [])
+    rows = {}
+    for line in runstore(*args).stdout.splitlines():
+        row = json.loads(line)
+        branch = row.pop("branch", "live")
+        step = row.pop("step")
+        rows[(branch, step)] = {k: float(v) if isinstance(v, str) else v for k, v in row.items()}
+    return rows
+
+
+def same(mlflow_value, runstore_value):
+    """MLflow's SQL store keeps infinities as +-f64::MAX (its own clamp); all else is exact."""
+    if math.isinf(runstore_value):
+        return mlflow_value == math.copysign(sys.float_info.max, runstore_value) or mlflow_value == runstore_value
+    return (math.isnan(mlflow_value) and math.isnan(runstore_value)) or mlflow_value == runstore_value
+
+
+def same_f32(tensorboard_value, as_f32):
+    return (math.isnan(tensorboard_value) and math.isnan(as_f32)) or tensorboard_value == as_f32
+
+
+def check(name):
+    def wrap(function):
+        try:
+            function()
+            results["passed"] += 1
+            print(f"ok   {name}")
+        except Exception:  # noqa: BLE001 - every failure is reported the same way
+            results["failed"] += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}")
+        return function
+    return wrap
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server():
+    port = free_port()
+    db = os.path.join(WORK, "mlflow.db")
+    log = open(os.path.join(WORK, "mlflow.log"), "w")
+    venv_bin = os.path.dirname(sys.executable)
+    server = subprocess.Popen(
+        [os.path.join(venv_bin, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
+         "--default-artifact-root", os.path.join(WORK, "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server, url
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("the MLflow server did not start within 180 s; see " + log.name)
+
+
+def sync(url, *ids, check=True):
+    return runstore("sync", "--mlflow", url, *ids, check=check)
+
+
+def mlflow_runs(client, run_id):
+    from mlflow.entities import ViewType
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    runs = client.search_runs(experiments, f"tags.`runstore.run_id` = '{run_id}'", max_results=100)
+    live = [r for r in runs if "runstore.branch" not in r.data.tags]
+    branches = {r.data.tags["runstore.branch"]: r for r in runs if "runstore.branch" in r.data.tags}
+    return live, branches
+
+
+def metric_points(client, mlflow_run_id, metrics):
+    points = {}
+    for metric in metrics:
+        for m in client.get_metric_history(mlflow_run_id, metric):
+            key = (m.step, metric)
+            assert key not in points, f"step {m.step} of {metric} arrived twice"
+            points[key] = m.value
+    return points
+
+
+def assert_points_equal(points, rows, branch="live", upto=None):
+    expected = {(step, k): v for (b, step), row in rows.items() if b == branch and (upto is None or step <= upto)
+                for k, v in row.items()}
+    assert set(points) == set(expected), f"{len(points)} points in MLflow, {len(expected)} in runstore; " \
+        f"missing {sorted(set(expected) - set(points))[:5]}, extra {sorted(set(points) - set(expected))[:5]}"
+    for key, value in expected.items():
+        assert same(points[key], value), f"{key}: MLflow {points[key]!r}, runstore {value!r}"
+
+
+def main():
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    # A run with two attempts (the first killed), NaN and infinities, a rewind, a fork.
+    env = dict(ENV, RUNSTORE_DIR=STORE)
+    out = subprocess.run([QUICKSTART], env=env, capture_output=True, text=True, check=True).stdout
+    base = out.split("training run ")[1].split()[0]
+    runstore("log", base, "eval/acc=nan", "eval/loss=inf")
+    runstore("log", base, "eval/acc=0.75", "eval/loss=-inf")
+    runstore("rewind", base, "--to", "450")
+    runstore("log", base, "--step", "460", "loss=0.125", "acc=0.5")
+    runstore("fork", base, "--at", "100", "--id", "forked", "--config", '{"lr": 0.5, "opt": {"beta": 0.9}}')
+    runstore("log", "forked", "loss=1.5")
+
+    server, url = start_server()
+    client = MlflowClient(tracking_uri=url)
+    try:
+        first = sync(url).stdout
+
+        @check("sync pushes every point with its step, bit for bit, NaN and infinities included")
+        def _():
+            runstore("log", base, "eval/acc=nan", "eval/loss=-inf")
+            sync(url, base)
+            rows = history(base, branches=True)
+            assert any(math.isnan(v) for row in rows.values() for v in row.values())
+            live, branches = mlflow_runs(client, base)
+            assert len(live) == 1, f"{len(live)} MLflow runs for the live history"
+            metrics = {k for row in rows.values() for k in row}
+            assert_points_equal(metric_points(client, live[0].info.run_id, metrics), rows)
+
+        @check("params are the flattened config, tags carry the runstore facts, status maps the state")
+        def _():
+            live, _ = mlflow_runs(client, base)
+            run = live[0]
+            assert run.data.params == {"lr": "0.0003", "batch_size": "64", "steps": "500"}, run.data.params
+            tags = run.data.tags
+            assert tags["runstore.state"] == "finished" and tags["runstore.project"] == "quickstart", tags
+            assert tags["runstore.attempts"] == str(len(json.loads(runstore("show", base, "--json").stdout)["attempts"]))
+            assert run.info.status == "FINISHED", run.info.status
+            experiment = client.get_experiment(run.info.experiment_id)
+            assert experiment.name == "quickstart", experiment.name
+
+        @check("an archived branch is an MLflow run of its own, tagged with its origin")
+        def _():
+            rows = history(base, branches=True)
+            _, branches = mlflow_runs(client, base)
+            assert set(branches) == {"0"}, set(branches)
+            run = branches["0"]
+            assert run.data.tags["runstore.branch_of"] == base and run.data.tags["runstore.rewound_to"] == "450"
+            metrics = {k for row in rows.values() for k in row}
+            assert_points_equal(metric_points(client, run.info.run_id, metrics), rows, branch=0)
+
+        @check("a fork's history includes its parent's rows up to the fork step")
+        def _():
+            rows = history("forked")
+            live, _ = mlflow_runs(client, "forked")
+            assert live[0].data.tags["runstore.forked_from"] == f"{base}@100"
+            assert live[0].data.params["lr"] == "0.5" and live[0].data.params["opt.beta"] == "0.9"
+            assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr"}), rows)
+
+        @check("a second sync sends nothing and creates nothing")
+        def _():
+            assert "3 MLflow runs created" in first, first
+            again = sync(url).stdout
+            assert "0 MLflow runs created, 0 rows (0 points) sent" in again, again
+            live, _ = mlflow_runs(client, base)
+            assert len(client.get_metric_history(live[0].info.run_id, "loss")) == \
+                sum(1 for (b, _), r in history(base).items() if "loss" in r)
+
+        @check("rows logged after a sync arrive with the next sync, once")
+        def _():
+            runstore("log", base, "loss=0.0625")
+            said = sync(url, base).stdout
+            assert "1 rows (1 points) sent" in said, said
+            live, _ = mlflow_runs(client, base)
+            assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr", "eval/acc", "eval/loss"}),
+                                history(base))
+
+        @check("a batch in flight when sync died is completed without duplicates")
+        def _():
+            live, _ = mlflow_runs(client, base)
+            state_dir = os.path.join(STORE, "sync")
+            [server_dir] = os.listdir(state_dir)
+            path = os.path.join(state_dir, server_dir, base + ".json")
+            state = json.load(open(path))
+            last = state["live"]["pushed_through"]
+            state["live"]["pushed_through"] = last - 40
+            state["live"]["inflight"] = [last - 39, last]
+            json.dump(state, open(path, "w"))
+            sync(url, base)
+            assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr", "eval/acc", "eval/loss"}),
+                                history(base))
+
+        @check("a rewind below what was synced hands that MLflow run to the branch; the live history starts anew")
+        def _():
+            metrics = {"loss", "acc", "lr", "eval/acc", "eval/loss"}
+            [old], _ = mlflow_runs(client, base)
+            runstore("rewind", base, "--to", "300")
+            runstore("log", base, "loss=9.5")
+            sync(url, base)
+            live, branches = mlflow_runs(client, base)
+            assert len(live) == 1 and live[0].info.run_id != old.info.run_id
+            assert branches["1"].info.run_id == old.info.run_id, "the old MLflow run now stands for branch 1"
+            rows = history(base, branches=True)
+            assert_points_equal(metric_points(client, live[0].info.run_id, metrics), rows)
+            # The old MLflow run holds the history as it was before the rewind: rows up to 300,
+            # then the archived ones.
+            before = {k: v for k, v in rows.items() if (k[0] == "live" and k[1] <= 300) or k[0] == 1}
+            before = {("live", step): row for (_, step), row in before.items()}
+            assert_points_equal(metric_points(client, old.info.run_id, metrics), before)
+
+        @check("a live run syncs repeatedly while it trains and ends complete")
+        def _():
+            trainer = subprocess.Popen([QUICKSTART, "train"], env=dict(env, RUNSTORE_RUN_ID="live", QUICKSTART_STEP_MS="8"),
+                                       stdout=subprocess.DEVNULL)
+            syncs = 0
+            while trainer.poll() is None:
+                time.sleep(0.3)
+                if os.path.exists(os.path.join(STORE, "runs", "live", "run.redb")):
+                    sync(url, "live")
+                    syncs += 1
+            assert trainer.wait() == 0
+            sync(url, "live")
+            assert syncs >= 2, f"only {syncs} syncs while training"
+            live, _ = mlflow_runs(client, "live")
+            assert live[0].info.status == "FINISHED"
+            assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr"}), history("live"))
+
+        @check("an unreachable server is a one-line error with exit code 1")
+        def _():
+            done = sync(f"http://127.0.0.1:{free_port()}", base, check=False)
+            assert done.returncode == 1, done
+            assert "cannot be reached" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+        @check("export --format tensorboard is read back by TensorBoard, every point (as f32)")
+        def _():
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            target = os.path.join(WORK, "tb")
+            runstore("export", base, "--format", "tensorboard", "-o", target)
+            rows = history(base, branches=True)
+            for branch, directory in [("live", target), (0, os.path.join(target, "branch-0"))]:
+                accumulator = EventAccumulator(directory, size_guidance={"scalars": 0})
+                accumulator.Reload()
+                expected = {(step, k): v for (b, step), row in rows.items() if b == branch for k, v in row.items()}
+                got = {}
+                for tag in accumulator.Tags()["scalars"]:
+                    for event in accumulator.Scalars(tag):
+                        got[(event.step, tag)] = event.value
+                assert set(got) == set(expected), f"{branch}: {len(got)} points read, {len(expected)} expected"
+                for key, value in expected.items():
+                    as_f32 = struct.unpack("<f", struct.pack("<f", value))[0]
+                    assert same_f32(got[key], as_f32), f"{branch} {key}: {got[key]!r} vs {as_f32!r}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    print(f"sync: {results['passed']} passed, {results['failed']} failed")
+    sys.exit(1 if results["failed"] else 0)
+
+
+main()
