@@ -399,6 +399,9 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     let mut run = store.init(options().resume(Resume::Allow))?;
     model.created = true;
     model.became(RunState::Crashed);
+    // A `Run` dropped after an error flushes and records itself failed (it opens the file
+    // again after a failed commit, so a passing fault does not stop that).
+    model.may_become(RunState::Failed);
     log_all(&mut run, 0..300, 0)?;
     run.flush()?;
     model.flushed(0..300, 0);
@@ -421,6 +424,9 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     model.may_become(RunState::Crashed);
     let mut run = store.init(options().resume(Resume::Must).durability(Durability::EveryLog))?;
     model.became(RunState::Crashed);
+    // A `Run` dropped after an error flushes and records itself failed (it opens the file
+    // again after a failed commit, so a passing fault does not stop that).
+    model.may_become(RunState::Failed);
     for step in 320..340 {
         run.log_at(step, row(step, 1))?;
         model.flushed([step], 1);
@@ -436,6 +442,9 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     model.may_become(RunState::Crashed);
     let mut run = store.init(options().resume(Resume::Allow))?;
     model.became(RunState::Crashed);
+    // A `Run` dropped after an error flushes and records itself failed (it opens the file
+    // again after a failed commit, so a passing fault does not stop that).
+    model.may_become(RunState::Failed);
     log_all(&mut run, 331..400, 2)?;
     run.flush()?;
     model.flushed(331..400, 2);

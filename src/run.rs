@@ -14,7 +14,7 @@ use crate::options::Durability;
 use crate::signals;
 use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
-use crate::writer::{Ending, Extras, Writer};
+use crate::writer::{Ending, Extras, Reopen, Writer};
 
 /// Buffered rows at which a log call waits for the flusher: this many flushes' worth.
 const MAX_PENDING_FLUSHES: usize = 4;
@@ -98,6 +98,9 @@ struct Pending {
 /// The writer, and the spare buffer that swaps with the pending rows at each flush.
 struct Slot {
     writer: Option<Writer>,
+    /// Set after a failed commit, whose handle redb no longer lets write: the next flush opens
+    /// the database again from this (the run's lock is still held) and retries.
+    reopen: Option<Reopen>,
     spare: RowBatch,
 }
 
@@ -110,9 +113,20 @@ impl Shared {
     /// Commits everything pending (with `state`, if given). Holding the slot lock across the
     /// swap and the commit keeps commits in log order.
     fn flush(&self, state: Option<Ending>, close_attempt: bool) -> Result<()> {
-        let mut slot = lock(&self.slot);
-        let Slot { writer, spare } = &mut *slot;
-        let Some(writer) = writer.as_mut() else { return Ok(()) };
+        self.flush_in(&mut lock(&self.slot), state, close_attempt)
+    }
+
+    /// [`Shared::flush`] with the slot already locked. A success stores every buffered row,
+    /// including those of any earlier failed flush, so it also clears that failure.
+    fn flush_in(&self, slot: &mut Slot, state: Option<Ending>, close_attempt: bool) -> Result<()> {
+        let Slot { writer, reopen, spare } = slot;
+        if writer.is_none()
+            && let Some(plan) = reopen.as_ref()
+        {
+            *writer = Some(plan.open()?);
+            *reopen = None;
+        }
+        let Some(open) = writer.as_mut() else { return Ok(()) };
         let (names, sets) = {
             let mut pending = lock(&self.pending);
             if pending.rows.is_empty()
@@ -126,11 +140,16 @@ impl Shared {
             (std::mem::take(&mut pending.new_names), std::mem::take(&mut pending.summary_sets))
         };
         let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt };
-        let result = writer.commit(spare, &extras);
+        let result = open.commit(spare, &extras);
         let mut pending = lock(&self.pending);
         if let Ok(()) = &result {
             spare.clear();
+            self.failed.store(false, Ordering::Release);
+            lock(&self.failure).take();
         } else {
+            *reopen = Some(open.reopen_plan());
+            // Closed before the next flush opens the file again.
+            *writer = None;
             // Keep the rows: older ones first, then what was logged meanwhile.
             spare.append(&pending.rows);
             std::mem::swap(&mut pending.rows, spare);
@@ -184,8 +203,12 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
             pending = shared.wake.wait_timeout(pending, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
         }
         drop(pending);
-        if let Err(error) = shared.flush(None, false) {
-            shared.record_failure(error);
+        let failed = {
+            // Recorded under the slot lock, so that a later successful flush clears it.
+            let mut slot = lock(&shared.slot);
+            shared.flush_in(&mut slot, None, false).map_err(|error| shared.record_failure(error)).is_err()
+        };
+        if failed {
             // Retry on the next tick rather than spinning on a failing disk.
             std::thread::sleep(interval.min(Duration::from_secs(1)));
         }
@@ -231,7 +254,7 @@ impl Run {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             drained: Condvar::new(),
-            slot: Mutex::new(Slot { writer: Some(writer), spare: RowBatch::default() }),
+            slot: Mutex::new(Slot { writer: Some(writer), reopen: None, spare: RowBatch::default() }),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             preempting: AtomicBool::new(false),
@@ -322,8 +345,10 @@ impl Run {
     /// # Errors
     ///
     /// [`Error::InvalidMetricName`] for an empty, over-long or control-character name (nothing
-    /// of the row is stored); an earlier background flush error ([`Error::Storage`],
-    /// [`Error::Io`]), reported once — the rows it concerned stay buffered and are retried.
+    /// of the row is stored); the error of a background flush that failed since the last call
+    /// ([`Error::Storage`], [`Error::Io`]), reported once — the rows it concerned stay
+    /// buffered, and the next flush opens the database again and retries them. A failure that a
+    /// later flush made good (every buffered row stored) is not reported.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -483,8 +508,9 @@ impl Run {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] or [`Error::Io`] when the commit fails (the rows stay buffered and
-    /// are retried), or an earlier background flush error not yet reported.
+    /// [`Error::Storage`] or [`Error::Io`] when the commit fails: the rows stay buffered, and
+    /// the next flush opens the database again (redb refuses further writes on a handle after
+    /// an I/O error) and retries them — after a full disk is given space, for instance.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -497,9 +523,6 @@ impl Run {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(error) = self.shared.take_failure() {
-            return Err(error);
-        }
         self.shared.flush(None, false)
     }
 
@@ -524,9 +547,6 @@ impl Run {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn mark_preempting(&mut self) -> Result<()> {
-        if let Some(error) = self.shared.take_failure() {
-            return Err(error);
-        }
         self.shared.flush(Some(Ending { state: RunState::Preempting, exit_code: None }), false)?;
         self.shared.preempting.store(true, Ordering::SeqCst);
         Ok(())
@@ -578,9 +598,7 @@ impl Run {
     /// # Errors
     ///
     /// [`Error::Storage`] or [`Error::Io`] when the last commit fails; the lock is released
-    /// anyway, and the run then reads as crashed with every earlier flushed row intact. An
-    /// earlier background flush error not yet reported is returned after everything logged
-    /// has been stored.
+    /// anyway, and the run then reads as crashed with every earlier flushed row intact.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -640,7 +658,6 @@ impl Run {
             // The flusher returns nothing and does not panic; a join error leaves nothing to do.
             let _ = handle.join();
         }
-        let earlier = self.shared.take_failure();
         let result = self.shared.flush(Some(ending), true);
         // Close the database before the lock goes, so that the next writer can open it.
         let writer = lock(&self.shared.slot).writer.take();
@@ -657,8 +674,7 @@ impl Run {
             pointer.clear_if_names(&self.id)?;
         }
         self.lock = None;
-        result?;
-        earlier.map_or(Ok(()), Err)
+        result
     }
 }
 

@@ -49,6 +49,25 @@ pub(crate) struct Extras<'a> {
     pub(crate) close_attempt: bool,
 }
 
+/// How to open a writer again after a failed commit (see [`Writer::reopen_plan`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Reopen {
+    path: PathBuf,
+    previous: Option<Ending>,
+    size: block::BlockSize,
+}
+
+impl Reopen {
+    /// Opens the database again: its state is the last durable commit, which the rows still
+    /// buffered follow on from.
+    pub(crate) fn open(&self) -> Result<Writer> {
+        let mut writer = Writer::open(&self.path)?;
+        writer.previous = self.previous;
+        writer.set_block_size(self.size);
+        Ok(writer)
+    }
+}
+
 /// What a fork starts from, computed from its parent's history by the store.
 pub(crate) struct ForkSeed {
     pub(crate) names: Vec<String>,
@@ -278,6 +297,12 @@ impl Writer {
     /// Sets the size of the blocks written from now on: small when every row is committed alone.
     pub(crate) fn set_block_size(&mut self, size: block::BlockSize) {
         self.encoder.set_size(size);
+    }
+
+    /// What it takes to open this writer again: after a failed commit redb refuses every later
+    /// write on the same handle, so the handle is dropped and the database opened anew.
+    pub(crate) fn reopen_plan(&self) -> Reopen {
+        Reopen { path: self.path.clone(), previous: self.previous, size: self.encoder.size() }
     }
 
     /// How the run stood before this attempt began; `None` for a run this attempt created.

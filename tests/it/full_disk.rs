@@ -1,7 +1,7 @@
 //! A full disk: on a small size-limited file system (tmpfs with `size=`, else a loop-mounted
 //! ext4 image; skipped with a printed reason where neither can be mounted), logging goes on
-//! until a flush fails with an error; every row flushed before is intact and readable once
-//! space is freed, and the run resumes after the last stored row.
+//! until a flush fails with an error; the rows that could not be written stay buffered, and once
+//! space is freed the same run flushes them: every logged row is there, and the store is healthy.
 
 use std::fs::File;
 use std::io::Write;
@@ -136,8 +136,9 @@ fn logging_until_the_disk_is_full_fails_cleanly_and_keeps_every_flushed_row() {
     );
     assert!(failure.to_string().contains(&store_dir.display().to_string()), "it names the file: {failure}");
     assert!(acknowledged > 0, "some rows were flushed before the disk filled");
-    // Ending the run on a full disk fails too, with an error, and releases the lock.
-    assert!(run.finish(0).is_err());
+    let logged = run.step();
+    // Flushing again while the disk is still full fails again, with an error.
+    assert!(run.flush().is_err(), "the disk is still full");
     // A new run on the full disk: an error, and no half-created run.
     let new = store.init(options().id("new-on-full").resume(Resume::Allow));
     assert!(matches!(new, Err(Error::Storage { .. } | Error::Io { .. })), "{new:?}");
@@ -148,6 +149,9 @@ fn logging_until_the_disk_is_full_fails_cleanly_and_keeps_every_flushed_row() {
     }
 
     std::fs::remove_file(&filler).unwrap();
+    // The same run writes again once there is room: the buffered rows reach the disk.
+    run.flush().expect("a flush succeeds once space is freed");
+    run.finish(0).expect("the run finishes");
     let reader = store.open_run("full").expect("the run opens once space is freed");
     let info = reader.info().unwrap();
     let mut step = 0u64;
@@ -160,6 +164,7 @@ fn logging_until_the_disk_is_full_fails_cleanly_and_keeps_every_flushed_row() {
         step += 1;
     }
     assert!(step > acknowledged, "every flushed row is there: stored {step} rows, flushed up to step {acknowledged}");
+    assert_eq!(step, logged, "the rows buffered while the disk was full were written once it was not");
     assert_eq!((info.rows, info.next_step), (step, step));
     let check = store.check("full").unwrap();
     assert!(check.is_healthy(), "{check:?}");

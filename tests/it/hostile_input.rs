@@ -624,14 +624,25 @@ fn a_store_without_permission_gives_typed_errors_through_the_library_and_the_cli
         }
     };
     let cwd = place.path();
+    // The other user must be able to run the binaries: the build directory may be private to
+    // us (a clone under a mode-700 temporary directory), so run copies from the open place.
+    let runnable = |binary: &Path| {
+        let copy = place.path().join(binary.file_name().unwrap());
+        std::fs::copy(binary, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    };
+    let cli_copy = runnable(Path::new(env!("CARGO_BIN_EXE_runstore")));
     for words in [vec!["ls"], vec!["show", "base"], vec!["log", "base", "x=1"], vec!["check"]] {
         let mut command = cli(&store, cwd);
         command.args(&words);
+        let mut command = retarget(&command, &cli_copy);
         as_other(&mut command);
         assert_refused(&mut command, 1, "ermission denied");
     }
     // The library, in a process without our permissions.
-    let mut probe = crate::support::child("permission_probe", &store);
+    let probe = crate::support::child("permission_probe", &store);
+    let mut probe = retarget(&probe, &runnable(&std::env::current_exe().unwrap()));
     probe.current_dir(cwd);
     as_other(&mut probe);
     let output = probe.output().unwrap();
@@ -642,6 +653,23 @@ fn a_store_without_permission_gives_typed_errors_through_the_library_and_the_cli
     assert_eq!(snapshot(&store), before, "nothing on disk changed");
     tried(6);
     eprintln!("hostile input: {} inputs tried by this binary so far", TRIED.load(Ordering::Relaxed));
+}
+
+/// `command` with the same arguments, environment and directory, run from `program` instead.
+fn retarget(command: &Command, program: &Path) -> Command {
+    let mut moved = Command::new(program);
+    moved.args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => moved.env(key, value),
+            None => moved.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        moved.current_dir(dir);
+    }
+    moved.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    moved
 }
 
 /// What the library says without permission: opening the store (its marker unreadable), and
