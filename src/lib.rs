@@ -50,6 +50,18 @@
 //!   unflushed buffer (one second, or [`RunOptions::flush_every`] rows) is lost.
 //! - **Resume in constant time.** The step counter and summary are stored, not recomputed.
 //!
+//! ## Beyond one run
+//!
+//! - **Rewind** a run to the step of the checkpoint training restarts from
+//!   ([`RunOptions::resume_from`], [`Run::rewind`], [`Store::rewind`]): the rows after it become an
+//!   archived [`Branch`], readable with [`RunReader::branch_history`], never deleted.
+//! - **Fork** a run at a step into a new one ([`Store::fork`]); nothing is copied.
+//! - **Preemption**: [`Run::mark_preempting`], and the opt-in [`Run::stop_on_signals`] for SIGTERM
+//!   and SIGINT.
+//! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
+//!   `runstore agent` processes, which requeue whatever is cut off.
+//! - **Checks**: [`Store::check`] verifies a run's file, records and blocks.
+//!
 //! ## Environment
 //!
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,

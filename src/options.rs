@@ -54,7 +54,8 @@ pub enum Resume {
     Allow,
     /// Create the run; it must not exist.
     Never,
-    /// Resume the run left unfinished in this working directory, else start a new one.
+    /// Resume the run left unfinished in this working directory, else start a new one (also
+    /// when that run is live in another process: it did not crash).
     Auto,
 }
 

@@ -281,8 +281,20 @@ impl Store {
         };
         self.create()?;
 
+        let mut warnings = Vec::new();
         let mut target = match request.target() {
-            Some(id) => Some(self.lock_run(id)?),
+            Some(id) => match self.lock_run(id) {
+                Ok(locked) => Some(locked),
+                // `auto` follows this directory's pointer to a run that is live in another
+                // process: that run did not crash, so this process starts a run of its own.
+                Err(Error::RunLocked { id, holder }) if request.id.is_none() => {
+                    warnings.push(format!(
+                        "run {id:?}, which this directory's auto pointer names, is being written by {holder}: started a new run"
+                    ));
+                    None
+                }
+                Err(error) => return Err(error),
+            },
             None => None,
         };
         let snapshot = match &target {
@@ -332,7 +344,7 @@ impl Store {
             flush_rows: options.flush_rows,
             flush_interval: options.flush_interval,
             resumed,
-            warnings: decision.warning.into_iter().collect(),
+            warnings: warnings.into_iter().chain(decision.warning).collect(),
             pointer,
         })
     }

@@ -203,7 +203,8 @@ fn eight_processes_racing_init_on_one_id_get_exactly_the_allowed_outcomes_with_e
     }
     rounds += 1;
 
-    // auto with this directory's pointer at a crashed run: one resumes it, the others wait out.
+    // auto with this directory's pointer at a crashed run: one resumes it; to the others it is
+    // then live, not crashed, so each starts a run of its own (never a second writer).
     let crashed_dir = tempfile::tempdir().unwrap();
     let mut command = child("writer", &t.path);
     command.current_dir(crashed_dir.path()).env("RUNSTORE_RESUME", "auto").env("TEST_ROWS", ROWS.to_string());
@@ -222,10 +223,13 @@ fn eight_processes_racing_init_on_one_id_get_exactly_the_allowed_outcomes_with_e
     }
     assert_eq!(reader.state().unwrap(), RunState::Crashed);
     let round = race(&t, "", Some("auto"), Winner::Holds, crashed_dir.path());
-    assert_eq!((round.ok().len(), round.created()), (1, 0), "{:?}", round.outcomes);
-    assert!(round.ok()[0].contains(crashed_id), "{:?}", round.outcomes);
-    assert!(round.errors().iter().all(|e| *e == "RunLocked"), "{:?}", round.outcomes);
+    assert_eq!((round.ok().len(), round.created()), (RACERS, RACERS - 1), "{:?}", round.outcomes);
+    let resumed = round.ok().iter().filter(|o| o.contains(crashed_id)).count();
+    assert_eq!(resumed, 1, "exactly one resumes the crashed run: {:?}", round.outcomes);
     assert_consistent(&t, crashed_id, 2 * ROWS, 2);
+    for other in round.ok().iter().filter(|o| !o.contains(crashed_id)) {
+        assert_consistent(&t, other.split(' ').nth(1).unwrap(), ROWS, 1);
+    }
     rounds += 1;
 
     let all = t.store.check_all().unwrap();

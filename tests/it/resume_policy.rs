@@ -234,3 +234,24 @@ fn every_init_records_an_attempt_and_its_outcome() {
     assert_eq!(attempts[1].outcome, Some(RunState::Finished));
     assert!(attempts.iter().all(|a| a.pid == std::process::id() && a.ended_at.is_some()));
 }
+
+#[test]
+fn auto_starts_a_new_run_when_the_pointed_run_is_live_in_another_process() {
+    let t = temp_store();
+    let work = tempfile::tempdir().unwrap();
+    let mut command = child("writer", &t.path);
+    command.current_dir(work.path()).env("RUNSTORE_RESUME", "auto").env("TEST_ROWS", "5").env("TEST_END", "hold");
+    let mut process = command.spawn().expect("spawn");
+    let mut reports = Reports::of(&mut process);
+    let live = reports.expect("init ok").split_whitespace().next().unwrap().to_string();
+    reports.expect("holding");
+
+    let run = t.store.init(options().resume(Resume::Auto).working_dir(work.path())).expect("not RunLocked");
+    assert_ne!(run.id(), live, "the live run is not taken over");
+    assert!(!run.resumed());
+    assert!(run.warnings().iter().any(|w| w.contains(&live) && w.contains("being written")), "{:?}", run.warnings());
+    drop(run);
+    drop(process.stdin.take());
+    while reports.next().is_some() {}
+    assert!(process.wait().unwrap().success());
+}
