@@ -343,7 +343,8 @@ impl RunOptions {
     }
 }
 
-fn json_kind(value: &serde_json::Value) -> &'static str {
+/// "a number", "an array"…: what a JSON value is, for error messages.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Context, Error, Result};
 use crate::id::{generate_run_id, validate_run_id};
+use crate::options::json_kind;
 use crate::state::LockHolder;
 use crate::store::Store;
 use crate::sys;
@@ -748,17 +749,6 @@ impl Queue {
         temp.as_file().sync_all().at(temp.path())?;
         temp.persist(&path).map_err(|error| Error::io(&path, error.error))?;
         sync_dir(&self.dir)
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::options::json_kind;
 
 /// The most configs one sweep may add.
 ///
@@ -201,7 +202,7 @@ fn parse_param(name: &str, spec: Value) -> std::result::Result<Param, String> {
         }
         Value::Array(values) => Ok(Param::Values(values)),
         Value::Object(range) => parse_range(name, &range),
-        other => Err(format!("parameter {name:?} is {}: {RANGE_HELP} (one value: [{other}])", kind(&other))),
+        other => Err(format!("parameter {name:?} is {}: {RANGE_HELP} (one value: [{other}])", json_kind(&other))),
     }
 }
 
@@ -216,13 +217,15 @@ fn parse_range(name: &str, range: &Map<String, Value>) -> std::result::Result<Pa
                 Some(value) if value.is_finite() => Ok(Some(value)),
                 _ => Err(format!("parameter {name:?}: {key} is out of range")),
             },
-            Some(other) => Err(format!("parameter {name:?}: {key} must be a number, not {}", kind(other))),
+            Some(other) => Err(format!("parameter {name:?}: {key} must be a number, not {}", json_kind(other))),
         }
     };
     let int = match range.get("int") {
         None | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) => true,
-        Some(other) => return Err(format!("parameter {name:?}: int must be true or false, not {}", kind(other))),
+        Some(other) => {
+            return Err(format!("parameter {name:?}: int must be true or false, not {}", json_kind(other)));
+        }
     };
     match (number("min")?, number("max")?, number("log_min")?, number("log_max")?) {
         (Some(_), Some(_), None, None) if int => {
@@ -270,17 +273,6 @@ fn whole(value: &Value) -> Option<i64> {
     let whole = (value.fract() == 0.0 && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&value))
         .then_some(value as i64);
     whole
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// One value of `param` from the 64 random bits `bits`.

@@ -1,65 +1,14 @@
 //! The `runstore` command line, driven as a user would: the real binary against real stores.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use runstore::{Resume, RunState};
 
-use crate::support::{Reports, TempStore, bits, child, options, row, temp_store, value};
-
-const VARIABLES: [&str; 4] = ["RUNSTORE_DIR", "RUNSTORE_RUN_ID", "RUNSTORE_RESUME", "RUNSTORE_PROJECT"];
-
-/// The binary, with none of the test's own `RUNSTORE_*` variables.
-fn bare() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runstore"));
-    for variable in VARIABLES {
-        command.env_remove(variable);
-    }
-    command.stdin(Stdio::null());
-    command
-}
-
-/// The binary on the store at `store`.
-fn runstore(store: &Path) -> Command {
-    let mut command = bare();
-    command.arg("--dir").arg(store);
-    command
-}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(command: &mut Command) -> Outcome {
-    let output = command.output().expect("run runstore");
-    Outcome {
-        code: output.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    }
-}
-
-/// Runs and expects success.
-fn ok(command: &mut Command) -> String {
-    let outcome = run(command);
-    assert_eq!(outcome.code, 0, "stderr: {}", outcome.stderr);
-    outcome.stdout
-}
-
-/// Runs and expects exit `code` with one `runstore: ` line on stderr containing `says`.
-fn fails(command: &mut Command, code: i32, says: &str) -> Outcome {
-    let outcome = run(command);
-    assert_eq!(outcome.code, code, "stdout: {} stderr: {}", outcome.stdout, outcome.stderr);
-    assert_eq!(outcome.stderr.lines().count(), 1, "one line: {:?}", outcome.stderr);
-    assert!(outcome.stderr.starts_with("runstore: "), "{:?}", outcome.stderr);
-    assert!(outcome.stderr.contains(says), "{:?} should say {says:?}", outcome.stderr);
-    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
-    outcome
-}
+use crate::support::{
+    Reports, TempStore, bare, bits, child, fails, ok, options, row, run, runstore, temp_store, value,
+};
 
 /// A finished run `id` of `rows` standard rows.
 fn finished_run(t: &TempStore, id: &str, rows: u64) {

@@ -11,53 +11,10 @@ use std::time::{Duration, Instant};
 use runstore::{ItemExit, ItemState, QueueItem, RunState};
 use serde_json::{Value, json};
 
-use crate::support::{CHILD, TempStore, temp_store};
-
-const VARIABLES: [&str; 5] =
-    ["RUNSTORE_DIR", "RUNSTORE_RUN_ID", "RUNSTORE_RESUME", "RUNSTORE_PROJECT", "RUNSTORE_CONFIG"];
+use crate::support::{CHILD, TempStore, fails, ok, run, runstore, temp_store};
 
 /// How long any one expected event may take.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The binary on the store at `store`, with none of the test's own `RUNSTORE_*` variables.
-fn runstore(store: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runstore"));
-    for variable in VARIABLES {
-        command.env_remove(variable);
-    }
-    command.arg("--dir").arg(store).stdin(Stdio::null());
-    command
-}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(command: &mut Command) -> Outcome {
-    let output = command.output().expect("run runstore");
-    Outcome {
-        code: output.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    }
-}
-
-fn ok(command: &mut Command) -> String {
-    let outcome = run(command);
-    assert_eq!(outcome.code, 0, "stderr: {}", outcome.stderr);
-    outcome.stdout
-}
-
-/// Runs and expects exit `code` with one `runstore: ` line on stderr containing `says`.
-fn fails(command: &mut Command, code: i32, says: &str) {
-    let outcome = run(command);
-    assert_eq!(outcome.code, code, "stdout: {} stderr: {}", outcome.stdout, outcome.stderr);
-    assert_eq!(outcome.stderr.lines().count(), 1, "one line: {:?}", outcome.stderr);
-    assert!(outcome.stderr.starts_with("runstore: "), "{:?}", outcome.stderr);
-    assert!(outcome.stderr.contains(says), "{:?} should say {says:?}", outcome.stderr);
-}
 
 /// Pushes an item with this id and config through the command line.
 fn push(t: &TempStore, queue: &str, id: &str, config: &Value) {
