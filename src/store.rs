@@ -274,6 +274,10 @@ impl Store {
                 None | Some(Resume::Never) if exists => return Err(Error::RunExists { id: id.to_string() }),
                 _ => {}
             }
+            if let (Some(requested), false) = (options.resume_from, exists) {
+                // Nothing to rewind in a run that would be created.
+                return Err(Error::BeyondHistory { id: id.to_string(), requested, last: None });
+            }
         }
         let fork = match &options.fork {
             Some((source, at)) => Some(self.fork_seed(source, *at)?),
@@ -309,6 +313,10 @@ impl Store {
                 let Some((id, lock, Some(mut writer))) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
+                // A rewind that would fail is refused before the attempt is recorded.
+                if let Some(step) = options.resume_from {
+                    writer.check_rewind(&id, step)?;
+                }
                 writer.begin_attempt(&new_attempt(next_step), |record| update_record(record, &options, config))?;
                 if let Some(step) = options.resume_from {
                     let attempt = writer.attempt();

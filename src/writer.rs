@@ -426,14 +426,15 @@ impl Writer {
         guard::catch(&path, || self.rewind_unguarded(id, to, by_attempt))
     }
 
-    fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
-        let path = self.path.clone();
+    /// Whether a rewind to `to` is possible: `Ok(true)` when it would archive rows, `Ok(false)`
+    /// when `to` is the last step (nothing to do), else the error the rewind would return.
+    pub(crate) fn check_rewind(&self, id: &str, to: u64) -> Result<bool> {
         let last = self.progress.last_step;
-        match last {
-            Some(last) if to < last => {}
-            Some(last) if to == last => return Ok(None),
+        let archives = match last {
+            Some(last) if to < last => true,
+            Some(last) if to == last => false,
             _ => return Err(Error::BeyondHistory { id: id.to_string(), requested: to, last }),
-        }
+        };
         if let Some(fork) = self.fork.as_ref().filter(|fork| to < fork.step) {
             return Err(Error::RewindBeforeFork {
                 id: id.to_string(),
@@ -441,6 +442,15 @@ impl Writer {
                 parent: fork.run.clone(),
                 fork_step: fork.step,
             });
+        }
+        Ok(archives)
+    }
+
+    fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+        let path = self.path.clone();
+        let last = self.progress.last_step;
+        if !self.check_rewind(id, to)? {
+            return Ok(None);
         }
         let mut progress = self.progress.clone();
         let mut logged = self.logged.clone();

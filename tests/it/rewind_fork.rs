@@ -171,9 +171,14 @@ fn rewinding_past_the_last_step_is_a_clear_error() {
     let err = run.rewind(10).unwrap_err();
     assert!(matches!(err, Error::BeyondHistory { requested: 10, last: Some(9), .. }), "{err:?}");
     run.finish(0).unwrap();
+    let err = t.store.init(options().id("r").resume(Resume::Must).resume_from(99)).unwrap_err();
+    assert!(matches!(err, Error::BeyondHistory { requested: 99, last: Some(9), .. }), "{err:?}");
+    let info = t.store.open_run("r").unwrap().info().unwrap();
+    assert_eq!((info.attempts, info.state), (1, RunState::Finished), "a refused rewind records no attempt");
     let err = t.store.init(options().id("new").resume(Resume::Allow).resume_from(3)).unwrap_err();
     assert!(matches!(err, Error::BeyondHistory { last: None, .. }), "{err:?}");
     assert!(!t.store.exists("new").unwrap());
+    assert!(!t.path.join("runs/new").exists(), "nothing was created");
 }
 
 #[test]
