@@ -123,7 +123,16 @@ impl Shared {
         if writer.is_none()
             && let Some(plan) = reopen.as_ref()
         {
-            *writer = Some(plan.open()?);
+            let (opened, landed) = plan.open()?;
+            // What the failed commit stored after all must not be stored twice.
+            let mut pending = lock(&self.pending);
+            let names = landed.names.min(pending.new_names.len());
+            pending.new_names.drain(..names);
+            if let Some(stored) = landed.rows_before {
+                pending.rows.drop_before(stored);
+            }
+            drop(pending);
+            *writer = Some(opened);
             *reopen = None;
         }
         let Some(open) = writer.as_mut() else { return Ok(()) };

@@ -55,16 +55,30 @@ pub(crate) struct Reopen {
     path: PathBuf,
     previous: Option<Ending>,
     size: block::BlockSize,
+    /// Names stored before the failed commit.
+    names_stored: u32,
+}
+
+/// What a commit that reported failure stored all the same: an error from a sync or from the
+/// header write can come after the commit reached the file. The caller drops these from its
+/// buffer before retrying, or the retry would store them twice.
+pub(crate) struct Landed {
+    /// How many of the buffered new metric names are stored already.
+    pub(crate) names: usize,
+    /// Buffered rows before this step are stored already (the row at it merges, harmlessly).
+    pub(crate) rows_before: Option<u64>,
 }
 
 impl Reopen {
-    /// Opens the database again: its state is the last durable commit, which the rows still
-    /// buffered follow on from.
-    pub(crate) fn open(&self) -> Result<Writer> {
+    /// Opens the database again, in the state of its last durable commit, and says what of the
+    /// failed commit landed.
+    pub(crate) fn open(&self) -> Result<(Writer, Landed)> {
         let mut writer = Writer::open(&self.path)?;
         writer.previous = self.previous;
         writer.set_block_size(self.size);
-        Ok(writer)
+        let names = writer.names_stored.saturating_sub(self.names_stored) as usize;
+        let landed = Landed { names, rows_before: writer.progress.last_step };
+        Ok((writer, landed))
     }
 }
 
@@ -302,7 +316,12 @@ impl Writer {
     /// What it takes to open this writer again: after a failed commit redb refuses every later
     /// write on the same handle, so the handle is dropped and the database opened anew.
     pub(crate) fn reopen_plan(&self) -> Reopen {
-        Reopen { path: self.path.clone(), previous: self.previous, size: self.encoder.size() }
+        Reopen {
+            path: self.path.clone(),
+            previous: self.previous,
+            size: self.encoder.size(),
+            names_stored: self.names_stored,
+        }
     }
 
     /// How the run stood before this attempt began; `None` for a run this attempt created.

@@ -79,6 +79,20 @@ impl RowBatch {
         self.close_row(step);
     }
 
+    /// Drops the rows before `step` (kept: the rows at and after it).
+    pub(crate) fn drop_before(&mut self, step: u64) {
+        let first = self.steps.partition_point(|&s| s < step);
+        if first == 0 {
+            return;
+        }
+        let points = self.ends[first - 1];
+        self.steps.drain(..first);
+        self.ends.drain(..first);
+        self.ends.iter_mut().for_each(|end| *end -= points);
+        self.metrics.drain(..points);
+        self.values.drain(..points);
+    }
+
     /// Moves the rows after `step` into a new batch, keeping the rows at or before it.
     pub(crate) fn split_after(&mut self, step: u64) -> RowBatch {
         let keep = self.steps.partition_point(|&s| s <= step);
@@ -129,6 +143,9 @@ mod tests {
         batch.append(&tail);
         assert_eq!(batch.rows(), 3);
         assert_eq!(batch.row(1), (5, &[0, 2][..], &[3.0, 4.0][..]));
+        let mut copy = batch.clone();
+        copy.drop_before(5);
+        assert_eq!((copy.steps.clone(), copy.row(0)), (vec![5, 6], (5, &[0, 2][..], &[3.0, 4.0][..])));
         let tail = batch.split_after(3);
         assert_eq!((batch.steps.clone(), batch.metrics.len()), (vec![3], 2));
         assert_eq!(tail.steps, [5, 6]);
