@@ -668,6 +668,19 @@ const ALL_FAULTS: [Fault; 4] = [
 ];
 
 #[test]
+fn a_commit_that_reports_failure_after_reaching_the_file_is_not_stored_twice() {
+    // A single failed write or sync in and around the workload's first commits: when the error
+    // comes after the commit reached the file, the retry must not store its rows again.
+    let mut violations = Vec::new();
+    for at in 1..=120 {
+        let (tripped, _, found) = trial(Fault::Fail { forever: false }, at, at.wrapping_mul(0x9E37_79B9));
+        assert!(tripped, "the fault at {at} did not trip");
+        violations.extend(found);
+    }
+    assert!(violations.is_empty(), "{} violations:\n{}", violations.len(), violations.join("\n"));
+}
+
+#[test]
 fn every_acknowledged_row_survives_a_fault_at_any_write_or_sync() {
     // A stride that is prime to the usual commit length spreads the faults over every phase.
     let (trials, violations) = sweep(&ALL_FAULTS, 41);
