@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use runstore::{Durability, Resume, Row, RunOptions, RunState, Store};
+use runstore::{Claim, Durability, ItemExit, ItemState, Resume, Row, RunOptions, RunState, Store};
 
 /// The runs the workload writes.
 pub const RUNS: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -189,7 +189,11 @@ fn fail(what: &str, error: &runstore::Error) -> ! {
 pub fn child_main(store: &Path, seed: u64, episodes: u64) {
     let store = Store::open(store).unwrap_or_else(|error| fail("open the store", &error));
     let mut rng = Rng::new(seed);
+    let mut queue = QueueWork { seed, pushed: 0, held: None };
     for _ in 0..episodes {
+        if rng.chance(50) {
+            queue.operate(&store, &mut rng);
+        }
         let name = RUNS[usize::try_from(rng.below(RUNS.len() as u64)).unwrap_or(0)];
         let previous = match store.open_run(name) {
             Ok(reader) => Some(reader.info().unwrap_or_else(|error| fail("read before init", &error)).state),
@@ -217,6 +221,42 @@ pub fn child_main(store: &Path, seed: u64, episodes: u64) {
         end(open, &mut rng);
     }
 }
+
+/// The queue part of the workload: push items, claim one and hold the claim across a run's
+/// episode (so that kills land while it is held), settle it later.
+struct QueueWork {
+    seed: u64,
+    pushed: u64,
+    held: Option<Claim>,
+}
+
+impl QueueWork {
+    fn operate(&mut self, store: &Store, rng: &mut Rng) {
+        let queue = store.queue(QUEUE).unwrap_or_else(|error| fail("queue", &error));
+        if let Some(claim) = self.held.take() {
+            let item = claim.item().id.clone();
+            let done = rng.chance(70);
+            say(&format!("qsettle-start {QUEUE} {item} {}", if done { "done" } else { "pending" }));
+            let exit = ItemExit::Code { code: i32::from(!done) };
+            claim.settle(exit, 1000).unwrap_or_else(|error| fail("settle", &error));
+            say(&format!("qsettle-ok {QUEUE} {item} {}", if done { "done" } else { "pending" }));
+        }
+        for _ in 0..=rng.below(2) {
+            self.pushed += 1;
+            let item = format!("q{:x}-{}", self.seed & 0xFFFF_FFFF, self.pushed);
+            say(&format!("qpush-start {QUEUE} {item}"));
+            queue.push(Some(&item), serde_json::json!({"n": self.pushed})).unwrap_or_else(|error| fail("push", &error));
+            say(&format!("qpush-ok {QUEUE} {item}"));
+        }
+        if let Some(claim) = queue.claim().unwrap_or_else(|error| fail("claim", &error)) {
+            say(&format!("qclaim-ok {QUEUE} {}", claim.item().id));
+            self.held = Some(claim);
+        }
+    }
+}
+
+/// The queue the workload pushes to and claims from.
+const QUEUE: &str = "work";
 
 /// One operation on an open run.
 fn operate(open: &mut Open, rng: &mut Rng) {
@@ -267,9 +307,7 @@ fn operate(open: &mut Open, rng: &mut Rng) {
             open.report_pending();
             say(&format!("mark-ok {name}"));
         }
-        // Queue claims (added with the queue work) go here: claim an item, report
-        // `claim-ok QUEUE ITEM`, run it, report its end; the parent's model then checks that a
-        // killed claimant's item is claimable again and that no item is lost or run twice.
+        // (Queue claims are made between episodes: see `QueueWork`.)
         _ => std::thread::sleep(Duration::from_millis(1 + rng.below(4))),
     }
 }
@@ -352,6 +390,9 @@ fn apply(models: &mut BTreeMap<String, Model>, report: &str, violations: &mut Ve
         violations.push(format!("the workload failed: {report}"));
         return;
     }
+    if words[0].starts_with('q') {
+        return;
+    }
     let model = models.entry(words[1].to_string()).or_default();
     match words[0] {
         "init-start" => model.may_become(RunState::Crashed),
@@ -390,6 +431,106 @@ fn apply(models: &mut BTreeMap<String, Model>, report: &str, violations: &mut Ve
         "end-start" => model.may_become(state_named(words[2])),
         "end-ok" => model.allowed = vec![state_named(words[2])],
         other => violations.push(format!("unknown report {other:?}")),
+    }
+}
+
+/// What the parent knows of the queue's items from the reports: item → what was acknowledged.
+#[derive(Debug, Default)]
+struct QueueModel {
+    /// Push began (the item may exist) / push returned (it must).
+    started: BTreeMap<String, bool>,
+    /// Settled done and acknowledged: must read done.
+    done: Vec<String>,
+    /// A settle began and was not acknowledged: the item may be done, or claimable.
+    settling: Vec<String>,
+}
+
+impl QueueModel {
+    fn apply(&mut self, report: &str) {
+        let words: Vec<&str> = report.split(' ').collect();
+        let item = words.get(2).copied().unwrap_or_default().to_string();
+        match words[0] {
+            "qpush-start" => {
+                self.started.entry(item).or_insert(false);
+            }
+            "qpush-ok" => {
+                self.started.insert(item, true);
+            }
+            "qsettle-start" => self.settling.push(item),
+            "qsettle-ok" => {
+                self.settling.retain(|i| *i != item);
+                if words.get(3) == Some(&"done") {
+                    self.done.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks the queue after a kill: it reads; every acknowledged push is there once and
+    /// nothing else is; acknowledged settles stuck; and every item that is not done — pending,
+    /// or running for the dead child — can be claimed again (the claims are then given back).
+    fn verify(&self, store: &Store) -> Vec<String> {
+        let mut violations = Vec::new();
+        let Ok(queue) = store.queue(QUEUE) else { return vec!["the queue name is refused".into()] };
+        if !queue.exists() {
+            if self.started.values().any(|&acknowledged| acknowledged) {
+                violations.push("an acknowledged push, but the queue does not exist".into());
+            }
+            return violations;
+        }
+        let items = match queue.items() {
+            Ok(items) => items,
+            Err(error) => return vec![format!("the queue does not read: {error}")],
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for item in &items {
+            if !seen.insert(item.id.clone()) {
+                violations.push(format!("queue item {} is there twice", item.id));
+            }
+            if !self.started.contains_key(&item.id) {
+                violations.push(format!("queue item {} was never pushed", item.id));
+            }
+        }
+        for (id, _) in self.started.iter().filter(|(_, acknowledged)| **acknowledged) {
+            if !seen.contains(id) {
+                violations.push(format!("queue item {id} was pushed but is gone"));
+            }
+        }
+        for id in &self.done {
+            if items.iter().find(|item| item.id == *id).is_some_and(|item| item.state != ItemState::Done) {
+                violations.push(format!("queue item {id} was settled done but is not"));
+            }
+        }
+        let mut open: Vec<String> =
+            items.iter().filter(|item| item.state != ItemState::Done).map(|item| item.id.clone()).collect();
+        let mut claims = Vec::new();
+        loop {
+            match queue.claim() {
+                Ok(Some(claim)) => {
+                    let id = claim.item().id.clone();
+                    if !open.contains(&id) {
+                        violations.push(format!("claimed queue item {id}, which is done"));
+                    }
+                    open.retain(|other| *other != id);
+                    claims.push(claim);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    violations.push(format!("a claim fails: {error}"));
+                    break;
+                }
+            }
+        }
+        for id in &open {
+            violations.push(format!("queue item {id} is not done and cannot be claimed"));
+        }
+        for claim in claims {
+            if let Err(error) = claim.release() {
+                violations.push(format!("a claim cannot be given back: {error}"));
+            }
+        }
+        violations
     }
 }
 
@@ -640,10 +781,12 @@ pub fn soak(
     let mut schedule = Rng::new(seed);
     let mut store_dir: Option<tempfile::TempDir> = None;
     let mut models = BTreeMap::new();
+    let mut queue = QueueModel::default();
     for round in 0..kills {
         if round % chain.max(1) == 0 {
             store_dir = Some(scratch());
             models = BTreeMap::new();
+            queue = QueueModel::default();
         }
         let path = store_dir.as_ref().map(|dir| dir.path().join("store")).expect("a store");
         let child_seed = schedule.next();
@@ -658,10 +801,14 @@ pub fn soak(
         let mut violations = Vec::new();
         for report in &reports {
             apply(&mut models, report, &mut violations);
+            queue.apply(report);
         }
         let store = Store::open(&path);
         match store {
-            Ok(store) => violations.extend(verify(&store, &mut models, &mut tally)),
+            Ok(store) => {
+                violations.extend(verify(&store, &mut models, &mut tally));
+                violations.extend(queue.verify(&store));
+            }
             Err(error) => violations.push(format!("the store does not open: {error}")),
         }
         tally.violations.extend(
