@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -12,16 +12,7 @@ fn w1_log(c: &mut Criterion) {
     for n in [100_000u64, 1_000_000] {
         group.throughput(Throughput::Elements(4 * n));
         group.bench_function(format!("{n} steps"), |b| {
-            b.iter_custom(|iterations| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iterations {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let started = Instant::now();
-                    support::build(dir.path(), n);
-                    total += started.elapsed();
-                }
-                total
-            });
+            b.iter_custom(|iterations| support::timed_builds(iterations, n, |_| {}));
         });
     }
     group.finish();

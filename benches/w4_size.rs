@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn w4_size(c: &mut Criterion) {
@@ -19,15 +17,9 @@ fn w4_size(c: &mut Criterion) {
         println!("W4 {n} steps: {bytes} bytes, {per_point:.3} bytes per point");
         group.bench_function(format!("{n} steps, build and measure"), |b| {
             b.iter_custom(|iterations| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iterations {
-                    let dir = tempfile::tempdir().expect("tempdir");
-                    let started = Instant::now();
-                    support::build(dir.path(), n);
-                    std::hint::black_box(support::disk_bytes(dir.path()));
-                    total += started.elapsed();
-                }
-                total
+                support::timed_builds(iterations, n, |dir| {
+                    std::hint::black_box(support::disk_bytes(dir));
+                })
             });
         });
     }

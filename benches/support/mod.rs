@@ -35,6 +35,20 @@ pub fn build(dir: &Path, n: u64) {
     run.finish(0).expect("finish");
 }
 
+/// The time of `iterations` W1 builds of `n` steps, each in a fresh store and followed by
+/// `then` on its directory (inside the timing).
+pub fn timed_builds(iterations: u64, n: u64, then: impl Fn(&Path)) -> std::time::Duration {
+    let mut total = std::time::Duration::ZERO;
+    for _ in 0..iterations {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = std::time::Instant::now();
+        build(dir.path(), n);
+        then(dir.path());
+        total += started.elapsed();
+    }
+    total
+}
+
 /// Apparent bytes of every file under `dir`, as `du -sb`.
 pub fn disk_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)

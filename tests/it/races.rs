@@ -296,20 +296,26 @@ fn ls(store: &Path) -> Result<Vec<serde_json::Value>, String> {
         .map_err(|error| format!("{error}: {}", String::from_utf8_lossy(&output.stdout)))
 }
 
-#[test]
-fn ls_never_reports_a_half_created_run_while_runs_are_created() {
-    let t = shm_store();
-    let store = runstore::Store::open(&t.path).unwrap();
-    let mut creator = child("creator", &t.path);
-    creator.env("TEST_COUNT", "30");
-    let mut creator = creator.spawn().unwrap();
-    let mut reports = Reports::of(&mut creator);
+/// Starts the child and a thread that reads its reports: the receiver gets its `done` report.
+fn spawn_reporting(command: &mut Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut child);
     let (send, done) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = send.send(reports.expect("done"));
         // Read to the end, so that the child's last lines find a reader.
         while reports.next().is_some() {}
     });
+    (child, done)
+}
+
+#[test]
+fn ls_never_reports_a_half_created_run_while_runs_are_created() {
+    let t = shm_store();
+    let store = runstore::Store::open(&t.path).unwrap();
+    let mut creator = child("creator", &t.path);
+    creator.env("TEST_COUNT", "30");
+    let (mut creator, done) = spawn_reporting(&mut creator);
     let started = Instant::now();
     let mut listings = 0;
     let mut library_listings = 0;
@@ -342,14 +348,7 @@ fn ls_skips_runs_deleted_while_it_lists() {
     let t = shm_store();
     let mut creator = child("creator", &t.path);
     creator.env("TEST_COUNT", "30").env("TEST_DELETE", "1");
-    let mut creator = creator.spawn().unwrap();
-    let mut reports = Reports::of(&mut creator);
-    let (send, done) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = send.send(reports.expect("done"));
-        // Read to the end, so that the child's last lines find a reader.
-        while reports.next().is_some() {}
-    });
+    let (mut creator, done) = spawn_reporting(&mut creator);
     let mut failures = Vec::new();
     let mut listings = 0;
     loop {
