@@ -17,7 +17,7 @@
 //!   does afterwards (such as renaming a half-created file) reaches the disk.
 //!
 //! The writer routes its database opens here while a plan is installed on the current thread
-//! (`crate::writer::open_database`); readers always use the real file.
+//! (`crate::write::writer::open_database`); readers always use the real file.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

@@ -67,39 +67,35 @@
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
 //! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`].
 
-mod check;
 mod error;
 #[cfg(test)]
 mod fault_tests;
+mod files;
 mod format;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod guard;
-mod history;
 mod id;
-mod interner;
 mod lock;
 mod options;
-mod queue;
-mod reader;
+mod read;
 mod resume;
-mod run;
-mod signals;
 mod state;
 mod store;
 mod sweep;
 mod sys;
-mod writer;
+mod write;
 
-pub use check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use error::{Error, Result};
-pub use history::{History, Row, RowRef, Series};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
-pub use queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
-pub use reader::RunReader;
-pub use run::Run;
+pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
+pub use read::history::{History, Row, RowRef, Series};
+pub use read::reader::RunReader;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
 pub use store::{DEFAULT_DIR, Store};
-pub use sweep::{MAX_SWEEP_ITEMS, SearchSpace};
+pub use sweep::queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
+pub use sweep::space::{MAX_SWEEP_ITEMS, SearchSpace};
+pub use sys::format_rfc3339;
+pub use write::run::Run;

@@ -315,14 +315,14 @@ impl RunOptions {
             self.project = get(ENV_PROJECT);
         }
         if self.config.is_none()
-            && let Some(value) = get(crate::queue::ENV_CONFIG)
+            && let Some(value) = get(crate::sweep::queue::ENV_CONFIG)
         {
             // Set by `runstore agent` for the queue item being run.
             self.config = Some(match serde_json::from_str(&value) {
                 Ok(serde_json::Value::Object(map)) => Ok(map),
                 _ => {
                     return Err(Error::InvalidEnvironment {
-                        variable: crate::queue::ENV_CONFIG,
+                        variable: crate::sweep::queue::ENV_CONFIG,
                         value,
                         reason: "expected a JSON object",
                     });

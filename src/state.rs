@@ -169,7 +169,7 @@ impl fmt::Display for LockHolder {
         if self.pid == 0 {
             return f.write_str("a process that has not recorded itself yet");
         }
-        write!(f, "pid {} on {} since {}", self.pid, self.host, crate::sys::format_time(self.since))
+        write!(f, "pid {} on {} since {}", self.pid, self.host, crate::sys::format_rfc3339(self.since))
     }
 }
 

@@ -7,23 +7,23 @@
 //! <store>/auto/<hash>.json     {"dir": ..., "run_id": ...}: the run `auto` resumes in <dir>
 //! ```
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+use crate::files::{TempFile, sync_dir, write_atomically};
 use crate::format::STORE_FORMAT_VERSION;
 use crate::format::records::{AttemptRecord, ForkOrigin, RunRecord};
 use crate::id::{generate_run_id, validate_run_id};
 use crate::lock::RunLock;
 use crate::options::{ENV_DIR, Resume, RunOptions};
-use crate::reader::RunReader;
+use crate::read::reader::RunReader;
 use crate::resume::{Action, Request, Snapshot, decide};
-use crate::run::{Run, RunParts};
 use crate::state::{Branch, RunInfo};
 use crate::sys;
-use crate::writer::{ForkSeed, Writer, sync_dir};
+use crate::write::run::{Run, RunParts};
+use crate::write::writer::{ForkSeed, Writer};
 
 const MARKER: &str = "FORMAT";
 const RUNS: &str = "runs";
@@ -139,9 +139,8 @@ impl Store {
         let path = self.root.join(MARKER);
         if !path.exists() {
             let marker = serde_json::to_vec(&Marker { runstore_format: STORE_FORMAT_VERSION }).unwrap_or_default();
-            let mut file = tempfile::NamedTempFile::new_in(&self.root).at(&self.root)?;
-            file.write_all(&marker).at(file.path())?;
-            file.as_file().sync_all().at(&path)?;
+            let mut file = TempFile::new_in(&self.root, "FORMAT-").at(&self.root)?;
+            file.write_synced(&marker)?;
             // Another process may have written it first: theirs is as good as ours.
             let _ = file.persist_noclobber(&path);
             sync_dir(&self.root)?;
@@ -600,11 +599,7 @@ impl AutoPointer {
         std::fs::create_dir_all(parent).at(parent)?;
         let record =
             serde_json::to_vec(&PointerRecord { dir: self.dir.clone(), run_id: id.to_string() }).unwrap_or_default();
-        let mut file = tempfile::NamedTempFile::new_in(parent).at(parent)?;
-        file.write_all(&record).at(file.path())?;
-        file.as_file().sync_all().at(&self.path)?;
-        file.persist(&self.path).map_err(|error| Error::io(&self.path, error.error))?;
-        sync_dir(parent)
+        write_atomically(&self.path, "pointer-", &record)
     }
 
     /// Removes the pointer if it still names `id` (a clean finish of that run).

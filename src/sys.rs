@@ -27,8 +27,16 @@ pub(crate) fn now_ms() -> u64 {
     to_ms(SystemTime::now())
 }
 
-/// `2026-11-27T01:03:07Z`: UTC, second precision.
-pub(crate) fn format_time(time: SystemTime) -> String {
+/// A time as RFC 3339 in UTC, to the second: `2026-11-27T01:03:07Z`, as runstore prints every
+/// time (error messages, the command line's output). A time before 1970 prints as the epoch.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let time = UNIX_EPOCH + Duration::from_secs(1_795_741_387);
+/// assert_eq!(runstore::format_rfc3339(time), "2026-11-27T01:03:07Z");
+/// ```
+pub fn format_rfc3339(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
     let rem = secs % 86_400;
@@ -63,8 +71,8 @@ mod tests {
 
     #[test]
     fn formats_utc_times() {
-        assert_eq!(format_time(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(from_ms(1_795_741_387_000)), "2026-11-27T01:03:07Z");
-        assert_eq!(format_time(from_ms(951_782_400_000)), "2000-02-29T00:00:00Z");
+        assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(from_ms(1_795_741_387_000)), "2026-11-27T01:03:07Z");
+        assert_eq!(format_rfc3339(from_ms(951_782_400_000)), "2000-02-29T00:00:00Z");
     }
 }

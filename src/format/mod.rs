@@ -1,7 +1,7 @@
 //! The on-disk format: redb tables, the records stored in them, and the row-block codec.
 //!
 //! `docs/design.md` specifies every byte; this module is its implementation. Only the writer
-//! (`crate::writer`) and the reader (`crate::reader`) use it.
+//! (`crate::write::writer`) and the reader (`crate::read::reader`) use it.
 
 pub(crate) mod batch;
 mod bits;

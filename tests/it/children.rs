@@ -180,19 +180,6 @@ fn trainer() {
     }
 }
 
-/// The crash harness's workload (`crash_harness::child_main`), seeded by `TEST_SEED`, on the
-/// store in `RUNSTORE_DIR`; the parent kills it.
-#[test]
-#[ignore = "a child process of other tests"]
-fn crash_workload() {
-    if std::env::var(CHILD).as_deref() != Ok("crash_workload") {
-        return;
-    }
-    let store = var("RUNSTORE_DIR").expect("RUNSTORE_DIR");
-    let seed = number("TEST_SEED").expect("TEST_SEED");
-    crate::crash_harness::child_main(std::path::Path::new(&store), seed, 200);
-}
-
 /// A reader following the live run `TEST_FOLLOW` until it is no longer live: each pass reads
 /// the whole history, which must be a prefix of the standard rows, bit-exact, at least as long
 /// as the last pass. Reports `saw N` when the prefix grows, `bad WHAT` on a violation, and
@@ -284,18 +271,4 @@ fn creator() {
         }
     }
     say("done");
-}
-
-/// Reports what the library says in a process without permission on the store in
-/// `RUNSTORE_DIR` (see `hostile_input`).
-#[test]
-#[ignore = "a child process of other tests"]
-fn permission_probe() {
-    if std::env::var(CHILD).as_deref() != Ok("permission_probe") {
-        return;
-    }
-    let store = var("RUNSTORE_DIR").expect("RUNSTORE_DIR");
-    for report in crate::hostile_input::probe_permissions(std::path::Path::new(&store)) {
-        say(report);
-    }
 }

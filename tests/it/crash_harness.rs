@@ -905,7 +905,7 @@ mod tests {
     #[test]
     fn every_durable_row_survives_twenty_kills_at_random_moments() {
         let spawn = |store: &std::path::Path, seed: u64| {
-            let mut command = child("crash_workload", store);
+            let mut command = child("crash_harness::tests::crash_workload", store);
             command.env("TEST_SEED", seed.to_string());
             command
         };
@@ -920,5 +920,18 @@ mod tests {
         assert!(tally.violations.is_empty(), "{}", tally.violations.join("\n"));
         assert!(tally.kills >= 15, "most children were killed: {tally:?}");
         assert!(tally.durable_checked > 0);
+    }
+
+    /// The crash harness's workload (`crash_harness::child_main`), seeded by `TEST_SEED`, on the
+    /// store in `RUNSTORE_DIR`; the parent kills it.
+    #[test]
+    #[ignore = "a child process of other tests"]
+    fn crash_workload() {
+        if std::env::var(crate::support::CHILD).as_deref() != Ok("crash_harness::tests::crash_workload") {
+            return;
+        }
+        let store = std::env::var("RUNSTORE_DIR").expect("RUNSTORE_DIR");
+        let seed: u64 = std::env::var("TEST_SEED").ok().and_then(|seed| seed.parse().ok()).expect("TEST_SEED");
+        super::child_main(std::path::Path::new(&store), seed, 200);
     }
 }

@@ -6,9 +6,9 @@
 
 mod bad_input;
 mod children;
-mod cli;
 mod crash_harness;
 mod crash_recovery;
+mod damage;
 mod damaged_files;
 mod full_disk;
 mod history;
@@ -16,7 +16,6 @@ mod hostile_input;
 mod live_reader;
 mod lock_contention;
 mod preemption;
-mod queue_agent;
 mod races;
 mod resume_policy;
 mod rewind_fork;

@@ -52,12 +52,17 @@ pub fn row(step: u64) -> [(&'static str, f64); 4] {
     [0, 1, 2, 3].map(|m| (METRICS[m], value(step, m)))
 }
 
-/// A command that re-runs this test binary as the child `role`.
+/// The test a child `role` runs: `children::role`, or a `module::role` of its own module.
+fn test_path(role: &str) -> String {
+    if role.contains("::") { role.to_string() } else { format!("children::{role}") }
+}
+
+/// A command that re-runs this test binary as the child `role` (see [`test_path`]).
 pub fn child(role: &str, store: &Path) -> Command {
     let exe = std::env::current_exe().expect("test binary");
     let mut command = Command::new(exe);
     command
-        .args(["--exact", &format!("children::{role}"), "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .args(["--exact", &test_path(role), "--ignored", "--nocapture", "--test-threads=1", "-q"])
         .env(CHILD, role)
         .env("RUNSTORE_DIR", store)
         .env_remove("RUNSTORE_RUN_ID")
@@ -126,64 +131,50 @@ pub fn bits(value: f64) -> u64 {
     value.to_bits()
 }
 
-/// The `RUNSTORE_*` variables the test process may carry, removed from every command it runs.
-pub const VARIABLES: [&str; 6] = [
-    "RUNSTORE_DIR",
-    "RUNSTORE_RUN_ID",
-    "RUNSTORE_RESUME",
-    "RUNSTORE_PROJECT",
-    "RUNSTORE_CONFIG",
-    "RUNSTORE_RESUME_FROM",
-];
-
-/// The binary, with none of the test's own `RUNSTORE_*` variables.
-pub fn bare() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runstore"));
-    for variable in VARIABLES {
-        command.env_remove(variable);
-    }
-    command.stdin(Stdio::null());
-    command
+/// A store on tmpfs when there is one: these races are about processes, not fsync, and tmpfs
+/// keeps them quick.
+pub struct ShmStore {
+    _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
 }
 
-/// The binary on the store at `store`.
-pub fn runstore(store: &Path) -> Command {
-    let mut command = bare();
-    command.arg("--dir").arg(store);
-    command
+pub fn shm_store() -> ShmStore {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let path = dir.path().join("store");
+    ShmStore { _dir: dir, path }
 }
 
-/// What a command did.
-pub struct Outcome {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Runs the command to its end.
-pub fn run(command: &mut Command) -> Outcome {
-    let output = command.output().expect("run runstore");
-    Outcome {
-        code: output.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
-    }
-}
-
-/// Runs and expects success.
-pub fn ok(command: &mut Command) -> String {
-    let outcome = run(command);
-    assert_eq!(outcome.code, 0, "stderr: {}", outcome.stderr);
-    outcome.stdout
-}
-
-/// Runs and expects exit `code` with one `runstore: ` line on stderr containing `says`.
-pub fn fails(command: &mut Command, code: i32, says: &str) -> Outcome {
-    let outcome = run(command);
-    assert_eq!(outcome.code, code, "stdout: {} stderr: {}", outcome.stdout, outcome.stderr);
-    assert_eq!(outcome.stderr.lines().count(), 1, "one line: {:?}", outcome.stderr);
-    assert!(outcome.stderr.starts_with("runstore: "), "{:?}", outcome.stderr);
-    assert!(outcome.stderr.contains(says), "{:?} should say {says:?}", outcome.stderr);
-    assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
-    outcome
+/// Run ids that must be refused: separators, dot names, control characters, too long, and
+/// look-alikes of valid ids in other scripts.
+pub fn hostile_ids() -> Vec<String> {
+    let mut ids: Vec<String> = [
+        "a/b",
+        "../x",
+        "..",
+        ".",
+        "",
+        "/abs",
+        "a\\b",
+        "a\0b",
+        "a\nb",
+        "a\rb",
+        "\t",
+        " a",
+        "a b",
+        "ｒｕｎ",          // fullwidth
+        "r\u{430}n",       // Cyrillic a
+        "run\u{200b}",     // zero-width space
+        "run\u{301}",      // combining accent
+        "a\u{2215}b",      // division slash
+        "\u{feff}run",     // byte-order mark
+        "run\u{202e}gpj.", // right-to-left override
+        ".hidden",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    ids.push("x".repeat(65));
+    ids.push("x".repeat(10_000));
+    ids
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use runstore::{ItemExit, ItemState, QueueItem, RunState};
 use serde_json::{Value, json};
 
-use crate::support::{CHILD, TempStore, fails, ok, run, runstore, temp_store};
+use crate::command::{fails, ok, run, runstore};
+use crate::support::{CHILD, TempStore, temp_store};
 
 /// How long any one expected event may take.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -11,6 +11,7 @@ use redb::{
 };
 
 use crate::error::{Context, Error, Result};
+use crate::files::sync_dir;
 use crate::format::batch::RowBatch;
 use crate::format::block::{self, DecodedBlock, Encoder};
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
@@ -629,9 +630,4 @@ pub(crate) fn check_format(path: &Path, marker: Option<&[u8]>) -> Result<()> {
         return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found, supported: RUN_FORMAT_VERSION });
     }
     Ok(())
-}
-
-/// Makes a directory's entries (a rename, a new file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }

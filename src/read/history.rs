@@ -376,7 +376,7 @@ impl History {
             // The names were read in an earlier snapshot than this block (each segment reads in
             // its own transaction): a new read has every name committed with the block.
             if let Some((db, names_path)) = &self.names_source {
-                self.names = crate::reader::read_names(&db.begin_read().at(names_path)?, names_path)?;
+                self.names = crate::read::reader::read_names(&db.begin_read().at(names_path)?, names_path)?;
             }
             let known = self.names.len();
             if self.block.columns().iter().any(|column| column.metric as usize >= known) {

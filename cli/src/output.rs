@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, StdoutLock, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::exit::Failure;
 
@@ -56,30 +56,8 @@ pub fn write_file<T>(
     Ok(value)
 }
 
-/// `2026-11-27T01:03:07Z`: RFC 3339, UTC, second precision.
-pub fn time(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    // Both are in 1..=31 and 1..=12 by construction.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (year, month as u32, day as u32)
-}
+/// `2026-11-27T01:03:07Z`: RFC 3339, UTC, second precision (the library's formatter).
+pub use runstore::format_rfc3339 as time;
 
 /// A duration between two times for people: `45s`, `3m20s`, `1h02m`, `2d03h`.
 pub fn duration(from: SystemTime, to: SystemTime) -> String {
@@ -215,13 +193,6 @@ pub fn line(cells: &[(&str, usize)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(time(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(time(UNIX_EPOCH + std::time::Duration::from_secs(1_795_741_387)), "2026-11-27T01:03:07Z");
-        assert_eq!(time(UNIX_EPOCH + std::time::Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn numbers_for_people_are_short() {

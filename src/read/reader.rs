@@ -17,11 +17,11 @@ use crate::format::block;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
 use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
 use crate::guard;
-use crate::history::{self, History, Segment, Series, Table};
 use crate::lock;
+use crate::read::history::{self, History, Segment, Series, Table};
 use crate::state::{Attempt, Branch, RunInfo, RunState};
 use crate::sys;
-use crate::writer::{builder, check_format};
+use crate::write::writer::{builder, check_format};
 
 /// How long a reader waits for a live writer to finish recovering a crashed database.
 const RECOVERY_WAIT: Duration = Duration::from_secs(5);

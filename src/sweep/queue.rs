@@ -16,7 +16,6 @@
 //! claim for a dead one.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -24,12 +23,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Context, Error, Result};
+use crate::files::{sync_dir, write_atomically};
 use crate::id::{generate_run_id, validate_run_id};
 use crate::options::json_kind;
 use crate::state::LockHolder;
 use crate::store::Store;
 use crate::sys;
-use crate::writer::sync_dir;
 
 /// The item's config as JSON, in the environment of the command an agent runs
 /// (`RUNSTORE_CONFIG`).
@@ -736,19 +735,7 @@ impl Queue {
             text.push_str(&json);
         }
         text.push_str("\n]}\n");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".queue-");
-        #[cfg(unix)]
-        {
-            // As any new file (the umask applies), not the owner-only mode of temporary files.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let mut temp = builder.tempfile_in(&self.dir).at(&self.dir)?;
-        temp.write_all(text.as_bytes()).at(temp.path())?;
-        temp.as_file().sync_all().at(temp.path())?;
-        temp.persist(&path).map_err(|error| Error::io(&path, error.error))?;
-        sync_dir(&self.dir)
+        write_atomically(&path, "queue-", text.as_bytes())
     }
 }
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::format::batch::RowBatch;
 use crate::format::block::BlockSize;
-use crate::interner::Interner;
 use crate::lock::RunLock;
 use crate::options::Durability;
-use crate::signals;
 use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
-use crate::writer::{Ending, Extras, Reopen, Writer};
+use crate::write::interner::Interner;
+use crate::write::signals;
+use crate::write::writer::{Ending, Extras, Reopen, Writer};
 
 /// Buffered rows at which a log call waits for the flusher: this many flushes' worth.
 const MAX_PENDING_FLUSHES: usize = 4;

@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use runstore::{Resume, RunState};
 
-use crate::support::{
-    Reports, TempStore, bare, bits, child, fails, ok, options, row, run, runstore, temp_store, value,
-};
+use crate::command::{bare, fails, ok, run, runstore};
+use crate::support::{Reports, TempStore, bits, child, options, row, temp_store, value};
 
 /// A finished run `id` of `rows` standard rows.
 fn finished_run(t: &TempStore, id: &str, rows: u64) {

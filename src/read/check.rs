@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::error::{Context, Error, Result};
+use crate::files::TempFile;
 use crate::format::RUN_FORMAT_VERSION;
 use crate::format::block::{self, DecodedBlock};
 use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
@@ -35,7 +36,7 @@ use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY
 use crate::id::{validate_metric_name, validate_run_id};
 use crate::state::RunState;
 use crate::store::{DATABASE, LOCK, Store, decode_pointer};
-use crate::writer::builder;
+use crate::write::writer::builder;
 use crate::{guard, lock};
 
 /// Something wrong (or worth knowing) about a file of the store.
@@ -388,9 +389,9 @@ fn check_lock_file(path: &Path, report: &mut RunCheck) {
     }
 }
 
-/// A copy of `database` in the temporary directory.
-fn copy_database(database: &Path) -> std::io::Result<tempfile::NamedTempFile> {
-    let copy = tempfile::Builder::new().prefix("runstore-check-").suffix(".redb").tempfile()?;
+/// A copy of `database` in the temporary directory, removed when dropped.
+fn copy_database(database: &Path) -> std::io::Result<TempFile> {
+    let copy = TempFile::new_in(&std::env::temp_dir(), "runstore-check-")?;
     std::fs::copy(database, copy.path())?;
     Ok(copy)
 }
