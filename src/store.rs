@@ -301,7 +301,7 @@ impl Store {
             None => None,
         };
         let snapshot = match &target {
-            Some((_, _, Some(writer))) => {
+            Some(LockedRun { writer: Some(writer), .. }) => {
                 Some(Snapshot { state: writer.stored_state()?.without_writer(), next_step: writer.next_step() })
             }
             _ => None,
@@ -309,7 +309,7 @@ impl Store {
         let decision = decide(&request, snapshot.as_ref())?;
         let (id, lock, writer, resumed) = match decision.action {
             Action::Resume { next_step } => {
-                let Some((id, lock, Some(mut writer))) = target.take() else {
+                let Some(LockedRun { writer: Some(mut writer), lock, id }) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
                 // A rewind that would fail is refused before the attempt is recorded.
@@ -325,7 +325,7 @@ impl Store {
             }
             Action::Create => {
                 let (id, lock) = match (request.id, target.take()) {
-                    (Some(_), Some((id, lock, _))) => (id, lock),
+                    (Some(_), Some(LockedRun { lock, id, .. })) => (id, lock),
                     // No explicit id (the auto pointer's run is finished or gone): a fresh one.
                     _ => self.claim_new_id()?,
                 };
@@ -470,7 +470,7 @@ impl Store {
     }
 
     /// Takes the lock of run `id` (creating its directory) and opens its database if it exists.
-    fn lock_run(&self, id: &str) -> Result<(String, RunLock, Option<Writer>)> {
+    fn lock_run(&self, id: &str) -> Result<LockedRun> {
         let dir = self.run_dir(id);
         if !dir.is_dir() {
             std::fs::create_dir_all(&dir).at(&dir)?;
@@ -479,7 +479,7 @@ impl Store {
         let lock = RunLock::acquire(&self.lock_path(id), id)?;
         let database = self.database_path(id);
         let writer = if database.is_file() { Some(Writer::open(&database)?) } else { None };
-        Ok((id.to_string(), lock, writer))
+        Ok(LockedRun { writer, lock, id: id.to_string() })
     }
 
     /// Picks a generated id whose directory did not exist, creates the directory and locks it.
@@ -499,6 +499,17 @@ impl Store {
             }
         }
     }
+}
+
+/// A run whose lock this process holds, with its database open if it exists.
+///
+/// The fields drop in declaration order: the database closes before the lock goes. The other
+/// order lets the next lock holder find the database still open and fail with redb's
+/// `DatabaseAlreadyOpen` (a racer refused with `RunExists` used to do this).
+struct LockedRun {
+    writer: Option<Writer>,
+    lock: RunLock,
+    id: String,
 }
 
 /// The record of an attempt starting now, in this process, at `first_step`.

@@ -101,3 +101,39 @@ fn finish_releases_the_os_lock() {
     run.finish(0).unwrap();
     assert!(lock.try_lock().is_ok(), "released by finish");
 }
+
+/// A writer that takes the run's lock must find the database closed: whoever held the lock
+/// before (a racer refused with `RunExists`, a winner that finished) closes the database before
+/// it lets the lock go. Threads of one process race as processes would: both locks are per open
+/// file description.
+#[test]
+fn racers_refused_after_the_lock_never_see_the_database_still_open() {
+    let t = temp_store();
+    let racers = 8;
+    for round in 0..120 {
+        let id = format!("relay-{round}");
+        let barrier = std::sync::Barrier::new(racers);
+        let outcomes: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..racers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        match t.store.init(options().id(&id).resume(Resume::Never)) {
+                            Ok(run) => {
+                                run.finish(0).unwrap();
+                                "ok".to_string()
+                            }
+                            Err(error) => format!("err {} {error}", variant(&error)),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+        });
+        assert_eq!(outcomes.iter().filter(|o| *o == "ok").count(), 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes.iter().all(|o| o == "ok" || o.starts_with("err RunExists") || o.starts_with("err RunLocked")),
+            "round {round}: {outcomes:?}"
+        );
+    }
+}
