@@ -72,6 +72,7 @@ mod error;
 mod fault_tests;
 mod files;
 mod format;
+mod fs_check;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -88,6 +89,10 @@ mod sys;
 mod write;
 
 pub use error::{Error, Result};
+pub use fs_check::{
+    ENV_TEST_FLOCK_ERRNO, ENV_TEST_MOUNTINFO, ENV_UNSAFE_LOCKS, Filesystem, Linger, LockCall, LockSupport,
+    fs_type_of_magic, unsafe_locks_allowed,
+};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
