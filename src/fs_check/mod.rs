@@ -69,12 +69,12 @@ pub enum LockCall {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Linger {
-    /// Until the NFSv4 server's lease runs out (90 s by default on Linux servers).
+    /// Until the NFS (version 4) server's lease runs out (90 s by default on Linux servers).
     Lease(Duration),
-    /// NFSv3 (NLM): until the node starts again and tells the server, or an administrator
+    /// NFS version 3 (NLM): until the node starts again and tells the server, or an administrator
     /// clears the lock on the server.
     UntilReboot,
-    /// Until the servers evict the node (Lustre, GPFS, CephFS, SMB).
+    /// Until the servers evict the node (Lustre, GPFS, Ceph, SMB).
     UntilEvicted,
 }
 
@@ -220,27 +220,22 @@ impl Filesystem {
         }
     }
 
-    /// A note for a lock held from another host, where a dead node's lock outlives it: `None`
-    /// when `holder` runs on this host, or the filesystem releases locks of the dead at once.
+    /// How long the lock of `holder` may outlive it if its node died: `Some` for a holder on
+    /// another host of a shared filesystem (NFS, Lustre, GPFS, ...), where a run whose writer's
+    /// node is down reads running until then; `None` on this host, or where the OS releases
+    /// the locks of the dead at once.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
     /// let fs = runstore::Filesystem::detect(dir.path())?;
     /// // This process's own lock is never one that may outlive its holder.
-    /// assert_eq!(fs.lingering_lock_note(&runstore::LockHolder::current()), None);
+    /// assert_eq!(fs.lingering_lock(&runstore::LockHolder::current()), None);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[must_use]
-    pub fn lingering_lock_note(&self, holder: &LockHolder) -> Option<String> {
+    pub fn lingering_lock(&self, holder: &LockHolder) -> Option<Linger> {
         let LockSupport::Shared { linger } = &self.locks else { return None };
-        if holder.host == LockHolder::current().host {
-            return None;
-        }
-        Some(format!(
-            "the holder runs on host {}: if that node is down, its lock on this {} filesystem persists {linger}, \
-             and the run reads running until then",
-            holder.host, self.fs_type
-        ))
+        (holder.host != LockHolder::current().host).then_some(*linger)
     }
 }
 

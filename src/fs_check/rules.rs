@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::{Linger, LockCall, LockSupport};
 
 /// The lease of a Linux NFS server (`/proc/fs/nfsd/nfsv4leasetime`): how long a dead client's
-/// NFSv4 locks outlive it, by default.
+/// NFS version 4 locks outlive it, by default.
 pub(crate) const NFS_LEASE: Duration = Duration::from_secs(90);
 
 /// Filesystems whose locks the kernel of this machine keeps, and that no other machine mounts.
@@ -93,9 +93,10 @@ pub(crate) fn judge(fs_type: &str, source: &str, options: &[String], call: LockC
             }
             _ => "ask for a mount whose flock works",
         };
-        return LockSupport::Unsupported {
-            reason: format!("flock fails here with {name} ({}); {remedy}", std::io::Error::from_raw_os_error(errno)),
-        };
+        let text = std::io::Error::from_raw_os_error(errno).to_string();
+        // "Function not implemented (os error 38)": the name already says which errno.
+        let text = text.split(" (os error").next().unwrap_or_default().to_lowercase();
+        return LockSupport::Unsupported { reason: format!("flock fails here with {name} ({text}); {remedy}") };
     }
     let node_local = |option: &str, remedy: &str| LockSupport::NodeLocal {
         reason: format!(
@@ -180,117 +181,113 @@ mod tests {
         }
     }
 
+    use LockCall::{NotTried, Worked};
+
+    /// mountinfo lines as these filesystems' clients write them (options in the kernel's order and
+    /// spelling; servers, paths and addresses made up), what the lock call did, the verdict.
+    const TABLE: &[(&str, LockCall, &str)] = &[
+        // NFS: the server arbitrates unless local_lock or nolock keep locks on the client.
+        (
+            "120 27 0:52 / /home rw,relatime shared:60 - nfs4 fs1:/home rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.7,local_lock=none,addr=10.0.0.2",
+            Worked,
+            "shared, lease 90s",
+        ),
+        (
+            "121 27 0:53 / /scratch rw,noatime - nfs4 fs2:/scratch rw,vers=4.1,hard,proto=tcp,local_lock=flock,addr=10.0.0.3",
+            Worked,
+            "node-local",
+        ),
+        ("122 27 0:54 / /data rw - nfs4 fs2:/data rw,vers=4.0,local_lock=all,addr=10.0.0.3", NotTried, "node-local"),
+        (
+            "123 27 0:55 / /proj rw,relatime - nfs fs3:/proj rw,vers=3,rsize=65536,wsize=65536,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,mountaddr=10.0.0.4,mountvers=3,mountport=20048,mountproto=udp,local_lock=none,addr=10.0.0.4",
+            Worked,
+            "shared, until reboot",
+        ),
+        (
+            "124 27 0:56 / /old rw,relatime - nfs fs3:/old rw,vers=3,nolock,proto=tcp,local_lock=all,addr=10.0.0.4",
+            Worked,
+            "node-local",
+        ),
+        ("125 27 0:57 / /v3 rw - nfs fs3:/v3 rw,vers=3,hard,local_lock=flock,addr=10.0.0.4", Worked, "node-local"),
+        (
+            "126 27 0:58 / /v3p rw - nfs fs3:/v3p rw,vers=3,hard,local_lock=posix,addr=10.0.0.4",
+            Worked,
+            "shared, until reboot",
+        ),
+        // Lustre: flock coherent, localflock per node, noflock fails.
+        (
+            "130 27 0:60 / /lustre/work rw,flock,lazystatfs - lustre 10.1.0.1@o2ib:/work rw,flock,lazystatfs,encrypt",
+            Worked,
+            "shared, until evicted",
+        ),
+        (
+            "131 27 0:61 / /lustre/scratch rw,localflock,lazystatfs - lustre 10.1.0.1@o2ib:/scratch rw,localflock,lazystatfs",
+            Worked,
+            "node-local",
+        ),
+        (
+            "132 27 0:62 / /lustre/home rw,noflock - lustre 10.1.0.1@tcp:/home rw,noflock,lazystatfs",
+            NotTried,
+            "unsupported",
+        ),
+        ("133 27 0:63 / /lustre/x rw,lazystatfs - lustre 10.1.0.1@tcp:/x rw,lazystatfs", NotTried, "unknown"),
+        (
+            "133 27 0:63 / /lustre/x rw,lazystatfs - lustre 10.1.0.1@tcp:/x rw,lazystatfs",
+            Worked,
+            "shared, until evicted",
+        ),
+        // GPFS arbitrates locks across the cluster.
+        ("140 27 0:70 / /gpfs/fs1 rw,relatime - gpfs fs1 rw", Worked, "shared, until evicted"),
+        // SMB: locks go to the server unless nobrl.
+        (
+            "150 27 0:80 / /mnt/share rw,relatime - cifs //nas/share rw,vers=3.1.1,cache=strict,username=me,uid=1000,noforceuid,addr=10.0.0.9,file_mode=0755,dir_mode=0755,soft,nounix,serverino,mapposix,rsize=4194304,wsize=4194304,actimeo=1",
+            Worked,
+            "shared, until evicted",
+        ),
+        ("151 27 0:81 / /mnt/nobrl rw - cifs //nas/share rw,vers=3.0,nobrl,addr=10.0.0.9", Worked, "node-local"),
+        // FUSE: sshfs and s3fs keep locks in this kernel; an unknown one is unknown.
+        (
+            "160 27 0:90 / /mnt/remote rw,nosuid,nodev,relatime - fuse.sshfs me@login1:/home/me rw,user_id=1000,group_id=1000",
+            Worked,
+            "node-local",
+        ),
+        (
+            "161 27 0:91 / /mnt/bucket rw,nosuid,nodev,relatime - fuse.s3fs s3fs rw,user_id=0,group_id=0,allow_other",
+            Worked,
+            "node-local",
+        ),
+        ("162 27 0:92 / /mnt/s3 rw,nosuid,nodev - fuse mountpoint-s3 rw,user_id=0,group_id=0", Worked, "node-local"),
+        ("163 27 0:93 / /mnt/other rw,nosuid,nodev - fuse.myfs myfs rw,user_id=0,group_id=0", Worked, "unknown"),
+        // Local filesystems.
+        ("27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard", Worked, "local"),
+        (
+            "60 27 8:17 / /data rw,noatime - xfs /dev/sdb1 rw,attr2,inode64,logbufs=8,logbsize=32k,noquota",
+            Worked,
+            "local",
+        ),
+        ("25 24 0:23 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw,size=24684084k", Worked, "local"),
+        (
+            "300 299 0:120 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/A:/var/lib/docker/overlay2/l/B,upperdir=/var/lib/docker/overlay2/x/diff,workdir=/var/lib/docker/overlay2/x/work",
+            Worked,
+            "local",
+        ),
+        // Others.
+        (
+            "170 27 0:100 / /mnt/beegfs rw,relatime - beegfs beegfs_nodev rw,cfgFile=/etc/beegfs/beegfs-client.conf",
+            Worked,
+            "unknown",
+        ),
+        (
+            "171 27 0:101 / /mnt/ceph rw,relatime - ceph 10.0.0.1:6789:/ rw,name=admin,acl",
+            Worked,
+            "shared, until evicted",
+        ),
+        ("172 27 0:102 / /mnt/9p rw - 9p hostshare rw,trans=virtio", Worked, "unknown"),
+    ];
+
     #[test]
     fn each_filesystem_gets_the_lock_semantics_its_mount_implies() {
-        use LockCall::{NotTried, Worked};
-        let table: &[(&str, LockCall, &str)] = &[
-            // NFS: the server arbitrates unless local_lock or nolock keep locks on the client.
-            (
-                "120 27 0:52 / /home rw,relatime shared:60 - nfs4 fs1:/home rw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.7,local_lock=none,addr=10.0.0.2",
-                Worked,
-                "shared, lease 90s",
-            ),
-            (
-                "121 27 0:53 / /scratch rw,noatime - nfs4 fs2:/scratch rw,vers=4.1,hard,proto=tcp,local_lock=flock,addr=10.0.0.3",
-                Worked,
-                "node-local",
-            ),
-            (
-                "122 27 0:54 / /data rw - nfs4 fs2:/data rw,vers=4.0,local_lock=all,addr=10.0.0.3",
-                NotTried,
-                "node-local",
-            ),
-            (
-                "123 27 0:55 / /proj rw,relatime - nfs fs3:/proj rw,vers=3,rsize=65536,wsize=65536,namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,mountaddr=10.0.0.4,mountvers=3,mountport=20048,mountproto=udp,local_lock=none,addr=10.0.0.4",
-                Worked,
-                "shared, until reboot",
-            ),
-            (
-                "124 27 0:56 / /old rw,relatime - nfs fs3:/old rw,vers=3,nolock,proto=tcp,local_lock=all,addr=10.0.0.4",
-                Worked,
-                "node-local",
-            ),
-            ("125 27 0:57 / /v3 rw - nfs fs3:/v3 rw,vers=3,hard,local_lock=flock,addr=10.0.0.4", Worked, "node-local"),
-            (
-                "126 27 0:58 / /v3p rw - nfs fs3:/v3p rw,vers=3,hard,local_lock=posix,addr=10.0.0.4",
-                Worked,
-                "shared, until reboot",
-            ),
-            // Lustre: flock coherent, localflock per node, noflock fails.
-            (
-                "130 27 0:60 / /lustre/work rw,flock,lazystatfs - lustre 10.1.0.1@o2ib:/work rw,flock,lazystatfs,encrypt",
-                Worked,
-                "shared, until evicted",
-            ),
-            (
-                "131 27 0:61 / /lustre/scratch rw,localflock,lazystatfs - lustre 10.1.0.1@o2ib:/scratch rw,localflock,lazystatfs",
-                Worked,
-                "node-local",
-            ),
-            (
-                "132 27 0:62 / /lustre/home rw,noflock - lustre 10.1.0.1@tcp:/home rw,noflock,lazystatfs",
-                NotTried,
-                "unsupported",
-            ),
-            ("133 27 0:63 / /lustre/x rw,lazystatfs - lustre 10.1.0.1@tcp:/x rw,lazystatfs", NotTried, "unknown"),
-            (
-                "133 27 0:63 / /lustre/x rw,lazystatfs - lustre 10.1.0.1@tcp:/x rw,lazystatfs",
-                Worked,
-                "shared, until evicted",
-            ),
-            // GPFS arbitrates locks across the cluster.
-            ("140 27 0:70 / /gpfs/fs1 rw,relatime - gpfs fs1 rw", Worked, "shared, until evicted"),
-            // SMB: locks go to the server unless nobrl.
-            (
-                "150 27 0:80 / /mnt/share rw,relatime - cifs //nas/share rw,vers=3.1.1,cache=strict,username=me,uid=1000,noforceuid,addr=10.0.0.9,file_mode=0755,dir_mode=0755,soft,nounix,serverino,mapposix,rsize=4194304,wsize=4194304,actimeo=1",
-                Worked,
-                "shared, until evicted",
-            ),
-            ("151 27 0:81 / /mnt/nobrl rw - cifs //nas/share rw,vers=3.0,nobrl,addr=10.0.0.9", Worked, "node-local"),
-            // FUSE: sshfs and s3fs keep locks in this kernel; an unknown one is unknown.
-            (
-                "160 27 0:90 / /mnt/remote rw,nosuid,nodev,relatime - fuse.sshfs me@login1:/home/me rw,user_id=1000,group_id=1000",
-                Worked,
-                "node-local",
-            ),
-            (
-                "161 27 0:91 / /mnt/bucket rw,nosuid,nodev,relatime - fuse.s3fs s3fs rw,user_id=0,group_id=0,allow_other",
-                Worked,
-                "node-local",
-            ),
-            (
-                "162 27 0:92 / /mnt/s3 rw,nosuid,nodev - fuse mountpoint-s3 rw,user_id=0,group_id=0",
-                Worked,
-                "node-local",
-            ),
-            ("163 27 0:93 / /mnt/other rw,nosuid,nodev - fuse.myfs myfs rw,user_id=0,group_id=0", Worked, "unknown"),
-            // Local filesystems.
-            ("27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard", Worked, "local"),
-            (
-                "60 27 8:17 / /data rw,noatime - xfs /dev/sdb1 rw,attr2,inode64,logbufs=8,logbsize=32k,noquota",
-                Worked,
-                "local",
-            ),
-            ("25 24 0:23 / /dev/shm rw,nosuid,nodev - tmpfs tmpfs rw,size=24684084k", Worked, "local"),
-            (
-                "300 299 0:120 / / rw,relatime - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/A:/var/lib/docker/overlay2/l/B,upperdir=/var/lib/docker/overlay2/x/diff,workdir=/var/lib/docker/overlay2/x/work",
-                Worked,
-                "local",
-            ),
-            // Others.
-            (
-                "170 27 0:100 / /mnt/beegfs rw,relatime - beegfs beegfs_nodev rw,cfgFile=/etc/beegfs/beegfs-client.conf",
-                Worked,
-                "unknown",
-            ),
-            (
-                "171 27 0:101 / /mnt/ceph rw,relatime - ceph 10.0.0.1:6789:/ rw,name=admin,acl",
-                Worked,
-                "shared, until evicted",
-            ),
-            ("172 27 0:102 / /mnt/9p rw - 9p hostshare rw,trans=virtio", Worked, "unknown"),
-        ];
-        for (line, call, expected) in table {
+        for (line, call, expected) in TABLE {
             assert_eq!(&verdict_of(line, *call), expected, "{line} ({call:?})");
         }
     }
@@ -313,7 +310,7 @@ mod tests {
         else {
             panic!("unsupported")
         };
-        assert!(reason.starts_with("flock fails here with ENOSYS (Function not implemented"), "{reason}");
+        assert!(reason.starts_with("flock fails here with ENOSYS (function not implemented)"), "{reason}");
         assert!(reason.ends_with("remount with -o flock"), "{reason}");
     }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use runstore::{Error, Filesystem, LockCall, LockSupport, Resume};
 
 use crate::children::variant;
-use crate::support::{CHILD, Reports, SAY, child, options, snapshot, temp_store};
+use crate::support::{CHILD, Reports, SAY, child, mountinfo_with, options, snapshot, temp_store};
 
 /// Runs a child `role` on the store with `env` and returns its first report.
 fn report_of(role: &str, store: &Path, env: &[(&str, &str)]) -> String {
@@ -36,17 +36,6 @@ fn store_with_a_run() -> crate::support::TempStore {
     }
     run.finish(0).unwrap();
     t
-}
-
-/// A mountinfo file: this process's, plus `dir` mounted as `fs_type` with `options`.
-fn mountinfo_with(dir: &Path, fs_type: &str, source: &str, options: &str) -> tempfile::NamedTempFile {
-    let mut text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let dir = std::fs::canonicalize(dir).unwrap();
-    let escaped = dir.to_str().unwrap().replace(' ', "\\040");
-    text.push_str(&format!("999 27 0:99 / {escaped} rw,relatime shared:9 - {fs_type} {source} {options}\n"));
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
 }
 
 #[test]

@@ -8,6 +8,7 @@
 #[path = "../../../tests/it/children.rs"]
 mod children;
 mod cli;
+mod cluster;
 mod command;
 #[path = "../../../tests/it/damage.rs"]
 #[allow(dead_code)] // the library's damage tests use the rest
