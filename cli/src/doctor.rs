@@ -17,7 +17,7 @@ use runstore::{Error, Filesystem, Linger, LockCall, LockSupport, Store};
 use crate::exit::Failure;
 use crate::output;
 
-/// Check that the store's filesystem keeps one writer per run here (NFS, Lustre, GPFS, ...).
+/// Check the store's filesystem: do locks keep one writer per run here?
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Prints the filesystem the store is on (or, before the store exists, the
