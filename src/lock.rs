@@ -60,8 +60,9 @@ impl RunLock {
     /// Takes the lock without waiting and without recording a holder: for a reader that must
     /// briefly stand in for a dead writer (to let the database recover).
     pub(crate) fn acquire_quietly(path: &Path) -> Result<RunLock> {
-        // It writes (recovery): not where another node's writer cannot see the lock.
-        fs_check::ensure_locks_work(path.parent().unwrap_or(path))?;
+        // It writes (recovery): not where another node's writer cannot see the lock. The store
+        // is three levels up: <store>/runs/<id>/lock.
+        fs_check::ensure_locks_work(path.ancestors().nth(3).unwrap_or(path))?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
         match fs_check::try_lock(&file, false) {
             Ok(()) => Ok(RunLock { _file: file }),

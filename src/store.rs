@@ -26,7 +26,7 @@ use crate::sys;
 use crate::write::run::{Run, RunParts};
 use crate::write::writer::{ForkSeed, Writer};
 
-const MARKER: &str = "FORMAT";
+pub(crate) const MARKER: &str = "FORMAT";
 const RUNS: &str = "runs";
 const AUTO: &str = "auto";
 pub(crate) const DATABASE: &str = "run.redb";

@@ -6,10 +6,10 @@
 //! `noflock`; FUSE filesystems such as sshfs keep it in the local kernel. Before a writer takes a
 //! lock (and before `init` creates anything), runstore finds the mount holding the store in
 //! `/proc/self/mountinfo` — the longest mount point that is a prefix of the store's canonical
-//! path — and tries a shared lock on the store (or its nearest existing parent). Where locks are
-//! known to be node-local, or the lock call fails with `ENOSYS`, `ENOLCK`, `EBADF` or
-//! `EOPNOTSUPP`, it refuses with [`Error::LocksUnsupported`](crate::Error::LocksUnsupported)
-//! unless [`ENV_UNSAFE_LOCKS`] is `1`.
+//! path — and tries a shared lock on the store's `FORMAT` marker (or, before the store exists,
+//! on the directory it would be created in). Where locks are known to be node-local, or the lock
+//! call fails with `ENOSYS`, `ENOLCK`, `EBADF` or `EOPNOTSUPP`, it refuses with
+//! [`Error::LocksUnsupported`](crate::Error::LocksUnsupported) unless [`ENV_UNSAFE_LOCKS`] is `1`.
 //!
 //! mountinfo rather than `statfs`: it names the type *and* the options that decide (`statfs`
 //! gives only a magic number), and reading it needs no `unsafe` code, which the library forbids.
@@ -167,7 +167,8 @@ pub struct Filesystem {
     pub source: String,
     /// The mount options that decide lock semantics (`local_lock=…`, `vers=…`, `flock`, ...).
     pub options: Vec<String>,
-    /// What a shared lock on [`Filesystem::path`] did.
+    /// What a shared lock on the store's `FORMAT` marker in [`Filesystem::path`] did (on the
+    /// directory itself where there is no marker).
     pub lock_call: LockCall,
     /// What locks promise here.
     pub locks: LockSupport,
@@ -176,7 +177,13 @@ pub struct Filesystem {
 
 impl Filesystem {
     /// Examines the filesystem holding `path` (or its nearest existing parent): its mount, and
-    /// what a shared lock on that directory does. Changes nothing on disk.
+    /// what a shared lock there does: on the store's `FORMAT` marker if `path` is a store, else
+    /// on the directory. Changes nothing on disk.
+    ///
+    /// The marker is tried rather than the directory where it exists because some filesystems
+    /// lock directories differently from files (an NFS client may keep directory locks local), so a
+    /// failing lock call shows only on a file. Before the store exists, such a failure shows at
+    /// the first lock of a run, after the store directory was created.
     ///
     /// # Errors
     ///
@@ -335,9 +342,11 @@ fn test_flock_errno() -> Option<i32> {
     }
 }
 
-/// Tries a shared lock on the directory `dir` and lets go at once.
+/// Tries a shared lock on the store marker in `dir` (else on `dir`) and lets go at once.
 fn try_shared_lock(dir: &Path) -> LockCall {
-    let Ok(file) = File::open(dir) else { return LockCall::NotTried };
+    let marker = dir.join(crate::store::MARKER);
+    let target = if marker.is_file() { marker } else { dir.to_path_buf() };
+    let Ok(file) = File::open(target) else { return LockCall::NotTried };
     match try_lock(&file, true) {
         // Closing the file releases the lock.
         Ok(()) | Err(TryLockError::WouldBlock) => LockCall::Worked,

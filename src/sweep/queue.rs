@@ -665,7 +665,7 @@ impl Queue {
 
     /// Takes the queue lock, waiting for other processes' operations (milliseconds each).
     fn lock(&self) -> Result<QueueLock> {
-        fs_check::ensure_locks_work(&self.dir)?;
+        fs_check::ensure_locks_work(self.store.path())?;
         let path = self.dir.join(LOCK);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
         // Blocks while another process operates; a call that cannot lock fails, never loops.
