@@ -2,19 +2,17 @@
 //!
 //! It reads what the library detects (`runstore::Filesystem`: the mount from mountinfo, its
 //! options, what a shared lock does), names the `statfs` magic number (rustix's safe `statfs`),
-//! then tries the locks as writers use them: an exclusive `flock` on a probe file beside the
-//! store must exclude a second open file of this process and a child process, and the child's
-//! lock must go when it exits. It writes only the probe file, and removes it.
+//! and tries the locks as writers use them (`lock_probe`). It writes only the probe file, and
+//! removes it.
 
 use std::fmt::Write as _;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use runstore::{Error, Filesystem, Linger, LockCall, LockSupport, Store};
 
 use crate::exit::Failure;
+use crate::lock_probe::{Probe, hold_lock, try_locks};
 use crate::output;
 
 /// Check the store's filesystem: do locks keep one writer per run here?
@@ -50,22 +48,6 @@ pub struct Args {
 /// Below this much free space, doctor warns.
 const LOW_SPACE: u64 = 1 << 30;
 
-/// What trying the locks showed; `None` where a step could not be tried.
-#[derive(Default)]
-struct Probe {
-    excludes_same_process: Option<bool>,
-    excludes_other_process: Option<bool>,
-    released_at_exit: Option<bool>,
-    /// Why the probe stopped early.
-    error: Option<String>,
-}
-
-impl Probe {
-    fn failed_exclusion(&self) -> bool {
-        [self.excludes_same_process, self.excludes_other_process, self.released_at_exit].contains(&Some(false))
-    }
-}
-
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     if let Some(path) = &args.hold_lock {
         return hold_lock(path);
@@ -98,90 +80,6 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         };
         return Err(Error::LocksUnsupported { path: store.path().to_path_buf(), fs: fs.fs_type.clone(), reason }.into());
     }
-    Ok(())
-}
-
-/// The child's side of the probe: lock `path`, say so, hold it until stdin closes.
-fn hold_lock(path: &Path) -> Result<(), Failure> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|error| Error::Io { path: path.to_path_buf(), source: error })?;
-    match file.try_lock() {
-        Ok(()) => output::stdout_line("locked")?,
-        Err(error) => output::stdout_line(&format!("not locked: {error}"))?,
-    }
-    let _ = std::io::stdin().read_to_end(&mut Vec::new());
-    Ok(())
-}
-
-/// Tries an exclusive lock on a probe file in `dir` as writers use locks. Returns what the
-/// first lock call did and what exclusion it showed.
-fn try_locks(store: &Store, dir: &Path) -> (LockCall, Probe) {
-    let mut probe = Probe::default();
-    let path = dir.join(format!(".runstore-doctor-{}.lock", std::process::id()));
-    let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
-    let (first, second) = match (open(), open()) {
-        (Ok(first), Ok(second)) => (first, second),
-        (Err(error), _) | (_, Err(error)) => {
-            probe.error = Some(format!("cannot create a probe file in {}: {error}", dir.display()));
-            return (LockCall::NotTried, probe);
-        }
-    };
-    let call = match first.try_lock() {
-        Ok(()) => LockCall::Worked,
-        Err(TryLockError::Error(error)) => {
-            probe.error = Some(format!("flock: {error}"));
-            let _ = std::fs::remove_file(&path);
-            return (error.raw_os_error().map_or(LockCall::NotTried, LockCall::Failed), probe);
-        }
-        Err(TryLockError::WouldBlock) => {
-            probe.error = Some("the new probe file was locked by someone else".into());
-            let _ = std::fs::remove_file(&path);
-            return (LockCall::NotTried, probe);
-        }
-    };
-    probe.excludes_same_process = Some(matches!(second.try_lock(), Err(TryLockError::WouldBlock)));
-    drop(second);
-    let _ = first.unlock();
-    if let Err(error) = other_process(store, &path, &first, &mut probe) {
-        probe.error = Some(error);
-    }
-    let _ = std::fs::remove_file(&path);
-    (call, probe)
-}
-
-/// A child process takes the lock: this process must be excluded until the child exits.
-fn other_process(store: &Store, path: &Path, file: &File, probe: &mut Probe) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|error| format!("cannot find this program: {error}"))?;
-    let mut child = Command::new(exe)
-        .arg("--dir")
-        .arg(store.path())
-        .arg("doctor")
-        .arg("--hold-lock")
-        .arg(path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|error| format!("cannot start a second process: {error}"))?;
-    let mut line = String::new();
-    if let Some(stdout) = child.stdout.take() {
-        let _ = BufReader::new(stdout).read_line(&mut line);
-    }
-    let held = line.trim() == "locked";
-    if held {
-        probe.excludes_other_process = Some(matches!(file.try_lock(), Err(TryLockError::WouldBlock)));
-        let _ = file.unlock();
-    }
-    drop(child.stdin.take());
-    let _ = child.wait();
-    if !held {
-        return Err(format!("the second process could not take the lock: {}", line.trim()));
-    }
-    probe.released_at_exit = Some(file.try_lock().is_ok());
-    let _ = file.unlock();
     Ok(())
 }
 

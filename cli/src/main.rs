@@ -10,6 +10,7 @@ mod exit;
 mod export;
 mod fork;
 mod history;
+mod lock_probe;
 mod log;
 mod ls;
 mod mlflow;
