@@ -92,6 +92,24 @@ pub enum Error {
         holder: LockHolder,
     },
 
+    /// The store's filesystem cannot keep one writer per run: its locks are node-local (NFS
+    /// `local_lock=flock|all` or `nolock`, Lustre `localflock`, sshfs, s3fs, ...) or the lock call
+    /// fails (Lustre `noflock`: `ENOSYS`; `ENOLCK`, `EBADF`). Nothing was written. See
+    /// `runstore doctor`, and [`ENV_UNSAFE_LOCKS`](crate::ENV_UNSAFE_LOCKS) to write anyway.
+    #[error(
+        "locks on {path} ({fs}) cannot keep one writer per run: {reason}; or keep the store on a node-local disk, copy it \
+         out when the job ends and `runstore sync` or `runstore export` it from the login node (the README's cluster \
+         guide; `runstore doctor` checks a store), or set RUNSTORE_UNSAFE_LOCKS=1 to write anyway"
+    )]
+    LocksUnsupported {
+        /// The store, or the lock file whose lock call failed.
+        path: PathBuf,
+        /// The filesystem type (`nfs4`, `lustre`, `fuse.sshfs`, ...), or `unknown`.
+        fs: String,
+        /// Why locks cannot work there, and what would make them work.
+        reason: String,
+    },
+
     /// A row was logged at a step before the run's next step.
     #[error("step {requested} is behind run {id:?}, whose next step is {next}: log at {next} or later")]
     StepRegression {

@@ -42,7 +42,9 @@
 //! - **One writer per run.** `init` takes an exclusive OS lock on the run before it looks for
 //!   it; a second writer gets [`Error::RunLocked`] naming the holder (pid, host, since). The OS
 //!   releases the lock when the process dies, so a dead writer is noticed at once: the run
-//!   reads as [`RunState::Crashed`].
+//!   reads as [`RunState::Crashed`]. Where the filesystem's locks cannot keep this promise (NFS
+//!   mounted with `local_lock=flock`, Lustre `localflock` or `noflock`, sshfs, a failing `flock`),
+//!   writers refuse with [`Error::LocksUnsupported`] before writing anything; see [`Filesystem`].
 //! - **Nothing silently dropped or overwritten.** A step behind the run's next step is
 //!   [`Error::StepRegression`]; an explicit id without a policy never touches an existing run.
 //! - **Crash-safe.** Rows are committed in redb transactions together with the step counter and
@@ -65,13 +67,15 @@
 //! ## Environment
 //!
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
-//! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`].
+//! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`]. [`ENV_UNSAFE_LOCKS`]
+//! (`RUNSTORE_UNSAFE_LOCKS=1`) lets writers work where locks cannot keep one writer per run.
 
 mod error;
 #[cfg(test)]
 mod fault_tests;
 mod files;
 mod format;
+mod fs_check;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -88,6 +92,10 @@ mod sys;
 mod write;
 
 pub use error::{Error, Result};
+pub use fs_check::{
+    ENV_TEST_FLOCK_ERRNO, ENV_TEST_MOUNTINFO, ENV_UNSAFE_LOCKS, Filesystem, Linger, LockCall, LockSupport,
+    fs_type_of_magic, unsafe_locks_allowed,
+};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};

@@ -15,6 +15,7 @@ use crate::error::{Context, Error, Result};
 use crate::files::{TempFile, sync_dir, write_atomically};
 use crate::format::STORE_FORMAT_VERSION;
 use crate::format::records::{AttemptRecord, ForkOrigin, RunRecord};
+use crate::fs_check;
 use crate::id::{generate_run_id, validate_run_id};
 use crate::lock::RunLock;
 use crate::options::{ENV_DIR, Resume, RunOptions};
@@ -25,7 +26,7 @@ use crate::sys;
 use crate::write::run::{Run, RunParts};
 use crate::write::writer::{ForkSeed, Writer};
 
-const MARKER: &str = "FORMAT";
+pub(crate) const MARKER: &str = "FORMAT";
 const RUNS: &str = "runs";
 const AUTO: &str = "auto";
 pub(crate) const DATABASE: &str = "run.redb";
@@ -233,6 +234,8 @@ impl Store {
     /// - [`Error::RunNotFound`] (`must`), [`Error::RunExists`] (`never`, or an id without a
     ///   policy), [`Error::RunIdRequired`] (`must` without an id);
     /// - [`Error::RunLocked`] when another process writes the run;
+    /// - [`Error::LocksUnsupported`] when the store's filesystem cannot keep one writer per run
+    ///   (see [`Filesystem`](crate::Filesystem)), before any file is created;
     /// - [`Error::UnsupportedFormat`], [`Error::Corrupt`], [`Error::Io`], [`Error::Storage`].
     ///
     /// ```
@@ -282,6 +285,8 @@ impl Store {
             Some((source, at)) => Some(self.fork_seed(source, *at)?),
             None => None,
         };
+        // A filesystem whose locks cannot keep one writer is refused before anything is created.
+        fs_check::ensure_locks_work(&self.root)?;
         self.create()?;
 
         let mut warnings = Vec::new();
@@ -431,6 +436,7 @@ impl Store {
         if !path.is_file() {
             return Err(Error::RunNotFound { id: id.to_string() });
         }
+        fs_check::ensure_locks_work(&self.root)?;
         let _lock = RunLock::acquire(&self.lock_path(id), id)?;
         let mut writer = Writer::open(&path)?;
         Ok(writer.rewind(id, to, 0)?.map(|(branch, record)| Branch::from_record(branch, record)))

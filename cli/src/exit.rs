@@ -8,6 +8,7 @@
 //! | 3 | the run does not exist (or the queue, or the queue item) |
 //! | 4 | the run already exists (`log --resume never`), or the queue item does |
 //! | 5 | the run is locked by another process, or the queue item is claimed by a live agent |
+//! | 6 | the store's filesystem cannot keep one writer per run (`Error::LocksUnsupported`) |
 
 use std::fmt;
 use std::io;
@@ -25,6 +26,8 @@ pub const NOT_FOUND: u8 = 3;
 pub const EXISTS: u8 = 4;
 /// Another process writes the run.
 pub const LOCKED: u8 = 5;
+/// Locks on the store's filesystem cannot keep one writer per run.
+pub const LOCKS_UNSUPPORTED: u8 = 6;
 
 /// Why a command failed.
 #[derive(Debug)]
@@ -92,6 +95,7 @@ fn store_code(error: &Error) -> u8 {
         | Error::QueueItemNotFound { .. } => NOT_FOUND,
         Error::RunExists { .. } | Error::QueueItemExists { .. } => EXISTS,
         Error::RunLocked { .. } | Error::QueueItemClaimed { .. } => LOCKED,
+        Error::LocksUnsupported { .. } => LOCKS_UNSUPPORTED,
         _ => OTHER,
     }
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use runstore::{RunInfo, RunState, Store};
+use runstore::{Filesystem, RunInfo, RunState, Store};
 
 use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
@@ -59,7 +59,36 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         table(&mut out, &runs)?;
     }
     out.flush()?;
+    if let Some(note) = lingering_locks_note(store, &runs) {
+        output::warn(&note);
+    }
     first_error.map_or(Ok(()), |error| Err(error.into()))
+}
+
+/// On a shared filesystem, live runs held from other hosts may be held by nodes that died: one
+/// note on stderr naming them (stdout stays what scripts read).
+fn lingering_locks_note(store: &Store, runs: &[RunInfo]) -> Option<String> {
+    let live: Vec<&RunInfo> = runs.iter().filter(|info| info.state.is_live()).collect();
+    if live.is_empty() {
+        return None;
+    }
+    let fs = Filesystem::detect(store.path()).ok()?;
+    let mut held = Vec::new();
+    let mut linger = None;
+    for info in live {
+        let Ok(Some(holder)) = store.open_run(&info.id).and_then(|reader| reader.holder()) else { continue };
+        if let Some(lingers) = fs.lingering_lock(&holder) {
+            linger = Some(lingers);
+            held.push(format!("{} (host {})", info.id, holder.host));
+        }
+    }
+    Some(format!(
+        "note: held from other hosts: {}; if a node is down, its lock on this {} filesystem persists {}, and its \
+         runs read running until then",
+        held.join(", "),
+        fs.fs_type,
+        linger?
+    ))
 }
 
 fn json(info: &RunInfo) -> serde_json::Value {

@@ -5,10 +5,12 @@
 
 mod agent;
 mod check;
+mod doctor;
 mod exit;
 mod export;
 mod fork;
 mod history;
+mod lock_probe;
 mod log;
 mod ls;
 mod mlflow;
@@ -42,6 +44,7 @@ Environment:
   RUNSTORE_DIR      the store when --dir is not given (default ./.runstore)
   RUNSTORE_RUN_ID   the run of `log` when no id is given
   RUNSTORE_RESUME   the policy of `log` without --resume (default must)
+  RUNSTORE_UNSAFE_LOCKS=1  write where locks cannot keep one writer per run
 
 Exit codes:
   0  success (also when stdout is closed early, as by `| head`)
@@ -53,6 +56,9 @@ Exit codes:
   4  the run already exists (log --resume never), or the queue item does
   5  the run is being written by another process, or the queue item is
      claimed by a live agent
+  6  locks on the store's filesystem cannot keep one writer per run (NFS
+     local_lock, Lustre localflock/noflock, a failing flock): see
+     `runstore doctor`
   130, 143  agent: stopped by SIGINT, SIGTERM after requeueing its item
 
 Examples:
@@ -64,7 +70,8 @@ Examples:
   runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
   runstore sweep sweep-1 --grid space.json
   runstore agent sweep-1 -- ./train
-  runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
+  runstore --dir /scratch/runs plot resnet-7 -o curves.svg
+  runstore --dir /scratch/runs doctor")]
 struct Cli {
     #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
     dir: Option<PathBuf>,
@@ -88,6 +95,7 @@ enum Command {
     Sweep(sweep::Args),
     Agent(agent::Args),
     Check(check::Args),
+    Doctor(doctor::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -154,5 +162,6 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Sweep(args) => sweep::run(&store, args),
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
+        Command::Doctor(args) => doctor::run(&store, args),
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use runstore::{Attempt, Branch, LockHolder, RunInfo, RunReader, Store};
+use runstore::{Attempt, Branch, Filesystem, LockHolder, RunInfo, RunReader, Store};
 
 use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
@@ -36,9 +36,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let branches = reader.branches()?;
     let metrics = reader.metrics()?;
     let holder = if info.state.is_live() { reader.holder()? } else { None };
+    let linger_note = holder.as_ref().and_then(|holder| lingering_lock_note(store, holder));
     let mut out = output::stdout();
     if args.json {
         let mut value = json(&info, &attempts, &metrics, holder.as_ref());
+        value["holder_note"] = linger_note.clone().into();
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
         value["forked_from"] = info
             .forked_from
@@ -49,10 +51,28 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     } else {
         let curves = curves(&reader, &info, &metrics)?;
         text(&mut out, &info, &attempts, holder.as_ref(), &curves)?;
+        if let Some(note) = &linger_note {
+            writeln!(out)?;
+            for line in output::wrap(&format!("note: {note}"), COLUMNS) {
+                writeln!(out, "{line}")?;
+            }
+        }
         branches_table(&mut out, &branches)?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// On a shared filesystem (NFS, Lustre, ...), a lock held from another host may belong to a
+/// node that died: say how long such a lock persists.
+pub fn lingering_lock_note(store: &Store, holder: &LockHolder) -> Option<String> {
+    let fs = Filesystem::detect(store.path()).ok()?;
+    let linger = fs.lingering_lock(holder)?;
+    Some(format!(
+        "the holder runs on host {}: if that node is down, its lock on this {} filesystem persists {linger}, and \
+         the run reads running until then",
+        holder.host, fs.fs_type
+    ))
 }
 
 fn json(info: &RunInfo, attempts: &[Attempt], metrics: &[String], holder: Option<&LockHolder>) -> serde_json::Value {

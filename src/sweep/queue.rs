@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use super::items::{FILE, ItemRecord, Items, LEGACY_FILE};
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
+use crate::fs_check;
 use crate::id::{generate_run_id, validate_run_id};
 use crate::options::json_kind;
 use crate::state::LockHolder;
@@ -440,6 +441,7 @@ impl Queue {
     fn push_all_with_ids(&self, new: Vec<(Option<String>, Map<String, Value>)>) -> Result<Vec<QueueItem>> {
         let claims = self.dir.join(CLAIMS);
         if !claims.is_dir() {
+            fs_check::ensure_locks_work(self.store.path())?;
             // A store that holds only queues is a store too: its format marker first.
             self.store.create()?;
             std::fs::create_dir_all(&claims).at(&claims)?;
@@ -624,9 +626,13 @@ impl Queue {
 
     /// Takes the queue lock, waiting for other processes' operations (milliseconds each).
     fn lock(&self) -> Result<QueueLock> {
+        fs_check::ensure_locks_work(self.store.path())?;
         let path = self.dir.join(LOCK);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
-        file.lock().at(&path)?;
+        // Blocks while another process operates; a call that cannot lock fails, never loops.
+        if let Err(error) = fs_check::lock(&file) {
+            fs_check::lock_failed(&path, error)?;
+        }
         Ok(QueueLock { _file: file })
     }
 
@@ -639,10 +645,10 @@ impl Queue {
     fn try_claim_lock(&self, id: &str) -> Result<Option<File>> {
         let path = self.claim_path(id);
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
-        match file.try_lock() {
+        match fs_check::try_lock(&file, false) {
             Ok(()) => Ok(Some(file)),
             Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(error)) => Err(Error::io(&path, error)),
+            Err(TryLockError::Error(error)) => fs_check::lock_failed(&path, error).map(|()| Some(file)),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod children;
+mod cluster_locks;
 mod crash_harness;
 mod crash_recovery;
 mod damage;

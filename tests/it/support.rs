@@ -178,3 +178,17 @@ pub fn hostile_ids() -> Vec<String> {
     ids.push("x".repeat(10_000));
     ids
 }
+
+/// A mountinfo file for `RUNSTORE_TEST_MOUNTINFO`: this process's, plus `dir` mounted as
+/// `fs_type` from `source` with `options`, so that a store there looks as if it sat on NFS.
+pub fn mountinfo_with(dir: &Path, fs_type: &str, source: &str, options: &str) -> tempfile::NamedTempFile {
+    let dir = std::fs::canonicalize(dir).unwrap();
+    let escaped = dir.to_str().unwrap().replace(' ', "\\040");
+    let text = format!(
+        "{}999 27 0:99 / {escaped} rw,relatime shared:9 - {fs_type} {source} {options}\n",
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}

@@ -397,13 +397,14 @@ fn every_failure_has_its_exit_code() {
     let file = t.path.join("FORMAT");
     fails(runstore(&file).arg("ls"), 1, "not a directory");
     fails(runstore(&file).args(["show", "r"]), 1, "not a directory");
-    // (5, a locked run, is in `log_into_a_run_another_process_holds_exits_5_naming_it`.)
+    // (5, a locked run, is in `log_into_a_run_another_process_holds_exits_5_naming_it`; 6, locks
+    // that cannot work, in `cluster`.)
 
     // Help and version succeed, with examples and the exit codes documented.
     let help = ok(bare().arg("--help"));
     assert!(help.contains("Exit codes:") && help.contains("5  the run is being written"), "{help}");
     assert_fits_80_columns(&help);
-    for command in ["ls", "show", "history", "log", "tail", "plot", "export"] {
+    for command in ["ls", "show", "history", "log", "tail", "plot", "export", "doctor"] {
         let help = ok(bare().args([command, "--help"]));
         assert!(help.contains("Examples:\n  runstore "), "{command} --help has an example:\n{help}");
         assert_fits_80_columns(&help);

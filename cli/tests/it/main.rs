@@ -8,6 +8,7 @@
 #[path = "../../../tests/it/children.rs"]
 mod children;
 mod cli;
+mod cluster;
 mod command;
 #[path = "../../../tests/it/damage.rs"]
 #[allow(dead_code)] // the library's damage tests use the rest
@@ -16,6 +17,7 @@ mod damaged_files;
 mod hostile_input;
 mod queue_agent;
 mod races;
+mod readme;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;
