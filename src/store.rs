@@ -312,15 +312,15 @@ impl Store {
                 let Some((id, lock, Some(mut writer))) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
-                // A rewind that would fail is refused before the attempt is recorded.
+                // A rewind that would fail is refused before the attempt is recorded; one that
+                // succeeds is part of the attempt's first commit.
                 if let Some(step) = options.resume_from {
                     writer.check_rewind(&id, step)?;
                 }
-                writer.begin_attempt(&new_attempt(next_step), |record| update_record(record, &options, config))?;
-                if let Some(step) = options.resume_from {
-                    let attempt = writer.attempt();
-                    writer.rewind(&id, step, attempt)?;
-                }
+                let attempt = new_attempt(next_step);
+                writer.begin_attempt(&id, attempt, options.resume_from, |record| {
+                    update_record(record, &options, config);
+                })?;
                 (id, lock, writer, true)
             }
             Action::Create => {

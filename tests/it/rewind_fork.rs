@@ -286,3 +286,71 @@ fn resume_from_is_read_from_the_environment() {
     process.wait().unwrap();
     assert_eq!(t.store.open_run("env").unwrap().branches().unwrap()[0].rows, 50);
 }
+
+#[test]
+fn an_attempt_that_resumes_from_a_checkpoint_starts_at_the_step_after_it() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 1999, row);
+    run.finish(1).unwrap();
+
+    let mut run = t.store.init(options().id("r").resume(Resume::Must).resume_from(1000)).unwrap();
+    log_until(&mut run, 1010, second);
+    run.finish(0).unwrap();
+
+    let reader = t.store.open_run("r").unwrap();
+    let attempts = reader.attempts().unwrap();
+    assert_eq!((attempts[1].first_step, attempts[1].last_step), (1001, Some(1010)));
+    let branch = &reader.branches().unwrap()[0];
+    // The resuming attempt rewound the run; none of the archived rows is its own.
+    assert_eq!((branch.by_attempt, branch.attempts.clone()), (2, vec![1]));
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_rewind_below_where_the_attempt_started_moves_its_first_step_back() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 99, row);
+    run.finish(1).unwrap();
+    let mut run = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    log_until(&mut run, 149, second);
+    run.rewind(49).unwrap();
+    run.finish(0).unwrap(); // nothing logged after the rewind
+
+    let reader = t.store.open_run("r").unwrap();
+    let attempts = reader.attempts().unwrap();
+    assert_eq!((attempts[1].first_step, attempts[1].last_step), (50, Some(49)));
+    assert_eq!(reader.branches().unwrap()[0].attempts, vec![1, 2]);
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_crashed_attempt_rewound_from_outside_keeps_the_step_it_reached() {
+    let t = temp_store();
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "r")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "300")
+        .env("TEST_FLUSH_EVERY", "100")
+        .env("TEST_END", "exit:1");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+    assert_eq!(t.store.open_run("r").unwrap().state().unwrap(), RunState::Crashed);
+
+    t.store.rewind("r", 99).unwrap();
+    let run = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    run.finish(0).unwrap();
+
+    let attempts = t.store.open_run("r").unwrap().attempts().unwrap();
+    assert_eq!((attempts[0].first_step, attempts[0].last_step), (0, Some(299)));
+    assert_eq!(attempts[0].outcome, Some(RunState::Crashed));
+    assert_eq!(attempts[1].first_step, 100);
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}

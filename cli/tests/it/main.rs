@@ -14,6 +14,7 @@ mod command;
 mod damage;
 mod damaged_files;
 mod hostile_input;
+mod new_user;
 mod queue_agent;
 mod races;
 #[path = "../../../tests/it/support.rs"]
