@@ -87,6 +87,12 @@ mod sweep;
 mod sys;
 mod write;
 
+/// Every Rust block of the README, compiled (and run unless marked `no_run`) as a doctest, so
+/// that the README's examples cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
+
 pub use error::{Error, Result};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};

@@ -307,7 +307,7 @@ impl Store {
             _ => None,
         };
         let decision = decide(&request, snapshot.as_ref())?;
-        let (id, lock, writer, resumed) = match decision.action {
+        let (id, lock, writer, config, resumed) = match decision.action {
             Action::Resume { next_step } => {
                 let Some((id, lock, Some(mut writer))) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
@@ -318,10 +318,10 @@ impl Store {
                     writer.check_rewind(&id, step)?;
                 }
                 let attempt = new_attempt(next_step);
-                writer.begin_attempt(&id, attempt, options.resume_from, |record| {
+                let record = writer.begin_attempt(&id, attempt, options.resume_from, |record| {
                     update_record(record, &options, config);
                 })?;
-                (id, lock, writer, true)
+                (id, lock, writer, record.config, true)
             }
             Action::Create => {
                 let (id, lock) = match (request.id, target.take()) {
@@ -332,8 +332,8 @@ impl Store {
                 if let Some(requested) = options.resume_from {
                     return Err(Error::BeyondHistory { id, requested, last: None });
                 }
-                let writer = self.create_run(&id, &options, config, fork)?;
-                (id, lock, writer, false)
+                let (writer, config) = self.create_run(&id, &options, config, fork)?;
+                (id, lock, writer, config, false)
             }
         };
         if decision.write_pointer
@@ -345,6 +345,7 @@ impl Store {
         Run::start(RunParts {
             id,
             writer,
+            config,
             names,
             lock,
             durability: options.durability,
@@ -356,14 +357,15 @@ impl Store {
         })
     }
 
-    /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given.
+    /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given;
+    /// returns its writer and its config as stored.
     fn create_run(
         &self,
         id: &str,
         options: &RunOptions,
         config: Option<serde_json::Map<String, serde_json::Value>>,
         fork: Option<(ForkOrigin, ForkSeed, RunInfo)>,
-    ) -> Result<Writer> {
+    ) -> Result<(Writer, serde_json::Map<String, serde_json::Value>)> {
         let mut record = RunRecord {
             id: id.to_string(),
             project: options.project.clone(),
@@ -388,7 +390,8 @@ impl Store {
             None => None,
         };
         let first_step = record.forked_from.as_ref().map_or(0, |origin| origin.step.saturating_add(1));
-        Writer::create(&self.database_path(id), &record, &new_attempt(first_step), seed.as_ref())
+        let writer = Writer::create(&self.database_path(id), &record, &new_attempt(first_step), seed.as_ref())?;
+        Ok((writer, record.config))
     }
 
     /// What a fork of `source` at `at` starts from; checked before anything is created.

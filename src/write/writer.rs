@@ -256,13 +256,14 @@ impl Writer {
     /// if its process died, rewinds to `rewind_to` if given (as `resume_from` asks), records
     /// the attempt as starting at the step that follows, applies `update` to the run record,
     /// and marks the run running. The attempt's `first_step` is set here, after the rewind.
+    /// Returns the run record as updated.
     pub(crate) fn begin_attempt(
         &mut self,
         id: &str,
         attempt: AttemptRecord,
         rewind_to: Option<u64>,
         update: impl FnOnce(&mut RunRecord),
-    ) -> Result<()> {
+    ) -> Result<RunRecord> {
         let path = self.path.clone();
         guard::catch(&path, || self.begin_attempt_unguarded(id, attempt, rewind_to, update))
     }
@@ -273,7 +274,7 @@ impl Writer {
         mut attempt: AttemptRecord,
         rewind_to: Option<u64>,
         update: impl FnOnce(&mut RunRecord),
-    ) -> Result<()> {
+    ) -> Result<RunRecord> {
         let path = self.path.clone();
         let died_as = self.stored_state()?.without_writer();
         let previous = Ending { state: died_as, exit_code: self.progress.exit_code };
@@ -289,7 +290,7 @@ impl Writer {
         if let Some(to) = rewind_to {
             self.rewind_in(&tx, to, number, &mut progress, &mut logged)?;
         }
-        {
+        let record = {
             // Recorded after the rewind, so that it neither starts at the step the rewind undid
             // nor counts among the attempts whose rows the branch holds.
             attempt.first_step = progress.next_step;
@@ -304,13 +305,14 @@ impl Writer {
             progress.exit_code = None;
             progress.updated_at_ms = attempt.started_at_ms;
             meta.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
-        }
+            record
+        };
         tx.commit().at(&path)?;
         self.progress = progress;
         self.logged = logged;
         self.attempt = number;
         self.previous = Some(previous);
-        Ok(())
+        Ok(record)
     }
 
     /// Closes the last attempt if it is still open though no process writes the run (the
