@@ -139,7 +139,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Some(dir) => Store::open(dir)?,
         None => Store::from_env()?,
     };
-    match &cli.command {
+    let result = match &cli.command {
         Command::Ls(args) => ls::run(&store, args),
         Command::Show(args) => show::run(&store, args),
         Command::History(args) => history::run(&store, args),
@@ -154,5 +154,17 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Sweep(args) => sweep::run(&store, args),
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
+    };
+    // The library's advice for a missing run is about resuming it; `log` words its own.
+    if matches!(cli.command, Command::Log(_)) {
+        return result;
     }
+    result.map_err(|failure| {
+        failure.explain(|error| match error {
+            runstore::Error::RunNotFound { id } => {
+                Some(format!("run {id:?} does not exist: check the id; `runstore ls` lists the runs of this store"))
+            }
+            _ => None,
+        })
+    })
 }

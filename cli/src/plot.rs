@@ -85,7 +85,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         return Ok(());
     }
     output::write_file(&path, |out| Ok(out.write_all(svg.as_bytes())?))?;
-    output::stdout_line(&format!("wrote {} ({} metrics)", path.display(), metrics.len()))
+    output::stdout_line(&format!(
+        "wrote {} ({})",
+        path.display(),
+        output::count(metrics.len() as u64, "metric", "metrics")
+    ))
 }
 
 /// The first, lowest, highest and last finite point of `series` in each of [`COLUMNS`] equal

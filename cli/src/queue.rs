@@ -136,8 +136,8 @@ fn ls(store: &Store, args: &LsArgs) -> Result<(), Failure> {
         let count = |state| items.iter().filter(|item| item.state == state).count();
         writeln!(
             out,
-            "{} items: {} pending, {} running, {} done, {} failed",
-            items.len(),
+            "{}: {} pending, {} running, {} done, {} failed",
+            output::count(items.len() as u64, "item", "items"),
             count(ItemState::Pending),
             count(ItemState::Running),
             count(ItemState::Done),

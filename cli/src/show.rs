@@ -144,7 +144,7 @@ fn text(
     }
     field(out, "state", &state)?;
     let last = info.last_step.map_or_else(|| "none".to_string(), |step| step.to_string());
-    field(out, "steps", &format!("next {}, last {last}, {} rows", info.next_step, info.rows))?;
+    field(out, "steps", &format!("next {}, last {last}, {}", info.next_step, output::count(info.rows, "row", "rows")))?;
     if let Some((parent, step)) = &info.forked_from {
         field(out, "forked", &format!("from run {parent} at step {step}"))?;
     }

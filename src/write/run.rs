@@ -430,7 +430,12 @@ impl Run {
             return Err(error);
         }
         if step < self.next_step && Some(step) != self.last_step {
-            return Err(Error::StepRegression { id: self.id.clone(), requested: step, next: self.next_step });
+            return Err(Error::StepRegression {
+                id: self.id.clone(),
+                requested: step,
+                next: self.next_step,
+                last: self.last_step,
+            });
         }
         if step == u64::MAX {
             return Err(Error::StepOutOfRange { step });
