@@ -737,7 +737,7 @@ mod attempt_tests {
         let store = Store::open(dir).unwrap();
         let mut run = store.init(RunOptions::new().id("r")).unwrap();
         for &step in steps {
-            run.log_at(step, [("v", step as f64)]).unwrap();
+            run.log_at(step, [("v", f64::from(u32::try_from(step).unwrap()))]).unwrap();
         }
         run.finish(0).unwrap();
         store
