@@ -5,6 +5,7 @@
 
 mod agent;
 mod check;
+mod compare;
 mod exit;
 mod export;
 mod fork;
@@ -19,9 +20,11 @@ mod rewind;
 mod rows;
 mod show;
 mod spark;
+mod stats;
 mod svg;
 mod sweep;
 mod sync;
+mod table;
 mod tail;
 mod tensorboard;
 
@@ -57,7 +60,9 @@ Exit codes:
 
 Examples:
   runstore ls
+  runstore ls --columns config.lr,summary.loss --sort summary.loss
   runstore show resnet-7
+  runstore compare lr-0.1 lr-0.01
   runstore log \"$RUN_ID\" eval/acc=0.93
   runstore tail -f resnet-7
   runstore rewind resnet-7 --to 1000
@@ -88,6 +93,7 @@ enum Command {
     Sweep(sweep::Args),
     Agent(agent::Args),
     Check(check::Args),
+    Compare(compare::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -154,6 +160,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Sweep(args) => sweep::run(&store, args),
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
+        Command::Compare(args) => compare::run(&store, args),
     };
     // The library's advice for a missing run is about resuming it; `log` words its own.
     if matches!(cli.command, Command::Log(_)) {

@@ -2,7 +2,7 @@
 //! and the commands for comparing and managing runs.
 
 use crate::command::{fails, ok, runstore};
-use crate::support::temp_store;
+use crate::support::{options, temp_store};
 
 #[test]
 fn log_with_runstore_resume_from_records_an_attempt_starting_after_the_rewind() {
@@ -54,4 +54,131 @@ fn counts_of_one_are_singular() {
     assert!(plot.trim_end().ends_with("(1 metric)"), "{plot}");
     let show = ok(runstore(&t.path).args(["show", "one"]));
     assert!(show.contains("1 row") && !show.contains("1 rows"), "{show}");
+}
+
+/// Three finished runs of a sweep over `lr` (tagged `sweep-1`; `lr-0.001` also `keep`) and
+/// one untagged run: loss falls to `lr * 10` at step 9, with a spike of 25 in `grad_norm`.
+fn sweep(t: &crate::support::TempStore) {
+    for (lr, tags) in [(0.1, vec!["sweep-1"]), (0.01, vec!["sweep-1"]), (0.001, vec!["sweep-1", "keep"])] {
+        let id = format!("lr-{lr}");
+        let config = serde_json::json!({"lr": lr, "opt": "sgd", "model": {"depth": 12}});
+        let mut run = t.store.init(options().id(&id).config(config).tags(tags)).unwrap();
+        for step in 0..10u32 {
+            let loss = 1.0 - f64::from(step) / 9.0 * (1.0 - lr);
+            let grad = if step == 3 { 25.0 } else { 0.5 };
+            run.log([("loss", loss), ("grad_norm", grad)]).unwrap();
+        }
+        run.finish(0).unwrap();
+    }
+    let mut other = t.store.init(options().id("other").config(serde_json::json!({"opt": "adam"}))).unwrap();
+    other.log([("loss", f64::NAN)]).unwrap();
+    other.finish(0).unwrap();
+}
+
+fn first_column(table: &str) -> Vec<&str> {
+    table.lines().skip(1).map(|line| line.split_whitespace().next().unwrap()).collect()
+}
+
+#[test]
+fn ls_shows_chosen_columns_sorted_and_filtered_by_tag() {
+    let t = temp_store();
+    sweep(&t);
+    let out = ok(runstore(&t.path)
+        .args(["ls", "--columns", "config.lr,summary.loss,config.model.depth", "--sort"])
+        .arg("summary.loss"));
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ID", "config.lr", "summary.loss", "config.model.depth"]);
+    // Lowest loss first; the run whose loss is NaN, and which has no lr, last.
+    assert_eq!(first_column(&out), ["lr-0.001", "lr-0.01", "lr-0.1", "other"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(lines[1], ["lr-0.001", "0.001", "0.001", "12"]);
+    assert_eq!(lines[4], ["other", "-", "NaN", "-"]);
+
+    let out =
+        ok(runstore(&t.path).args(["ls", "--tag", "sweep-1", "--sort", "config.lr", "--desc", "--columns", "state"]));
+    assert_eq!(first_column(&out), ["lr-0.1", "lr-0.01", "lr-0.001"]);
+    let out = ok(runstore(&t.path).args(["ls", "--tag", "sweep-1", "--tag", "keep"]));
+    assert_eq!(first_column(&out), ["lr-0.001"]);
+
+    let json: serde_json::Value = serde_json::from_str(&ok(runstore(&t.path).args([
+        "ls",
+        "--json",
+        "--tag",
+        "keep",
+        "--columns",
+        "config.lr,summary.loss",
+    ])))
+    .unwrap();
+    assert_eq!(json[0]["config.lr"], 0.001);
+    assert_eq!(json[0]["summary.loss"].as_f64().unwrap(), 1.0 - (1.0 - 0.001));
+    assert_eq!(json[0]["state"], "finished");
+
+    fails(runstore(&t.path).args(["ls", "--columns", "colour"]), 2, "unknown column \"colour\"");
+}
+
+#[test]
+fn ls_and_queue_ls_fill_a_wide_terminal_and_cut_long_values_in_the_middle() {
+    let t = temp_store();
+    let long = format!("eval/loss_{}_a", "x".repeat(60));
+    let mut run = t.store.init(options().id("wide").name(format!("name-{}-end", "n".repeat(100)))).unwrap();
+    run.log([(long.as_str(), 1.0)]).unwrap();
+    run.finish(0).unwrap();
+    let column = format!("summary.{long}");
+
+    // 80 columns when nothing says wider (a pipe, no COLUMNS).
+    let narrow = ok(runstore(&t.path).args(["ls", "--columns", &format!("name,{column}")]));
+    assert!(narrow.lines().all(|line| line.chars().count() <= 80), "{narrow}");
+    assert!(narrow.contains('…') && narrow.contains("end") && narrow.contains("name-"), "cut in the middle: {narrow}");
+
+    let wide = ok(runstore(&t.path).args(["ls", "--columns", &format!("name,{column}")]).env("COLUMNS", "150"));
+    let longest = wide.lines().map(|line| line.chars().count()).max().unwrap();
+    assert!(longest > 80 && longest <= 150, "{wide}");
+    assert!(wide.contains("_a"), "the metric's end is kept: {wide}");
+    // Narrower than 80 is taken as 80.
+    let tiny = ok(runstore(&t.path).args(["ls"]).env("COLUMNS", "20"));
+    assert!(tiny.lines().next().unwrap().starts_with("ID"), "{tiny}");
+
+    let config = format!("{{\"path\": \"/data/{}/shard-07\"}}", "d".repeat(120));
+    ok(runstore(&t.path).args(["queue", "push", "q", "--config", &config, "--id", "item-1"]));
+    let queue = ok(runstore(&t.path).args(["queue", "ls", "q"]).env("COLUMNS", "120"));
+    let item = queue.lines().find(|line| line.starts_with("item-1")).unwrap();
+    assert!(item.chars().count() > 80 && item.chars().count() <= 120, "{queue}");
+    assert!(item.contains('…') && item.ends_with("shard-07\"}"), "{item}");
+}
+
+#[test]
+fn compare_shows_differing_config_and_each_metrics_last_min_and_max() {
+    let t = temp_store();
+    sweep(&t);
+    let out = ok(runstore(&t.path).args(["compare", "lr-0.1", "lr-0.01", "lr-0.001"]));
+    let lines: Vec<Vec<&str>> = out.lines().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["lr-0.1", "lr-0.01", "lr-0.001"]);
+    assert!(lines.contains(&vec!["lr", "0.1", "0.01", "0.001"]), "{out}");
+    assert!(!out.contains("opt") && !out.contains("depth"), "equal keys are left out by default: {out}");
+    let at = |label: &str| {
+        let start = lines.iter().position(|line| line == &vec![label]).unwrap();
+        lines[start + 1..start + 4].to_vec()
+    };
+    assert_eq!(at("loss")[0], ["last", "0.1", "0.01", "0.001"]);
+    assert_eq!(at("loss")[1], ["min", "0.1", "@9", "0.01", "@9", "0.001", "@9"]);
+    assert_eq!(at("grad_norm")[2], ["max", "25", "@3", "25", "@3", "25", "@3"]);
+
+    let all = ok(runstore(&t.path).args(["compare", "lr-0.1", "other", "--all"]));
+    assert!(all.contains("model.depth") && all.contains("adam"), "{all}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(runstore(&t.path).args(["compare", "lr-0.1", "other", "--json", "-m", "loss"])))
+            .unwrap();
+    assert_eq!(json["runs"][1]["id"], "other");
+    assert_eq!(json["config"]["lr"], serde_json::json!({"lr-0.1": 0.1, "other": null}));
+    assert_eq!(json["config"]["opt"], serde_json::json!({"lr-0.1": "sgd", "other": "adam"}));
+    assert_eq!(json["metrics"]["loss"]["lr-0.1"]["min_step"], 9);
+    // NaN is the last value but never the lowest or highest.
+    assert_eq!(
+        json["metrics"]["loss"]["other"],
+        serde_json::json!({"last": "NaN", "min": null, "min_step": null, "max": null, "max_step": null})
+    );
+    assert!(json["metrics"].get("grad_norm").is_none());
+
+    fails(runstore(&t.path).args(["compare", "lr-0.1", "ghost"]), 3, "run \"ghost\" does not exist");
 }
