@@ -512,9 +512,11 @@ fn plot_writes_an_svg_with_one_curve_per_metric_axes_and_a_legend() {
         paths.iter().map(|path| path.split("stroke=\"").nth(1).unwrap().split('"').next().unwrap()).collect();
     assert_eq!(colours.len(), 4, "one colour per metric");
     assert!(paths.iter().all(|path| path.contains(" d=\"M")), "every curve has points");
-    for label in [">step<", ">value<", ">loss<", ">grad_norm<", ">0<", ">400<"] {
+    for label in [">step<", ">loss<", ">grad_norm<", ">0<", ">400<", ">499<"] {
         assert!(svg.contains(label), "{label} in the SVG");
     }
+    // One panel per metric, each titled with its metric (no shared "value" axis).
+    assert_eq!(svg.matches("class=\"panel-title\"").count(), 4);
 
     let file = cwd.path().join("sub.svg");
     ok(runstore(&t.path).args(["plot", "r", "--metric", "acc", "-o"]).arg(&file));

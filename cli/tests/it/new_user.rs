@@ -182,3 +182,81 @@ fn compare_shows_differing_config_and_each_metrics_last_min_and_max() {
 
     fails(runstore(&t.path).args(["compare", "lr-0.1", "ghost"]), 3, "run \"ghost\" does not exist");
 }
+
+/// The `(stroke, d)` of every `<path class="CLASS">`.
+fn paths<'a>(svg: &'a str, class: &str) -> Vec<(&'a str, &'a str)> {
+    svg.split(&format!("<path class=\"{class}\""))
+        .skip(1)
+        .map(|path| {
+            let attribute = |name: &str| path.split(&format!(" {name}=\"")).nth(1).unwrap().split('"').next().unwrap();
+            (attribute("stroke"), attribute("d"))
+        })
+        .collect()
+}
+
+/// The y pixel coordinates of a path.
+fn ys(d: &str) -> Vec<f64> {
+    d.split(['M', 'L']).filter(|p| !p.is_empty()).map(|p| p.split(',').nth(1).unwrap().parse().unwrap()).collect()
+}
+
+#[test]
+fn plot_overlays_several_runs_in_one_panel_per_metric_with_a_colour_per_run() {
+    let t = temp_store();
+    sweep(&t);
+    let svg = ok(runstore(&t.path).args(["plot", "lr-0.1", "lr-0.01", "lr-0.001", "-o", "-"]));
+    assert_eq!(svg.matches("class=\"panel-title\"").count(), 2, "loss and grad_norm, one panel each");
+    let curves = paths(&svg, "curve");
+    assert_eq!(curves.len(), 6, "three runs in each of two panels");
+    let colours: std::collections::HashSet<&str> = curves.iter().map(|(stroke, _)| *stroke).collect();
+    assert_eq!(colours.len(), 3, "one colour per run");
+    assert_eq!(curves[0].0, curves[3].0, "a run keeps its colour in every panel");
+    for id in ["lr-0.1", "lr-0.01", "lr-0.001"] {
+        assert!(svg.contains(&format!(">{id}<")), "{id} in the legend");
+    }
+    // Panels stack: every loss point lies above every grad_norm point, each with its own y axis,
+    // so the spike of 25 does not flatten the loss curves.
+    let loss_lowest = curves[..3].iter().flat_map(|(_, d)| ys(d)).fold(f64::MIN, f64::max);
+    let grad_highest = curves[3..].iter().flat_map(|(_, d)| ys(d)).fold(f64::MAX, f64::min);
+    assert!(loss_lowest < grad_highest, "{loss_lowest} {grad_highest}");
+    let loss_span = curves[0].1;
+    let spread =
+        ys(loss_span).iter().fold(f64::MIN, |a, &b| a.max(b)) - ys(loss_span).iter().fold(f64::MAX, |a, &b| a.min(b));
+    assert!(spread > 100.0, "the loss curve fills its panel: {spread} px");
+    assert!(svg.contains(">9<"), "a tick at the last step");
+
+    let cwd = tempfile::tempdir().unwrap();
+    let said = ok(runstore(&t.path).current_dir(cwd.path()).args(["plot", "lr-0.1", "other", "-m", "loss"]));
+    assert!(said.contains("lr-0.1-and-1-more.svg (1 metric of 2 runs)"), "{said}");
+    fails(runstore(&t.path).args(["plot", "lr-0.1", "other", "-m", "nope"]), 2, "none of the runs lr-0.1, other");
+}
+
+#[test]
+fn plot_keeps_a_metrics_colour_across_plots_and_draws_log_y_and_smoothing() {
+    let t = temp_store();
+    sweep(&t);
+    let all = ok(runstore(&t.path).args(["plot", "lr-0.1", "-o", "-"]));
+    let one = ok(runstore(&t.path).args(["plot", "lr-0.1", "-m", "grad_norm", "-o", "-"]));
+    assert_eq!(paths(&all, "curve")[1].0, paths(&one, "curve")[0].0, "grad_norm has the same colour alone");
+    assert_ne!(paths(&all, "curve")[0].0, paths(&all, "curve")[1].0);
+
+    // The loss falls by 0.1 a step, from 1 to 0.1: even drops on a linear axis; on a log axis
+    // the drop from 0.2 to 0.1 is many times that from 1 to 0.9 (SVG's y grows downwards).
+    let log = ok(runstore(&t.path).args(["plot", "lr-0.1", "-m", "loss", "--log-y", "-o", "-"]));
+    assert!(log.contains("loss (log)") && log.contains(">1<") && log.contains(">0.1<"), "log ticks");
+    let loss = ys(paths(&log, "curve")[0].1);
+    let (first, last) = (loss[1] - loss[0], loss[9] - loss[8]);
+    assert!(first > 0.0 && last > 5.0 * first, "{loss:?}");
+    let linear = ys(paths(&ok(runstore(&t.path).args(["plot", "lr-0.1", "-m", "loss", "-o", "-"])), "curve")[0].1);
+    assert!(((linear[9] - linear[8]) - (linear[1] - linear[0])).abs() < 1.0, "{linear:?}");
+
+    let smooth = ok(runstore(&t.path).args(["plot", "lr-0.1", "-m", "grad_norm", "--smooth", "0.6", "-o", "-"]));
+    let raw = paths(&smooth, "raw");
+    let curve = paths(&smooth, "curve");
+    assert_eq!((raw.len(), curve.len()), (1, 1));
+    assert_eq!(raw[0].0, curve[0].0, "the raw curve in the same colour, faded");
+    assert!(smooth.contains("stroke-opacity=\"0.25\""));
+    // The smoothed spike is lower (a greater y pixel) than the raw one.
+    let peak = |d: &str| ys(d).into_iter().fold(f64::MAX, f64::min);
+    assert!(peak(curve[0].1) > peak(raw[0].1) + 10.0, "{} {}", peak(curve[0].1), peak(raw[0].1));
+    fails(runstore(&t.path).args(["plot", "lr-0.1", "--smooth", "1"]), 2, "--smooth 1 is not in [0, 1)");
+}
