@@ -144,6 +144,24 @@ pub enum Error {
         fork_step: u64,
     },
 
+    /// A run cannot be deleted while runs forked from it exist: they read their history from it.
+    #[error("run {id:?} has forks that read their history from it ({}): delete them first", forks.join(", "))]
+    RunHasForks {
+        /// The run asked to be deleted.
+        id: String,
+        /// The runs forked from it.
+        forks: Vec<String>,
+    },
+
+    /// A tag that cannot be stored: empty, longer than 256 bytes, or with control characters.
+    #[error("invalid tag {tag:?}: {reason}")]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
     /// An archived branch id that the run does not have.
     #[error("run {id:?} has no archived branch {branch}: list its branches with `runstore show`")]
     BranchNotFound {
@@ -279,6 +297,8 @@ impl Error {
             Error::BeyondHistory { .. } => "BeyondHistory",
             Error::RewindBeforeFork { .. } => "RewindBeforeFork",
             Error::BranchNotFound { .. } => "BranchNotFound",
+            Error::RunHasForks { .. } => "RunHasForks",
+            Error::InvalidTag { .. } => "InvalidTag",
             Error::InvalidQueueName { .. } => "InvalidQueueName",
             Error::QueueNotFound { .. } => "QueueNotFound",
             Error::QueueItemNotFound { .. } => "QueueItemNotFound",

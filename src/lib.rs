@@ -78,6 +78,7 @@ pub mod fuzzing;
 mod guard;
 mod id;
 mod lock;
+mod manage;
 mod options;
 mod read;
 mod resume;

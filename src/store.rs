@@ -26,7 +26,7 @@ use crate::write::run::{Run, RunParts};
 use crate::write::writer::{ForkSeed, Writer};
 
 const MARKER: &str = "FORMAT";
-const RUNS: &str = "runs";
+pub(crate) const RUNS: &str = "runs";
 const AUTO: &str = "auto";
 pub(crate) const DATABASE: &str = "run.redb";
 pub(crate) const LOCK: &str = "lock";
@@ -383,6 +383,14 @@ impl Store {
                 record.config = config;
                 if record.project.is_none() {
                     record.project = parent.project;
+                }
+                // A fork is its parent continued: it keeps the parent's name, marked as a fork,
+                // and its tags, unless the options give its own.
+                if record.name.is_none() {
+                    record.name = parent.name.map(|name| format!("{name} (fork at {})", origin.step));
+                }
+                if record.tags.is_empty() {
+                    record.tags = parent.tags;
                 }
                 record.forked_from = Some(origin);
                 Some(seed)

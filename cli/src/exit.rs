@@ -100,6 +100,8 @@ fn store_code(error: &Error) -> u8 {
         | Error::BeyondHistory { .. }
         | Error::RewindBeforeFork { .. }
         | Error::InvalidQueueName { .. }
+        | Error::InvalidTag { .. }
+        | Error::RunHasForks { .. }
         | Error::InvalidSweepSpace { .. } => BAD_INPUT,
         Error::RunNotFound { .. }
         | Error::BranchNotFound { .. }

@@ -13,10 +13,12 @@ mod history;
 mod log;
 mod ls;
 mod mlflow;
+mod note;
 mod output;
 mod plot;
 mod queue;
 mod rewind;
+mod rm;
 mod rows;
 mod show;
 mod spark;
@@ -25,6 +27,7 @@ mod svg;
 mod sweep;
 mod sync;
 mod table;
+mod tag;
 mod tail;
 mod tensorboard;
 
@@ -67,6 +70,8 @@ Examples:
   runstore tail -f resnet-7
   runstore rewind resnet-7 --to 1000
   runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
+  runstore tag resnet-7 +keep -debug
+  runstore rm scratch-1
   runstore sweep sweep-1 --grid space.json
   runstore agent sweep-1 -- ./train
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
@@ -94,6 +99,9 @@ enum Command {
     Agent(agent::Args),
     Check(check::Args),
     Compare(compare::Args),
+    Rm(rm::Args),
+    Tag(tag::Args),
+    Note(note::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -161,6 +169,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
         Command::Compare(args) => compare::run(&store, args),
+        Command::Rm(args) => rm::run(&store, args),
+        Command::Tag(args) => tag::run(&store, args),
+        Command::Note(args) => note::run(&store, args),
     };
     // The library's advice for a missing run is about resuming it; `log` words its own.
     if matches!(cli.command, Command::Log(_)) {

@@ -334,6 +334,26 @@ impl Writer {
         Ok(())
     }
 
+    /// Changes the run record (tags, notes) in one durable transaction, and returns it as
+    /// stored.
+    pub(crate) fn edit_record(&mut self, edit: impl FnOnce(&mut RunRecord)) -> Result<RunRecord> {
+        let path = self.path.clone();
+        guard::catch(&path, || {
+            let tx = begin(&self.db, &path)?;
+            let record = {
+                let mut meta = tx.open_table(META).at(&path)?;
+                let mut record =
+                    RunRecord::decode(meta.get(KEY_RUN).at(&path)?.ok_or(Corrupt("no run record")).at(&path)?.value())
+                        .at(&path)?;
+                edit(&mut record);
+                meta.insert(KEY_RUN, record.encode().as_slice()).at(&path)?;
+                record
+            };
+            tx.commit().at(&path)?;
+            Ok(record)
+        })
+    }
+
     /// Gives the file's free space back to the file system, at the end of an attempt: redb grows
     /// a file by doubling, so a run's file can be twice its data until compacted.
     ///

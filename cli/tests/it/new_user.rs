@@ -260,3 +260,141 @@ fn plot_keeps_a_metrics_colour_across_plots_and_draws_log_y_and_smoothing() {
     assert!(peak(curve[0].1) > peak(raw[0].1) + 10.0, "{} {}", peak(curve[0].1), peak(raw[0].1));
     fails(runstore(&t.path).args(["plot", "lr-0.1", "--smooth", "1"]), 2, "--smooth 1 is not in [0, 1)");
 }
+
+/// `rows` standard rows in a finished run `id`.
+fn finished(t: &crate::support::TempStore, id: &str, rows: u64) {
+    let mut run = t.store.init(options().id(id)).unwrap();
+    for step in 0..rows {
+        run.log(crate::support::row(step)).unwrap();
+    }
+    run.finish(0).unwrap();
+}
+
+#[test]
+fn rm_asks_deletes_and_refuses_live_runs_runs_with_forks_and_unknown_ids() {
+    let t = temp_store();
+    for id in ["a", "b", "c"] {
+        finished(&t, id, 10);
+    }
+    // Asked: "n" keeps, "y" deletes; no answer deletes nothing.
+    let mut command = runstore(&t.path);
+    command.args(["rm", "a", "b"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut process = command.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    std::io::Write::write_all(process.stdin.as_mut().unwrap(), b"n\ny\n").unwrap();
+    let output = process.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "kept run a\ndeleted run b\n");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("delete run a (finished, 10 rows, 1 attempt)? [y/N]"));
+    assert_eq!(t.store.run_ids().unwrap(), ["a", "c"]);
+    let said = crate::command::run(runstore(&t.path).args(["rm", "a"]));
+    assert_eq!(said.code, 2, "{}", said.stderr);
+    assert!(
+        said.stderr
+            .ends_with("runstore: no answer on stdin, so nothing was deleted: pass --yes to delete without asking\n")
+    );
+    assert!(t.store.exists("a").unwrap());
+
+    // An unknown id: nothing is deleted.
+    fails(runstore(&t.path).args(["rm", "--yes", "a", "ghost"]), 3, "run \"ghost\" does not exist");
+    assert!(t.store.exists("a").unwrap());
+
+    let live = t.store.init(options().id("c").resume(runstore::Resume::Must)).unwrap();
+    let said = fails(runstore(&t.path).args(["rm", "--yes", "c", "a"]), 5, "run \"c\" is being written by pid");
+    assert!(said.stdout.contains("deleted run a"), "the others are still deleted: {}", said.stdout);
+    assert!(t.store.exists("c").unwrap());
+    live.finish(0).unwrap();
+
+    finished(&t, "base", 10);
+    ok(runstore(&t.path).args(["fork", "base", "--at", "4", "--id", "child"]));
+    fails(runstore(&t.path).args(["rm", "-y", "base"]), 2, "has forks that read their history from it (child)");
+    ok(runstore(&t.path).args(["rm", "-y", "child", "base", "c"]));
+    assert!(t.store.run_ids().unwrap().is_empty());
+    ok(runstore(&t.path).args(["check"]));
+}
+
+#[test]
+fn a_deletion_killed_midway_leaves_each_run_whole_or_gone() {
+    let t = temp_store();
+    let ids: Vec<String> = (0..20).map(|n| format!("r{n:02}")).collect();
+    let rows = 100;
+    let fill = |t: &crate::support::TempStore| {
+        for id in &ids {
+            if !t.store.exists(id).unwrap() {
+                finished(t, id, rows);
+            }
+        }
+    };
+    fill(&t);
+    // How long deleting them all takes, to spread the kills over it.
+    let started = std::time::Instant::now();
+    ok(runstore(&t.path).args(["rm", "--yes"]).args(&ids));
+    let whole = started.elapsed();
+    eprintln!("deleting {} runs took {whole:?}", ids.len());
+    let mut partial = 0;
+    for round in 1..=8u32 {
+        fill(&t);
+        let mut process =
+            runstore(&t.path).args(["rm", "--yes"]).args(&ids).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(whole * round / 8);
+        process.kill().unwrap(); // SIGKILL
+        process.wait().unwrap();
+
+        let mut gone = 0;
+        for id in &ids {
+            if !t.store.exists(id).unwrap() {
+                gone += 1;
+                assert!(!t.path.join("runs").join(id).exists(), "{id}: a directory left where the run was");
+                continue;
+            }
+            let reader = t.store.open_run(id).unwrap();
+            let info = reader.info().unwrap();
+            assert_eq!((info.rows, info.state), (rows, runstore::RunState::Finished), "{id} whole");
+            assert_eq!(reader.history(..).unwrap().count(), usize::try_from(rows).unwrap(), "{id} reads whole");
+        }
+        if 0 < gone && gone < ids.len() {
+            partial += 1;
+        }
+        let listed: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(runstore(&t.path).args(["ls", "--json"]))).unwrap();
+        assert_eq!(listed.len(), ids.len() - gone);
+        let check = t.store.check_all().unwrap();
+        assert!(check.is_healthy(), "{:?}", check.runs.iter().flat_map(|run| &run.problems).collect::<Vec<_>>());
+        ok(runstore(&t.path).args(["check"]));
+    }
+    assert!(partial > 0, "no kill landed while runs were being deleted ({whole:?} for all)");
+    // What killed deletions left is cleared by the next one.
+    fill(&t);
+    ok(runstore(&t.path).args(["rm", "--yes"]).args(&ids));
+    let left: Vec<_> = std::fs::read_dir(t.path.join("runs")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn tag_and_note_edit_a_finished_run_and_fork_keeps_name_and_tags() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r").name("resnet").tags(["debug", "sweep-1"])).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    run.log([("loss", 0.5)]).unwrap();
+    run.finish(0).unwrap();
+    assert_eq!(ok(runstore(&t.path).args(["tag", "r", "+keep", "-debug"])), "run r tags: sweep-1, keep\n");
+    fails(runstore(&t.path).args(["tag", "r", "keep"]), 2, "neither +TAG nor -TAG");
+    fails(runstore(&t.path).args(["tag", "r", "+"]), 2, "invalid tag \"\"");
+    ok(runstore(&t.path).args(["note", "r", "diverged after warm-up"]));
+    let show = ok(runstore(&t.path).args(["show", "r"]));
+    assert!(show.contains("sweep-1, keep") && show.contains("diverged after warm-up"), "{show}");
+    ok(runstore(&t.path).args(["note", "r", ""]));
+    assert_eq!(t.store.open_run("r").unwrap().info().unwrap().notes, None);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(runstore(&t.path).args(["ls", "--json", "--tag", "keep"]))).unwrap();
+    assert_eq!(json[0]["tags"], serde_json::json!(["sweep-1", "keep"]));
+
+    ok(runstore(&t.path).args(["fork", "r", "--at", "0", "--id", "f"]));
+    let info = t.store.open_run("f").unwrap().info().unwrap();
+    assert_eq!(
+        (info.name.as_deref(), info.tags.clone()),
+        (Some("resnet (fork at 0)"), vec!["sweep-1".into(), "keep".into()])
+    );
+    let _live = t.store.init(options().id("r").resume(runstore::Resume::Must)).unwrap();
+    fails(runstore(&t.path).args(["tag", "r", "+x"]), 5, "is being written by");
+    fails(runstore(&t.path).args(["note", "r", "x"]), 5, "is being written by");
+}
