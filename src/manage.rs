@@ -44,7 +44,7 @@ impl Store {
     pub fn delete_run(&self, id: &str) -> Result<()> {
         validate_run_id(id)?;
         let runs = self.path().join(RUNS);
-        self.remove_leftovers(&runs);
+        remove_leftovers(&runs);
         if !self.database_path(id).is_file() {
             return Err(Error::RunNotFound { id: id.to_string() });
         }
@@ -76,17 +76,6 @@ impl Store {
             }
         }
         Ok(forks)
-    }
-
-    /// Removes what killed deletions left; their runs are gone already. Best effort: another
-    /// deletion may be removing the same directory.
-    fn remove_leftovers(&self, runs: &Path) {
-        let Ok(entries) = std::fs::read_dir(runs) else { return };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(DELETING) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
     }
 
     /// Adds and removes tags of run `id` in one transaction, and returns its tags after:
@@ -159,6 +148,17 @@ impl Store {
         let _lock = RunLock::acquire(&self.lock_path(id), id)?;
         let mut writer = Writer::open(&path)?;
         writer.edit_record(edit)
+    }
+}
+
+/// Removes what killed deletions left; their runs are gone already. Best effort: another
+/// deletion may be removing the same directory.
+fn remove_leftovers(runs: &Path) {
+    let Ok(entries) = std::fs::read_dir(runs) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(DELETING) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
