@@ -472,7 +472,11 @@ fn tail_follow_prints_every_row_of_a_live_writer_and_ends_when_it_finishes() {
     assert!(writer.wait().unwrap().success());
     let mut stderr = String::new();
     tail.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert_eq!((code, stderr.as_str()), (0, ""), "tail -f ended cleanly once the run finished");
+    assert_eq!(
+        (code, stderr.as_str()),
+        (0, "runstore: run live finished (exit code 0); its last step is 2999\n"),
+        "tail -f ended cleanly once the run finished, and said so"
+    );
 
     let text = reading.join().unwrap().unwrap();
     let mut lines = text.lines();

@@ -398,3 +398,78 @@ fn tag_and_note_edit_a_finished_run_and_fork_keeps_name_and_tags() {
     fails(runstore(&t.path).args(["tag", "r", "+x"]), 5, "is being written by");
     fails(runstore(&t.path).args(["note", "r", "x"]), 5, "is being written by");
 }
+
+#[test]
+fn show_prints_each_metrics_lowest_and_highest_value_beside_the_last() {
+    let t = temp_store();
+    sweep(&t);
+    let text = ok(runstore(&t.path).args(["show", "lr-0.1"]));
+    let header = text.lines().find(|line| line.starts_with("summary")).unwrap();
+    assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["summary", "last", "min", "max", "curve"]);
+    let grad = text.lines().find(|line| line.trim_start().starts_with("grad_norm")).unwrap();
+    assert_eq!(grad.split_whitespace().take(4).collect::<Vec<_>>(), ["grad_norm", "0.5", "0.5", "25"], "{grad}");
+    assert!(text.lines().all(|line| line.chars().count() <= 80), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(runstore(&t.path).args(["show", "lr-0.1", "--json"]))).unwrap();
+    assert_eq!(
+        json["extremes"]["grad_norm"],
+        serde_json::json!({"min": 0.5, "min_step": 0, "max": 25.0, "max_step": 3})
+    );
+    let other: serde_json::Value =
+        serde_json::from_str(&ok(runstore(&t.path).args(["show", "other", "--json"]))).unwrap();
+    assert_eq!(other["extremes"]["loss"]["min"], serde_json::Value::Null, "NaN is no extreme");
+}
+
+#[test]
+fn tail_follow_says_on_stderr_how_the_run_ended() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("f")).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    run.finish(3).unwrap();
+    let said = crate::command::run(runstore(&t.path).args(["tail", "-f", "f"]));
+    assert_eq!((said.code, said.stderr.as_str()), (0, "runstore: run f failed (exit code 3); its last step is 0\n"));
+
+    // A writer that dies: the follower reports the crash.
+    let mut command = crate::support::child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "c")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "5")
+        .env("TEST_FLUSH_EVERY", "5")
+        .env("TEST_END", "hold");
+    let mut writer = command.spawn().unwrap();
+    let mut reports = crate::support::Reports::of(&mut writer);
+    reports.expect("holding");
+    let tail = runstore(&t.path)
+        .args(["tail", "-f", "c"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    writer.kill().unwrap(); // SIGKILL: no finish
+    writer.wait().unwrap();
+    let output = tail.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "runstore: run c crashed: its process died without finishing; its last step is 4\n"
+    );
+}
+
+#[test]
+fn an_agent_whose_every_item_failed_exits_1() {
+    let t = temp_store();
+    for id in ["a", "b"] {
+        ok(runstore(&t.path).args(["queue", "push", "q", "--config", "{}", "--id", id]));
+    }
+    let said = crate::command::run(runstore(&t.path).args(["agent", "q", "--max-attempts", "1", "--", "false"]));
+    assert_eq!(said.code, 1, "{}", said.stdout);
+    assert!(said.stdout.contains("failed a (exit 1, failure 1 of 1)"), "{}", said.stdout);
+    assert!(said.stderr.contains("the command failed for all 2 items this agent ran"), "{}", said.stderr);
+
+    ok(runstore(&t.path).args(["queue", "push", "q", "--config", "{}", "--id", "c"]));
+    ok(runstore(&t.path).args(["agent", "q", "--", "true"]));
+    // Nothing to run is no failure.
+    ok(runstore(&t.path).args(["agent", "q", "--", "false"]));
+}
