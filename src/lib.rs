@@ -61,6 +61,8 @@
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
 //! - **Checks**: [`Store::check`] verifies a run's file, records and blocks.
+//! - **Managing runs**: [`Store::delete_run`] (crash-safe: a run is whole or gone),
+//!   [`Store::edit_tags`], [`Store::set_notes`]; [`Run::config`] is the config as stored.
 //!
 //! ## Environment
 //!

@@ -54,7 +54,7 @@ Exit codes:
   1  any other error: I/O, a damaged or newer store, a store path that is a file
   2  bad input: usage, invalid run id or metric name, bad KEY=VALUE, a bad
      RUNSTORE_RESUME, a step behind the run's last step, a rewind or fork
-     after the last step
+     after the last step, an invalid tag, rm of a run with forks
   3  the run (or archived branch, queue, queue item) does not exist
   4  the run already exists (log --resume never), or the queue item does
   5  the run is being written by another process, or the queue item is
