@@ -37,7 +37,7 @@ pub struct Args {
     /// Every config key, not only those that differ.
     #[arg(long)]
     all: bool,
-    /// Only these metrics (repeat for several) [default: every metric].
+    /// Only this metric; repeat for more [default: all].
     #[arg(short, long = "metric", value_name = "M")]
     metrics: Vec<String>,
     /// One JSON object instead of text.

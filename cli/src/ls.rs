@@ -18,12 +18,14 @@ Columns (--columns, --sort): id, project, name, state, next, last, rows,
 updated, created, attempts, tags; config.KEY (a key of the config, nested keys
 joined with dots: config.model.depth); summary.NAME (a metric's last value, or a
 value set with set_summary). A run without the value shows `-` and sorts last.
+Default: project,name,state,next,updated,attempts. With --json and --columns,
+each object also has a member per column, named as given.
 
 Examples:
   runstore ls
   runstore ls --project vision --state crashed
   runstore ls --columns config.lr,config.batch,summary.loss --sort summary.loss
-  runstore ls --tag sweep-1 --sort summary.acc --desc --columns state,summary.acc
+  runstore ls --tag sweep-1 --sort summary.acc --desc --columns summary.acc
   runstore ls --json | jq -r '.[] | select(.state == \"failed\") | .id'")]
 pub struct Args {
     /// Only runs of this project.
@@ -32,21 +34,19 @@ pub struct Args {
     /// Only runs in this state (see States below).
     #[arg(long, value_name = "S", value_parser = crate::state_parser(), hide_possible_values = true)]
     state: Option<RunState>,
-    /// Only runs with this tag (repeat: runs with every tag given).
+    /// Only runs with this tag; repeat for runs with every tag.
     #[arg(long, value_name = "T")]
     tag: Vec<String>,
-    /// The columns after ID, comma-separated (see Columns below) [default:
-    /// project,name,state,next,updated,attempts].
+    /// The columns after ID, comma-separated (see Columns).
     #[arg(long, value_name = "COLS", value_delimiter = ',')]
     columns: Vec<String>,
-    /// Sort by this column, lowest first [default: last updated first].
+    /// Sort by this column, lowest first [default: by update].
     #[arg(long, value_name = "COL")]
     sort: Option<String>,
     /// With --sort: highest first.
     #[arg(long, requires = "sort")]
     desc: bool,
-    /// A JSON array of run objects instead of a table (with --columns, each object also has a
-    /// member per column, named as given).
+    /// A JSON array of run objects instead of a table.
     #[arg(long)]
     json: bool,
 }

@@ -30,10 +30,11 @@ metric has its own colour, the same in every plot; with several runs, each run
 has a colour and a legend entry, and every panel overlays their curves. The
 step axis ends with a tick at the last step shown.
 
---log-y draws the y axes on a log scale; values at or below zero are left out.
---smooth W draws the exponential moving average s = W·s + (1−W)·x (W in [0, 1),
-as TensorBoard's smoothing; bias-corrected at the start) as the curve, with the
-raw values faded behind it.
+The default file for several runs is FIRST-and-N-more.svg. --log-y draws the
+y axes on a log scale; values at or below zero are left out.
+--smooth W draws the exponential moving average s = W·s + (1−W)·x (W in
+[0, 1), as TensorBoard's smoothing; bias-corrected at the start) as the curve,
+with the raw values faded behind it.
 
 Long runs are reduced to the first, lowest, highest and last point of each of
 1200 step intervals per metric, so the file stays small and spikes stay
@@ -42,7 +43,7 @@ visible. NaN and infinite values are left out of the curves.
 Examples:
   runstore plot resnet-7                         # writes resnet-7.svg
   runstore plot resnet-7 --metric loss --metric eval/loss -o loss.svg
-  runstore plot lr-0.1 lr-0.01 lr-0.001 -m loss --log-y --smooth 0.9 -o sweep.svg
+  runstore plot lr-0.1 lr-0.01 -m loss --log-y --smooth 0.9 -o sweep.svg
   runstore plot resnet-7 --from 10000 -o - > tail.svg
   runstore plot resnet-7 --all-branches        # archived branches faded, dashed")]
 pub struct Args {
@@ -54,10 +55,10 @@ pub struct Args {
     /// A logarithmic y axis.
     #[arg(long)]
     log_y: bool,
-    /// Smooth the curves with this weight, in [0, 1); the raw values are drawn faded.
+    /// Smooth the curves with this weight, in [0, 1).
     #[arg(long, value_name = "W")]
     smooth: Option<f64>,
-    /// The SVG file, or - for stdout [default: ID.svg, or ID-and-N-more.svg for several runs].
+    /// The SVG file, or - for stdout [default: ID.svg].
     #[arg(short = 'o', long = "output", value_name = "FILE.svg")]
     output: Option<PathBuf>,
 }

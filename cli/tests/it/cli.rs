@@ -403,7 +403,7 @@ fn every_failure_has_its_exit_code() {
     let help = ok(bare().arg("--help"));
     assert!(help.contains("Exit codes:") && help.contains("5  the run is being written"), "{help}");
     assert_fits_80_columns(&help);
-    for command in ["ls", "show", "history", "log", "tail", "plot", "export"] {
+    for command in ["ls", "show", "history", "log", "tail", "plot", "export", "compare", "rm", "tag", "note"] {
         let help = ok(bare().args([command, "--help"]));
         assert!(help.contains("Examples:\n  runstore "), "{command} --help has an example:\n{help}");
         assert_fits_80_columns(&help);
