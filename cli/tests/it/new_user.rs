@@ -473,3 +473,43 @@ fn an_agent_whose_every_item_failed_exits_1() {
     // Nothing to run is no failure.
     ok(runstore(&t.path).args(["agent", "q", "--", "false"]));
 }
+
+#[test]
+fn tag_and_note_killed_midway_leave_the_old_record_or_the_new() {
+    let t = temp_store();
+    finished(&t, "r", 50);
+    t.store.edit_tags("r", &["a"], &[]).unwrap();
+    // How long an edit takes, to spread the kills over it.
+    let started = std::time::Instant::now();
+    ok(runstore(&t.path).args(["note", "r", "first"]));
+    let whole = started.elapsed();
+    let mut changed = 0;
+    for round in 0..16u64 {
+        // Flip between two whole sets of tags and notes; a kill may land anywhere in it.
+        let (tags, note) = if round % 2 == 0 { (["+b", "-a"], "second") } else { (["+a", "-b"], "first") };
+        let mut process =
+            runstore(&t.path).args(["tag", "r", tags[0], tags[1]]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(whole * u32::try_from(round).unwrap() / 12);
+        process.kill().unwrap(); // SIGKILL
+        process.wait().unwrap();
+        let mut process =
+            runstore(&t.path).args(["note", "r", note]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(whole * u32::try_from(round).unwrap() / 12);
+        process.kill().unwrap();
+        process.wait().unwrap();
+
+        let info = t.store.open_run("r").unwrap().info().unwrap();
+        assert!(info.tags == ["a"] || info.tags == ["b"], "{:?}", info.tags);
+        assert!(matches!(info.notes.as_deref(), Some("first" | "second")), "{:?}", info.notes);
+        changed += u32::from(info.tags == ["b"]);
+        assert_eq!((info.rows, info.state), (50, runstore::RunState::Finished));
+        assert!(t.store.check("r").unwrap().is_healthy());
+    }
+    // Unkilled, both land.
+    ok(runstore(&t.path).args(["tag", "r", "+z"]));
+    ok(runstore(&t.path).args(["note", "r", "last"]));
+    let info = t.store.open_run("r").unwrap().info().unwrap();
+    assert!(info.tags.contains(&"z".to_string()) && info.notes.as_deref() == Some("last"));
+    eprintln!("tags flipped to b in {changed} of 16 killed rounds ({whole:?} an edit)");
+    assert!(changed > 0, "no kill came after an edit landed");
+}
