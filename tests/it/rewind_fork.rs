@@ -362,7 +362,9 @@ fn a_fork_keeps_its_parents_name_marked_as_a_fork_and_its_tags_unless_given_its_
     log_until(&mut base, 9, row);
     base.finish(0).unwrap();
 
-    t.store.fork("base", 5, options().id("f1")).unwrap().finish(0).unwrap();
+    let fork = t.store.fork("base", 5, options().id("f1").config(serde_json::json!({"lr": 0.5}))).unwrap();
+    assert_eq!(fork.config().get("lr"), Some(&serde_json::json!(0.5)), "Run::config: the fork's as stored");
+    fork.finish(0).unwrap();
     let info = t.store.open_run("f1").unwrap().info().unwrap();
     assert_eq!(info.name.as_deref(), Some("resnet (fork at 5)"));
     assert_eq!(info.tags, ["sweep-1", "keep"]);
