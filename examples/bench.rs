@@ -1,4 +1,4 @@
-//! The standard workloads of `BENCHMARKS.md`, outside criterion: one JSON line per measurement.
+//! The standard workloads of `docs/benchmarks.md`, outside criterion: one JSON line per measurement.
 //!
 //! ```text
 //! cargo run --release --example bench -- --workload W1 --n 100000

@@ -13,6 +13,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Messages are one line, lowercase, and say what to do next. Match on the variant, not the
 /// message. New variants may be added in minor releases.
 ///
+/// `Debug` prints the variant's name and the message (and the errors that caused it), so that
+/// `fn main() -> Result<(), runstore::Error>` reports an error in plain words:
+/// `Error: RunLocked: run "r" is being written by pid 4242 on node-7 since 2026-11-27T01:03:07Z: …`.
+///
 /// ```
 /// use runstore::{Error, Resume, RunOptions, Store};
 ///
@@ -23,7 +27,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert_eq!(err.to_string(), "run \"nope\" does not exist: check the id, or resume with `allow` to create it");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A run id that cannot name a run: ids are 1 to 64 characters of `[A-Za-z0-9_.-]`, not
@@ -110,15 +114,17 @@ pub enum Error {
         reason: String,
     },
 
-    /// A row was logged at a step before the run's next step.
-    #[error("step {requested} is behind run {id:?}, whose next step is {next}: log at {next} or later")]
+    /// A row was logged at a step before the run's next step, other than its last logged step.
+    #[error("step {requested} is behind run {id:?}, {}", step_advice(*last, *next))]
     StepRegression {
         /// The run's id.
         id: String,
         /// The step that was asked for.
         requested: u64,
-        /// The lowest step that may be logged (the last logged step merges into its row).
+        /// The lowest new step that may be logged.
         next: u64,
+        /// The last logged step, if any: a row logged there merges into it.
+        last: Option<u64>,
     },
 
     /// A step at the very top of the `u64` range, which would leave no next step.
@@ -154,6 +160,24 @@ pub enum Error {
         parent: String,
         /// The step it was forked at.
         fork_step: u64,
+    },
+
+    /// A run cannot be deleted while runs forked from it exist: they read their history from it.
+    #[error("run {id:?} has forks that read their history from it ({}): delete them first", forks.join(", "))]
+    RunHasForks {
+        /// The run asked to be deleted.
+        id: String,
+        /// The runs forked from it.
+        forks: Vec<String>,
+    },
+
+    /// A tag that cannot be stored: empty, longer than 256 bytes, or with control characters.
+    #[error("invalid tag {tag:?}: {reason}")]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// Which rule it breaks.
+        reason: &'static str,
     },
 
     /// An archived branch id that the run does not have.
@@ -261,7 +285,52 @@ pub enum Error {
     },
 }
 
+/// What may be logged instead of a step behind the run.
+fn step_advice(last: Option<u64>, next: u64) -> String {
+    match last {
+        Some(last) if last.saturating_add(1) == next => {
+            format!("whose last logged step is {last}: log at {last} (merged into that row) or later")
+        }
+        Some(last) => format!(
+            "whose last logged step is {last} and next step {next}: log at {last} (merged into that row), or at {next} or later"
+        ),
+        None => format!("whose next step is {next}: log at {next} or later"),
+    }
+}
+
 impl Error {
+    /// The variant's name, as matched on: `RunLocked`, `StepRegression`, ...
+    fn variant(&self) -> &'static str {
+        match self {
+            Error::InvalidRunId { .. } => "InvalidRunId",
+            Error::InvalidMetricName { .. } => "InvalidMetricName",
+            Error::InvalidConfig { .. } => "InvalidConfig",
+            Error::InvalidEnvironment { .. } => "InvalidEnvironment",
+            Error::RunIdRequired => "RunIdRequired",
+            Error::RunNotFound { .. } => "RunNotFound",
+            Error::RunExists { .. } => "RunExists",
+            Error::RunLocked { .. } => "RunLocked",
+            Error::LocksUnsupported { .. } => "LocksUnsupported",
+            Error::StepRegression { .. } => "StepRegression",
+            Error::StepOutOfRange { .. } => "StepOutOfRange",
+            Error::BeyondHistory { .. } => "BeyondHistory",
+            Error::RewindBeforeFork { .. } => "RewindBeforeFork",
+            Error::BranchNotFound { .. } => "BranchNotFound",
+            Error::RunHasForks { .. } => "RunHasForks",
+            Error::InvalidTag { .. } => "InvalidTag",
+            Error::InvalidQueueName { .. } => "InvalidQueueName",
+            Error::QueueNotFound { .. } => "QueueNotFound",
+            Error::QueueItemNotFound { .. } => "QueueItemNotFound",
+            Error::QueueItemExists { .. } => "QueueItemExists",
+            Error::QueueItemClaimed { .. } => "QueueItemClaimed",
+            Error::InvalidSweepSpace { .. } => "InvalidSweepSpace",
+            Error::UnsupportedFormat { .. } => "UnsupportedFormat",
+            Error::Corrupt { .. } => "Corrupt",
+            Error::Io { .. } => "Io",
+            Error::Storage { .. } => "Storage",
+        }
+    }
+
     pub(crate) fn io(path: impl AsRef<Path>, source: io::Error) -> Self {
         Error::Io { path: path.as_ref().to_path_buf(), source }
     }
@@ -281,6 +350,32 @@ impl Error {
 
     pub(crate) fn corrupt(path: impl AsRef<Path>, detail: impl Into<String>) -> Self {
         Error::Corrupt { path: path.as_ref().to_path_buf(), detail: detail.into() }
+    }
+}
+
+/// The variant and the message, then each underlying cause on a line of its own: what `?` in
+/// `main` prints. The fields are in the message, in plain words (times as RFC 3339).
+///
+/// ```
+/// let error = runstore::Error::RunNotFound { id: "nope".into() };
+/// assert_eq!(
+///     format!("{error:?}"),
+///     "RunNotFound: run \"nope\" does not exist: check the id, or resume with `allow` to create it"
+/// );
+/// ```
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.variant())?;
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            // Io and Storage print their source in their message already.
+            if !self.to_string().ends_with(&text) {
+                write!(f, "\n  caused by: {text}")?;
+            }
+            cause = error.source();
+        }
+        Ok(())
     }
 }
 

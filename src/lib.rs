@@ -63,6 +63,8 @@
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
 //! - **Checks**: [`Store::check`] verifies a run's file, records and blocks.
+//! - **Managing runs**: [`Store::delete_run`] (crash-safe: a run is whole or gone),
+//!   [`Store::edit_tags`], [`Store::set_notes`]; [`Run::config`] is the config as stored.
 //!
 //! ## Environment
 //!
@@ -82,6 +84,7 @@ pub mod fuzzing;
 mod guard;
 mod id;
 mod lock;
+mod manage;
 mod options;
 mod read;
 mod resume;
@@ -90,6 +93,12 @@ mod store;
 mod sweep;
 mod sys;
 mod write;
+
+/// Every Rust block of the README, compiled (and run unless marked `no_run`) as a doctest, so
+/// that the README's examples cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
 
 pub use error::{Error, Result};
 pub use fs_check::{

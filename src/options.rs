@@ -272,7 +272,8 @@ impl RunOptions {
 
     /// When `init` creates the run, make it a fork of run `source` at step `at`: its history up
     /// to `at` is `source`'s (read from `source`, not copied), its config is `source`'s merged
-    /// with this one, and `source` is unchanged. When the run already exists, the policy decides
+    /// with this one, its project, its tags and its name (as `NAME (fork at AT)`) are
+    /// `source`'s unless these options give them, and `source` is unchanged. When the run already exists, the policy decides
     /// as usual (`allow` resumes the fork made earlier).
     pub fn fork_of(mut self, source: impl Into<String>, at: u64) -> Self {
         self.fork = Some((source.into(), at));

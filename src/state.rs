@@ -213,7 +213,8 @@ pub struct Attempt {
     pub host: String,
     /// Process id.
     pub pid: u32,
-    /// The run's next step when the attempt started.
+    /// The run's next step when the attempt started: after the rewind of `resume_from`, if one
+    /// was asked for, and moved back to `N + 1` if the attempt later rewound the run to `N` below it.
     pub first_step: u64,
     /// When it ended: at `finish`, or the last flush of a process that died. `None` while live.
     pub ended_at: Option<SystemTime>,

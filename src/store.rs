@@ -27,7 +27,7 @@ use crate::write::run::{Run, RunParts};
 use crate::write::writer::{ForkSeed, Writer};
 
 pub(crate) const MARKER: &str = "FORMAT";
-const RUNS: &str = "runs";
+pub(crate) const RUNS: &str = "runs";
 const AUTO: &str = "auto";
 pub(crate) const DATABASE: &str = "run.redb";
 pub(crate) const LOCK: &str = "lock";
@@ -312,21 +312,21 @@ impl Store {
             _ => None,
         };
         let decision = decide(&request, snapshot.as_ref())?;
-        let (id, lock, writer, resumed) = match decision.action {
+        let (id, lock, writer, config, resumed) = match decision.action {
             Action::Resume { next_step } => {
                 let Some(LockedRun { writer: Some(mut writer), lock, id }) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
-                // A rewind that would fail is refused before the attempt is recorded.
+                // A rewind that would fail is refused before the attempt is recorded; one that
+                // succeeds is part of the attempt's first commit.
                 if let Some(step) = options.resume_from {
                     writer.check_rewind(&id, step)?;
                 }
-                writer.begin_attempt(&new_attempt(next_step), |record| update_record(record, &options, config))?;
-                if let Some(step) = options.resume_from {
-                    let attempt = writer.attempt();
-                    writer.rewind(&id, step, attempt)?;
-                }
-                (id, lock, writer, true)
+                let attempt = new_attempt(next_step);
+                let record = writer.begin_attempt(&id, attempt, options.resume_from, |record| {
+                    update_record(record, &options, config);
+                })?;
+                (id, lock, writer, record.config, true)
             }
             Action::Create => {
                 let (id, lock) = match (request.id, target.take()) {
@@ -337,8 +337,8 @@ impl Store {
                 if let Some(requested) = options.resume_from {
                     return Err(Error::BeyondHistory { id, requested, last: None });
                 }
-                let writer = self.create_run(&id, &options, config, fork)?;
-                (id, lock, writer, false)
+                let (writer, config) = self.create_run(&id, &options, config, fork)?;
+                (id, lock, writer, config, false)
             }
         };
         if decision.write_pointer
@@ -350,6 +350,7 @@ impl Store {
         Run::start(RunParts {
             id,
             writer,
+            config,
             names,
             lock,
             durability: options.durability,
@@ -361,14 +362,15 @@ impl Store {
         })
     }
 
-    /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given.
+    /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given;
+    /// returns its writer and its config as stored.
     fn create_run(
         &self,
         id: &str,
         options: &RunOptions,
         config: Option<serde_json::Map<String, serde_json::Value>>,
         fork: Option<(ForkOrigin, ForkSeed, RunInfo)>,
-    ) -> Result<Writer> {
+    ) -> Result<(Writer, serde_json::Map<String, serde_json::Value>)> {
         let mut record = RunRecord {
             id: id.to_string(),
             project: options.project.clone(),
@@ -387,13 +389,22 @@ impl Store {
                 if record.project.is_none() {
                     record.project = parent.project;
                 }
+                // A fork is its parent continued: it keeps the parent's name, marked as a fork,
+                // and its tags, unless the options give its own.
+                if record.name.is_none() {
+                    record.name = parent.name.map(|name| format!("{name} (fork at {})", origin.step));
+                }
+                if record.tags.is_empty() {
+                    record.tags = parent.tags;
+                }
                 record.forked_from = Some(origin);
                 Some(seed)
             }
             None => None,
         };
         let first_step = record.forked_from.as_ref().map_or(0, |origin| origin.step.saturating_add(1));
-        Writer::create(&self.database_path(id), &record, &new_attempt(first_step), seed.as_ref())
+        let writer = Writer::create(&self.database_path(id), &record, &new_attempt(first_step), seed.as_ref())?;
+        Ok((writer, record.config))
     }
 
     /// What a fork of `source` at `at` starts from; checked before anything is created.

@@ -1,4 +1,4 @@
-//! The standard data and helpers shared by the benchmark targets (see `BENCHMARKS.md`).
+//! The standard data and helpers shared by the benchmark targets (see `docs/benchmarks.md`).
 
 #![allow(dead_code)] // each target uses a part
 

@@ -73,6 +73,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         return Err(Failure::input("give the command to run after `--`, as in `runstore agent q -- ./train`"));
     };
     let mut ran: u64 = 0;
+    let mut failed: u64 = 0;
     loop {
         if let Some(signal) = signals.pending().next() {
             say(&format!("stopping: interrupted by {}", name(signal)));
@@ -81,11 +82,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         if let Some(count) = args.count.filter(|&count| ran >= count) {
             let plural = if ran == 1 { "" } else { "s" };
             say(&format!("stopping: ran {ran} item{plural} (--count {count})"));
-            return Ok(());
+            return outcome(ran, failed);
         }
         let Some(claim) = queue.claim()? else {
             say(&format!("stopping: no claimable item in queue {}", queue.name()));
-            return Ok(());
+            return outcome(ran, failed);
         };
         ran += 1;
         let item = claim.item().clone();
@@ -133,9 +134,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         match settled.state {
             ItemState::Done => say(&format!("done {}", settled.id)),
             ItemState::Failed => {
+                failed += 1;
                 say(&format!("failed {} ({why}, failure {} of {})", settled.id, settled.failures, args.max_attempts));
             }
             _ if matches!(settled.last_exit, Some(ItemExit::Code { .. })) => {
+                failed += 1;
                 say(&format!("requeued {} ({why}, failure {} of {})", settled.id, settled.failures, args.max_attempts));
             }
             _ => say(&format!("requeued {} ({why})", settled.id)),
@@ -148,6 +151,22 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             });
         }
     }
+}
+
+/// How an agent that stopped by itself exits: 1 when the command failed (exited non-zero,
+/// not preempted) for every item it ran, so that a job script notices a command that cannot
+/// succeed; else 0. A command killed by a signal, or preempted, did not fail.
+fn outcome(ran: u64, failed: u64) -> Result<(), Failure> {
+    if ran > 0 && failed == ran {
+        return Err(Failure::Explained {
+            code: crate::exit::OTHER,
+            message: format!(
+                "the command failed for all {} this agent ran: see its output above and `runstore queue ls`",
+                output::count(ran, "item", "items")
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Waits for the command, passing SIGINT and SIGTERM on as they arrive. Returns its status

@@ -92,14 +92,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
 
 fn text(out: &mut impl Write, run: &RunCheck) -> std::io::Result<()> {
     let what = format!(
-        "{} rows, {} archived in {} branch{}, {} blocks, {} attempt{}; integrity {}",
-        run.rows,
+        "{}, {} archived in {}, {}, {}; integrity {}",
+        output::count(run.rows, "row", "rows"),
         run.archived_rows,
-        run.branches,
-        if run.branches == 1 { "" } else { "es" },
-        run.blocks,
-        run.attempts,
-        if run.attempts == 1 { "" } else { "s" },
+        output::count(run.branches, "branch", "branches"),
+        output::count(run.blocks, "block", "blocks"),
+        output::count(run.attempts, "attempt", "attempts"),
         run.integrity.as_str()
     );
     if run.is_healthy() {

@@ -41,6 +41,9 @@ pub enum Failure {
     /// A remote server (MLflow) could not be reached or refused a request; the message names
     /// it, the HTTP status and the server's own message.
     Remote(String),
+    /// An error of the library, told in the words of the command that met it (its exit code
+    /// is the library error's).
+    Explained { code: u8, message: String },
     /// `runstore agent` stopped on SIGINT or SIGTERM after requeueing its item: exits
     /// 128 + the signal number, as a shell reports a process the signal ended.
     Interrupted { signal: i32, message: String },
@@ -52,11 +55,23 @@ impl Failure {
         Failure::Input(message.into())
     }
 
+    /// A library error that `explain` words for this command (`None`: the library's words).
+    pub fn explain(self, explain: impl FnOnce(&Error) -> Option<String>) -> Failure {
+        match self {
+            Failure::Store(error) => match explain(&error) {
+                Some(message) => Failure::Explained { code: store_code(&error), message },
+                None => Failure::Store(error),
+            },
+            other => other,
+        }
+    }
+
     /// The process exit code for this failure.
     pub fn code(&self) -> u8 {
         match self {
             Failure::Store(error) => store_code(error),
             Failure::Input(_) => BAD_INPUT,
+            Failure::Explained { code, .. } => *code,
             Failure::Output { .. } | Failure::Remote(_) => OTHER,
             Failure::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(OTHER),
         }
@@ -88,6 +103,8 @@ fn store_code(error: &Error) -> u8 {
         | Error::BeyondHistory { .. }
         | Error::RewindBeforeFork { .. }
         | Error::InvalidQueueName { .. }
+        | Error::InvalidTag { .. }
+        | Error::RunHasForks { .. }
         | Error::InvalidSweepSpace { .. } => BAD_INPUT,
         Error::RunNotFound { .. }
         | Error::BranchNotFound { .. }
@@ -104,9 +121,10 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Store(error) => write!(f, "{error}"),
-            Failure::Input(message) | Failure::Remote(message) | Failure::Interrupted { message, .. } => {
-                f.write_str(message)
-            }
+            Failure::Input(message)
+            | Failure::Remote(message)
+            | Failure::Explained { message, .. }
+            | Failure::Interrupted { message, .. } => f.write_str(message),
             Failure::Output { target, source } => write!(f, "cannot write to {target}: {source}"),
         }
     }

@@ -95,7 +95,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         bar.finish_and_clear();
     }
     let written = result?;
-    output::stdout_line(&format!("wrote {written} rows to {}", path.display()))
+    output::stdout_line(&format!("wrote {} to {}", output::count(written, "row", "rows"), path.display()))
 }
 
 fn to_file(store: &Store, args: &Args, format: Format, path: &Path, progress: impl FnMut(u64)) -> Result<u64, Failure> {

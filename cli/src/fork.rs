@@ -49,7 +49,14 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         })?;
         options = options.config(config);
     }
-    let run = store.fork(&args.id, args.at, options)?;
+    let run = store.fork(&args.id, args.at, options).map_err(|error| {
+        Failure::from(error).explain(|error| match error {
+            runstore::Error::RunExists { id } => Some(format!(
+                "run {id:?} already exists: give the fork another --id, or leave --id out for a generated one"
+            )),
+            _ => None,
+        })
+    })?;
     let (id, next) = (run.id().to_string(), run.step());
     run.end_keeping_state()?;
     let mut out = output::stdout();

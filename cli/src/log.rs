@@ -1,6 +1,6 @@
 //! `runstore log`: append one row to a run and end that attempt, keeping the run's outcome.
 
-use runstore::{ENV_RESUME, Resume, RunOptions, Store};
+use runstore::{ENV_RESUME, Error, Resume, RunOptions, Store};
 
 use crate::exit::Failure;
 use crate::output;
@@ -73,7 +73,17 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     if let Some(policy) = policy {
         options = options.resume(policy);
     }
-    let mut run = store.init(options)?;
+    let mut run = store.init(options).map_err(|error| {
+        Failure::from(error).explain(|error| match error {
+            Error::RunNotFound { id } => {
+                Some(format!("run {id:?} does not exist: check the id, or pass --resume allow to create it"))
+            }
+            Error::RunExists { id } => {
+                Some(format!("run {id:?} already exists: pass --resume must (or allow) to log to it"))
+            }
+            _ => None,
+        })
+    })?;
     for warning in run.warnings() {
         output::warn(&format!("warning: {warning}"));
     }
@@ -82,7 +92,18 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let id = run.id().to_string();
     // End the attempt whatever happened, so that a refused row leaves the run as it was.
     let ended = run.end_keeping_state();
-    logged?;
+    logged.map_err(|error| {
+        Failure::from(error).explain(|error| match error {
+            Error::StepRegression { id, requested, next, last } => Some(match last {
+                Some(last) => format!(
+                    "--step {requested} is behind run {id:?}, whose last logged step is {last}: give --step {last} \
+                     (merged into that row) or {next} or later, or leave --step out to log at {next}"
+                ),
+                None => format!("--step {requested} is behind run {id:?}: give {next} or later, or leave --step out"),
+            }),
+            _ => None,
+        })
+    })?;
     ended?;
     output::stdout_line(&format!("logged step {step} to run {id}"))
 }

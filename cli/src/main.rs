@@ -5,6 +5,7 @@
 
 mod agent;
 mod check;
+mod compare;
 mod doctor;
 mod exit;
 mod export;
@@ -14,16 +15,21 @@ mod lock_probe;
 mod log;
 mod ls;
 mod mlflow;
+mod note;
 mod output;
 mod plot;
 mod queue;
 mod rewind;
+mod rm;
 mod rows;
 mod show;
 mod spark;
+mod stats;
 mod svg;
 mod sweep;
 mod sync;
+mod table;
+mod tag;
 mod tail;
 mod tensorboard;
 
@@ -51,7 +57,7 @@ Exit codes:
   1  any other error: I/O, a damaged or newer store, a store path that is a file
   2  bad input: usage, invalid run id or metric name, bad KEY=VALUE, a bad
      RUNSTORE_RESUME, a step behind the run's last step, a rewind or fork
-     after the last step
+     after the last step, an invalid tag, rm of a run with forks
   3  the run (or archived branch, queue, queue item) does not exist
   4  the run already exists (log --resume never), or the queue item does
   5  the run is being written by another process, or the queue item is
@@ -63,11 +69,15 @@ Exit codes:
 
 Examples:
   runstore ls
+  runstore ls --columns config.lr,summary.loss --sort summary.loss
   runstore show resnet-7
+  runstore compare lr-0.1 lr-0.01
   runstore log \"$RUN_ID\" eval/acc=0.93
   runstore tail -f resnet-7
   runstore rewind resnet-7 --to 1000
   runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
+  runstore tag resnet-7 +keep -debug
+  runstore rm scratch-1
   runstore sweep sweep-1 --grid space.json
   runstore agent sweep-1 -- ./train
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg
@@ -95,7 +105,11 @@ enum Command {
     Sweep(sweep::Args),
     Agent(agent::Args),
     Check(check::Args),
+    Compare(compare::Args),
     Doctor(doctor::Args),
+    Rm(rm::Args),
+    Tag(tag::Args),
+    Note(note::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -147,7 +161,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Some(dir) => Store::open(dir)?,
         None => Store::from_env()?,
     };
-    match &cli.command {
+    let result = match &cli.command {
         Command::Ls(args) => ls::run(&store, args),
         Command::Show(args) => show::run(&store, args),
         Command::History(args) => history::run(&store, args),
@@ -162,6 +176,22 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Sweep(args) => sweep::run(&store, args),
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
+        Command::Compare(args) => compare::run(&store, args),
         Command::Doctor(args) => doctor::run(&store, args),
+        Command::Rm(args) => rm::run(&store, args),
+        Command::Tag(args) => tag::run(&store, args),
+        Command::Note(args) => note::run(&store, args),
+    };
+    // The library's advice for a missing run is about resuming it; `log` words its own.
+    if matches!(cli.command, Command::Log(_)) {
+        return result;
     }
+    result.map_err(|failure| {
+        failure.explain(|error| match error {
+            runstore::Error::RunNotFound { id } => {
+                Some(format!("run {id:?} does not exist: check the id; `runstore ls` lists the runs of this store"))
+            }
+            _ => None,
+        })
+    })
 }

@@ -136,6 +136,12 @@ pub fn width(text: &str) -> usize {
     text.chars().count()
 }
 
+/// `n` and its noun, singular for one: `count(1, "row", "rows")` is `1 row`.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `text` cut to `max` columns, ending with `…` when cut.
 pub fn fit(text: &str, max: usize) -> String {
     if width(text) <= max {
@@ -208,6 +214,13 @@ mod tests {
         ] {
             assert_eq!(human(value), text);
         }
+    }
+
+    #[test]
+    fn counts_of_one_are_singular() {
+        assert_eq!(count(1u64, "block", "blocks"), "1 block");
+        assert_eq!(count(0u64, "block", "blocks"), "0 blocks");
+        assert_eq!(count(2u32, "branch", "branches"), "2 branches");
     }
 
     #[test]

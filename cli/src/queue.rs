@@ -6,7 +6,8 @@ use clap::Subcommand;
 use runstore::{ItemState, QueueItem, Store};
 
 use crate::exit::Failure;
-use crate::output::{self, COLUMNS};
+use crate::output;
+use crate::table::{self, Column};
 
 /// Push run specs to a queue, list or remove its items (for `agent`).
 #[derive(Debug, clap::Args)]
@@ -136,8 +137,8 @@ fn ls(store: &Store, args: &LsArgs) -> Result<(), Failure> {
         let count = |state| items.iter().filter(|item| item.state == state).count();
         writeln!(
             out,
-            "{} items: {} pending, {} running, {} done, {} failed",
-            items.len(),
+            "{}: {} pending, {} running, {} done, {} failed",
+            output::count(items.len() as u64, "item", "items"),
             count(ItemState::Pending),
             count(ItemState::Running),
             count(ItemState::Done),
@@ -167,11 +168,20 @@ fn json(item: &QueueItem) -> serde_json::Value {
 }
 
 fn table(out: &mut impl Write, items: &[QueueItem]) -> std::io::Result<()> {
-    let header = ["ID", "STATE", "ATT", "FAIL", "LAST EXIT", "AGENT", "CONFIG"];
-    let rows: Vec<[String; 7]> = items
+    // Too wide for the terminal: cut the config, then the agent, then the last exit; ids stay whole.
+    let header = [
+        Column::whole("ID"),
+        Column::whole("STATE"),
+        Column::number("ATT"),
+        Column::number("FAIL"),
+        Column::cut("LAST EXIT", 9),
+        Column::cut("AGENT", 12),
+        Column::cut("CONFIG", 10),
+    ];
+    let rows: Vec<Vec<String>> = items
         .iter()
         .map(|item| {
-            [
+            vec![
                 item.id.clone(),
                 item.state.as_str().to_string(),
                 item.attempts.to_string(),
@@ -182,29 +192,5 @@ fn table(out: &mut impl Write, items: &[QueueItem]) -> std::io::Result<()> {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|cell| cell.len()).collect();
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(output::width(cell));
-        }
-    }
-    // Fit 80 columns: cut the config, then the agent, then the last exit; ids stay whole.
-    let total = |widths: &[usize]| widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-    for (column, least) in [(6, 10), (5, 12), (4, 12)] {
-        let excess = total(&widths).saturating_sub(COLUMNS);
-        widths[column] = widths[column].saturating_sub(excess).max(least.min(widths[column]));
-    }
-    let last = widths.len() - 1;
-    for row in std::iter::once(header.map(String::from)).chain(rows) {
-        let cut: Vec<String> = row.iter().zip(&widths).map(|(cell, &width)| output::fit(cell, width)).collect();
-        let mut cells: Vec<(String, usize)> = cut.into_iter().zip(widths.iter().copied()).collect();
-        // Right-align the counts.
-        for column in [2, 3] {
-            cells[column].0 = format!("{:>w$}", cells[column].0, w = widths[column]);
-        }
-        cells[last].1 = 0;
-        let parts: Vec<(&str, usize)> = cells.iter().map(|(cell, width)| (cell.as_str(), *width)).collect();
-        writeln!(out, "{}", output::line(&parts))?;
-    }
-    Ok(())
+    table::write(out, &header, &rows, table::terminal_columns())
 }

@@ -47,8 +47,13 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         match &branch {
             Some(branch) => writeln!(
                 out,
-                "rewound run {} to step {}: steps {}..={} ({} rows) archived as branch {}",
-                args.id, args.to, branch.first_step, branch.last_step, branch.rows, branch.id
+                "rewound run {} to step {}: steps {}..={} ({}) archived as branch {}",
+                args.id,
+                args.to,
+                branch.first_step,
+                branch.last_step,
+                output::count(branch.rows, "row", "rows"),
+                branch.id
             )?,
             None => writeln!(out, "run {} ends at step {}: nothing to archive", args.id, args.to)?,
         }

@@ -37,10 +37,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let metrics = reader.metrics()?;
     let holder = if info.state.is_live() { reader.holder()? } else { None };
     let linger_note = holder.as_ref().and_then(|holder| lingering_lock_note(store, holder));
+    let stats = crate::stats::of_run(&reader, &info)?;
     let mut out = output::stdout();
     if args.json {
         let mut value = json(&info, &attempts, &metrics, holder.as_ref());
         value["holder_note"] = linger_note.clone().into();
+        value["extremes"] = extremes_json(&stats);
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
         value["forked_from"] = info
             .forked_from
@@ -49,7 +51,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
-        let curves = curves(&reader, &info, &metrics)?;
+        let curves = curves(&reader, &info, &metrics, &stats)?;
         text(&mut out, &info, &attempts, holder.as_ref(), &curves)?;
         if let Some(note) = &linger_note {
             writeln!(out)?;
@@ -119,8 +121,39 @@ fn json(info: &RunInfo, attempts: &[Attempt], metrics: &[String], holder: Option
     })
 }
 
-/// Each metric with its summary value and sparkline.
-fn curves(reader: &RunReader, info: &RunInfo, metrics: &[String]) -> Result<Vec<(String, String, String)>, Failure> {
+/// Each metric's lowest and highest value and their steps (NaN never counts), as JSON.
+fn extremes_json(stats: &[(String, crate::stats::Stats)]) -> serde_json::Value {
+    let point =
+        |point: Option<(u64, f64)>| point.map_or(serde_json::Value::Null, |(_, value)| output::json_value(value));
+    let step = |point: Option<(u64, f64)>| point.map(|(step, _)| step);
+    stats
+        .iter()
+        .map(|(name, stats)| {
+            let value = serde_json::json!({
+                "min": point(stats.min), "min_step": step(stats.min), "max": point(stats.max), "max_step": step(stats.max),
+            });
+            (name.clone(), value)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// One metric's line of the summary: name, last, lowest and highest value, sparkline.
+struct Curve {
+    name: String,
+    last: String,
+    min: String,
+    max: String,
+    line: String,
+}
+
+/// Each metric with its summary value, its lowest and highest values, and its sparkline.
+fn curves(
+    reader: &RunReader,
+    info: &RunInfo,
+    metrics: &[String],
+    stats: &[(String, crate::stats::Stats)],
+) -> Result<Vec<Curve>, Failure> {
     let first = reader.history(..)?.next_row()?.map(|row| row.step());
     let mut curves = Vec::new();
     for name in metrics {
@@ -129,7 +162,15 @@ fn curves(reader: &RunReader, info: &RunInfo, metrics: &[String]) -> Result<Vec<
             (Some(first), Some(last)) if first <= last => spark::sparkline(reader, name, first, last, SPARK)?,
             _ => String::new(),
         };
-        curves.push((name.clone(), value, line));
+        let extreme = |pick: fn(&crate::stats::Stats) -> Option<(u64, f64)>| {
+            stats
+                .iter()
+                .find(|(known, _)| known == name)
+                .and_then(|(_, stats)| pick(stats))
+                .map_or_else(|| "-".to_string(), |(_, value)| output::human(value))
+        };
+        let (min, max) = (extreme(|stats| stats.min), extreme(|stats| stats.max));
+        curves.push(Curve { name: name.clone(), last: value, min, max, line });
     }
     Ok(curves)
 }
@@ -139,7 +180,7 @@ fn text(
     info: &RunInfo,
     attempts: &[Attempt],
     holder: Option<&LockHolder>,
-    curves: &[(String, String, String)],
+    curves: &[Curve],
 ) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, label: &str, value: &str| -> std::io::Result<()> {
         for (index, line) in output::wrap(value, COLUMNS - LABEL - 2).iter().enumerate() {
@@ -164,7 +205,7 @@ fn text(
     }
     field(out, "state", &state)?;
     let last = info.last_step.map_or_else(|| "none".to_string(), |step| step.to_string());
-    field(out, "steps", &format!("next {}, last {last}, {} rows", info.next_step, info.rows))?;
+    field(out, "steps", &format!("next {}, last {last}, {}", info.next_step, output::count(info.rows, "row", "rows")))?;
     if let Some((parent, step)) = &info.forked_from {
         field(out, "forked", &format!("from run {parent} at step {step}"))?;
     }
@@ -231,22 +272,40 @@ fn flatten(prefix: &str, object: &serde_json::Map<String, serde_json::Value>, fl
     }
 }
 
-fn summary(out: &mut dyn Write, curves: &[(String, String, String)]) -> std::io::Result<()> {
+fn summary(out: &mut dyn Write, curves: &[Curve]) -> std::io::Result<()> {
     if curves.is_empty() {
         return Ok(());
     }
-    let name_width = curves.iter().map(|(name, _, _)| output::width(name)).max().unwrap_or(0).clamp(6, 34);
-    let value_width = 11;
+    // Name, three values and the sparkline in 80 columns; long names lose their middle.
+    let name_width = curves.iter().map(|curve| output::width(&curve.name)).max().unwrap_or(0).clamp(6, 19);
+    let value_width = 9;
+    let right = |text: &str| format!("{text:>value_width$}");
     writeln!(out)?;
     writeln!(
         out,
         "{}",
-        output::line(&[("summary", name_width + 2), (&format!("{:>value_width$}", "last"), value_width), ("curve", 0)])
+        output::line(&[
+            ("summary", name_width + 2),
+            (&right("last"), value_width),
+            (&right("min"), value_width),
+            (&right("max"), value_width),
+            ("curve", 0)
+        ])
     )?;
-    for (name, value, line) in curves {
-        let name = format!("  {}", output::fit(name, name_width));
-        let value = format!("{value:>value_width$}");
-        writeln!(out, "{}", output::line(&[(&name, name_width + 2), (&value, value_width), (line, 0)]))?;
+    for curve in curves {
+        let name = format!("  {}", crate::table::fit_middle(&curve.name, name_width));
+        let (last, min, max) = (right(&curve.last), right(&curve.min), right(&curve.max));
+        writeln!(
+            out,
+            "{}",
+            output::line(&[
+                (&name, name_width + 2),
+                (&last, value_width),
+                (&min, value_width),
+                (&max, value_width),
+                (&curve.line, 0)
+            ])
+        )?;
     }
     Ok(())
 }

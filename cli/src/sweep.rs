@@ -69,7 +69,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         (None, None) => return Err(Failure::input("give --grid SPACE.json or --random SPACE.json --count K")),
     };
     let items = queue.push_all(configs)?;
-    output::stdout_line(&format!("added {} items to queue {} ({how})", items.len(), queue.name()))
+    output::stdout_line(&format!(
+        "added {} to queue {} ({how})",
+        output::count(items.len() as u64, "item", "items"),
+        queue.name()
+    ))
 }
 
 /// A seed from the clock and the process id, for a sweep that did not ask for one.

@@ -113,8 +113,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         bar.finish_and_clear();
     }
     output::stdout_line(&format!(
-        "synced {} runs to {}: {} MLflow runs created, {} rows ({} points) sent",
-        totals.runs, args.mlflow, totals.created, totals.rows, totals.points
+        "synced {} to {}: {} created, {} ({}) sent",
+        output::count(totals.runs, "run", "runs"),
+        args.mlflow,
+        output::count(totals.created, "MLflow run", "MLflow runs"),
+        output::count(totals.rows, "row", "rows"),
+        output::count(totals.points, "point", "points")
     ))
 }
 

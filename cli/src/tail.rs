@@ -85,7 +85,24 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         }
         out.flush()?;
     }
+    if args.follow {
+        output::warn(&ending(&args.id, &reader.info()?));
+    }
     Ok(())
+}
+
+/// How a followed run ended (or stood, if it was not live), for stderr.
+fn ending(id: &str, info: &runstore::RunInfo) -> String {
+    use runstore::RunState;
+    let code = info.exit_code.map_or_else(String::new, |code| format!(" (exit code {code})"));
+    let how = match info.state {
+        RunState::Finished => format!("finished{code}"),
+        RunState::Failed => format!("failed{code}"),
+        RunState::Preempted => format!("was preempted{code}"),
+        RunState::Crashed => "crashed: its process died without finishing".to_string(),
+        other => other.as_str().to_string(),
+    };
+    format!("run {id} {how}; its last step is {}", info.last_step.map_or_else(|| "none".to_string(), |s| s.to_string()))
 }
 
 /// The last rows of a run, as of one snapshot.

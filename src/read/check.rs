@@ -490,7 +490,7 @@ fn read_meta(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result
 fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> {
     let Some((record, progress)) = read_meta(tx, path, report)? else { return Ok(()) };
     let names = read_names(tx, path, report)?;
-    check_attempts(tx, path, report)?;
+    check_attempts(tx, path, report, record.forked_from.as_ref().map(|fork| fork.step))?;
 
     // The live history.
     let fork = record.forked_from.as_ref();
@@ -563,7 +563,15 @@ fn read_names(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Resul
     Ok(names)
 }
 
-fn check_attempts(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> {
+fn check_attempts(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, fork_step: Option<u64>) -> Result<()> {
+    // An attempt that logged nothing starts after the last step it ends at; by more than one
+    // step only where a rewind (or the fork) left the next step past the last stored row.
+    let mut gaps: Vec<u64> = fork_step.into_iter().collect();
+    for entry in tx.open_table(BRANCHES).at(path)?.iter().at(path)? {
+        if let Ok(branch) = BranchRecord::decode(entry.at(path)?.1.value()) {
+            gaps.push(branch.rewound_to);
+        }
+    }
     let table = tx.open_table(ATTEMPTS).at(path)?;
     let count = table.len().at(path)?;
     report.attempts = u32::try_from(count).unwrap_or(u32::MAX);
@@ -584,6 +592,20 @@ fn check_attempts(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> R
                 }
                 if record.outcome.is_none() && u64::from(expected) < count {
                     report.problem(path, format!("attempt {expected} was never closed, though a later one began"));
+                }
+                let reached = record.last_step.map_or(0, |last| last.saturating_add(1));
+                if record.outcome.is_some()
+                    && record.first_step > reached
+                    && !gaps.iter().any(|&to| to.saturating_add(1) == record.first_step)
+                {
+                    let ended = record.last_step.map_or_else(|| "no step".to_string(), |last| format!("step {last}"));
+                    report.problem(
+                        path,
+                        format!(
+                            "attempt {expected} starts at step {} but ended with the run at {ended}, before it",
+                            record.first_step
+                        ),
+                    );
                 }
             }
         }
@@ -700,5 +722,58 @@ impl Walker {
         self.first_step.get_or_insert(header.first_step);
         self.last_step = Some(header.last_step);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod attempt_tests {
+    use redb::ReadableTable;
+
+    use crate::format::records::AttemptRecord;
+    use crate::format::tables::ATTEMPTS;
+    use crate::{RunOptions, Store};
+
+    fn store_with_steps(dir: &std::path::Path, steps: &[u64]) -> Store {
+        let store = Store::open(dir).unwrap();
+        let mut run = store.init(RunOptions::new().id("r")).unwrap();
+        for &step in steps {
+            run.log_at(step, [("v", f64::from(u32::try_from(step).unwrap()))]).unwrap();
+        }
+        run.finish(0).unwrap();
+        store
+    }
+
+    #[test]
+    fn check_flags_an_attempt_whose_first_step_is_after_its_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_steps(dir.path(), &(0..=20).collect::<Vec<_>>());
+        assert!(store.check("r").unwrap().is_healthy());
+        // What resume_from used to record: an attempt starting where the rewound run had been.
+        let db = crate::write::writer::builder().open(store.database_path("r")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut attempts = tx.open_table(ATTEMPTS).unwrap();
+            let mut record = AttemptRecord::decode(attempts.get(1).unwrap().unwrap().value()).unwrap();
+            record.first_step = 30;
+            attempts.insert(1, record.encode().as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+        let report = store.check("r").unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(report.problems[0].detail.contains("attempt 1 starts at step 30"), "{}", report.problems[0].detail);
+    }
+
+    #[test]
+    fn check_accepts_an_empty_attempt_after_a_rewind_between_sparse_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_steps(dir.path(), &[0, 10, 20]);
+        store.rewind("r", 15).unwrap();
+        // Resumes at 16 with the last row at 10, logs nothing.
+        let run = store.init(RunOptions::new().id("r").resume(crate::Resume::Must)).unwrap();
+        assert_eq!(run.step(), 16);
+        run.finish(0).unwrap();
+        let report = store.check("r").unwrap();
+        assert!(report.is_healthy(), "{:?}", report.problems);
     }
 }

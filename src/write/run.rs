@@ -42,6 +42,7 @@ const MAX_PENDING_FLUSHES: usize = 4;
 /// ```
 pub struct Run {
     id: String,
+    config: serde_json::Map<String, serde_json::Value>,
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
     interner: Interner,
@@ -228,6 +229,8 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
 pub(crate) struct RunParts {
     pub(crate) id: String,
     pub(crate) writer: Writer,
+    /// The run's config as stored, after this attempt's changes.
+    pub(crate) config: serde_json::Map<String, serde_json::Value>,
     pub(crate) names: Vec<String>,
     pub(crate) lock: RunLock,
     pub(crate) durability: Durability,
@@ -243,6 +246,7 @@ impl Run {
         let RunParts {
             id,
             mut writer,
+            config,
             names,
             lock,
             durability,
@@ -282,6 +286,7 @@ impl Run {
         };
         Ok(Run {
             id,
+            config,
             shared,
             flusher,
             interner: Interner::with_names(names),
@@ -326,6 +331,26 @@ impl Run {
     #[must_use]
     pub fn last_step(&self) -> Option<u64> {
         self.last_step
+    }
+
+    /// The run's config as stored: on resume, the stored config merged with the one given to
+    /// `init` (or `RUNSTORE_CONFIG`); for a fork, its parent's merged with its own.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use runstore::{Resume, RunOptions, Store};
+    ///
+    /// let store = Store::open(dir.path())?;
+    /// let options = || RunOptions::new().id("c").resume(Resume::Allow);
+    /// store.init(options().config(serde_json::json!({"lr": 0.1, "batch": 64})))?.finish(1)?;
+    /// let run = store.init(options().config(serde_json::json!({"lr": 0.05})))?;
+    /// let lr = run.config().get("lr").and_then(serde_json::Value::as_f64).unwrap_or(1e-3);
+    /// assert_eq!((lr, run.config()["batch"].as_u64()), (0.05, Some(64)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn config(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.config
     }
 
     /// Whether `init` resumed an existing run rather than creating one.
@@ -405,7 +430,12 @@ impl Run {
             return Err(error);
         }
         if step < self.next_step && Some(step) != self.last_step {
-            return Err(Error::StepRegression { id: self.id.clone(), requested: step, next: self.next_step });
+            return Err(Error::StepRegression {
+                id: self.id.clone(),
+                requested: step,
+                next: self.next_step,
+                last: self.last_step,
+            });
         }
         if step == u64::MAX {
             return Err(Error::StepOutOfRange { step });

@@ -252,47 +252,106 @@ impl Writer {
         Ok(names)
     }
 
-    /// Starts a new attempt on an existing run: closes the previous attempt if its process died,
-    /// applies `update` to the run record, and marks the run running.
-    pub(crate) fn begin_attempt(&mut self, attempt: &AttemptRecord, update: impl FnOnce(&mut RunRecord)) -> Result<()> {
+    /// Starts a new attempt on an existing run, in one transaction: closes the previous attempt
+    /// if its process died, rewinds to `rewind_to` if given (as `resume_from` asks), records
+    /// the attempt as starting at the step that follows, applies `update` to the run record,
+    /// and marks the run running. The attempt's `first_step` is set here, after the rewind.
+    /// Returns the run record as updated.
+    pub(crate) fn begin_attempt(
+        &mut self,
+        id: &str,
+        attempt: AttemptRecord,
+        rewind_to: Option<u64>,
+        update: impl FnOnce(&mut RunRecord),
+    ) -> Result<RunRecord> {
         let path = self.path.clone();
-        guard::catch(&path, || self.begin_attempt_unguarded(attempt, update))
+        guard::catch(&path, || self.begin_attempt_unguarded(id, attempt, rewind_to, update))
     }
 
-    fn begin_attempt_unguarded(&mut self, attempt: &AttemptRecord, update: impl FnOnce(&mut RunRecord)) -> Result<()> {
+    fn begin_attempt_unguarded(
+        &mut self,
+        id: &str,
+        mut attempt: AttemptRecord,
+        rewind_to: Option<u64>,
+        update: impl FnOnce(&mut RunRecord),
+    ) -> Result<RunRecord> {
         let path = self.path.clone();
         let died_as = self.stored_state()?.without_writer();
         let previous = Ending { state: died_as, exit_code: self.progress.exit_code };
+        let rewind_to = match rewind_to {
+            Some(to) => self.check_rewind(id, to)?.then_some(to),
+            None => None,
+        };
+        let number = self.attempt.checked_add(1).ok_or(Corrupt("too many attempts")).at(&path)?;
+        let mut progress = self.progress.clone();
+        let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
-        {
-            let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
-            let last = attempts.get(self.attempt).at(&path)?.map(|last| AttemptRecord::decode(last.value()));
-            if let Some(previous) = last {
-                let mut previous = previous.at(&path)?;
-                if previous.outcome.is_none() {
-                    previous.ended_at_ms = Some(self.progress.updated_at_ms);
-                    previous.last_step = self.progress.last_step;
-                    previous.outcome = Some(died_as.into());
-                    attempts.insert(self.attempt, previous.encode().as_slice()).at(&path)?;
-                }
-            }
-            let number = self.attempt.checked_add(1).ok_or(Corrupt("too many attempts")).at(&path)?;
-            attempts.insert(number, attempt.encode().as_slice()).at(&path)?;
+        self.close_dead_attempt(&tx, died_as)?;
+        if let Some(to) = rewind_to {
+            self.rewind_in(&tx, to, number, &mut progress, &mut logged)?;
+        }
+        let record = {
+            // Recorded after the rewind, so that it neither starts at the step the rewind undid
+            // nor counts among the attempts whose rows the branch holds.
+            attempt.first_step = progress.next_step;
+            tx.open_table(ATTEMPTS).at(&path)?.insert(number, attempt.encode().as_slice()).at(&path)?;
             let mut meta = tx.open_table(META).at(&path)?;
             let mut record =
                 RunRecord::decode(meta.get(KEY_RUN).at(&path)?.ok_or(Corrupt("no run record")).at(&path)?.value())
                     .at(&path)?;
             update(&mut record);
             meta.insert(KEY_RUN, record.encode().as_slice()).at(&path)?;
-            self.progress.state = RunState::Running.into();
-            self.progress.exit_code = None;
-            self.progress.updated_at_ms = attempt.started_at_ms;
-            meta.insert(KEY_PROGRESS, self.progress.encode().as_slice()).at(&path)?;
-            self.attempt = number;
-        }
+            progress.state = RunState::Running.into();
+            progress.exit_code = None;
+            progress.updated_at_ms = attempt.started_at_ms;
+            meta.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
+            record
+        };
         tx.commit().at(&path)?;
+        self.progress = progress;
+        self.logged = logged;
+        self.attempt = number;
         self.previous = Some(previous);
+        Ok(record)
+    }
+
+    /// Closes the last attempt if it is still open though no process writes the run (the
+    /// caller holds its lock): it ended as `died_as`, at the last stored step as it stands
+    /// before anything else in `tx` changes it.
+    fn close_dead_attempt(&self, tx: &WriteTransaction, died_as: RunState) -> Result<()> {
+        let path = &self.path;
+        let mut attempts = tx.open_table(ATTEMPTS).at(path)?;
+        let last = attempts.get(self.attempt).at(path)?.map(|last| AttemptRecord::decode(last.value()));
+        if let Some(previous) = last {
+            let mut previous = previous.at(path)?;
+            if previous.outcome.is_none() {
+                previous.ended_at_ms = Some(self.progress.updated_at_ms);
+                previous.last_step = self.progress.last_step;
+                previous.outcome = Some(died_as.into());
+                attempts.insert(self.attempt, previous.encode().as_slice()).at(path)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Changes the run record (tags, notes) in one durable transaction, and returns it as
+    /// stored.
+    pub(crate) fn edit_record(&mut self, edit: impl FnOnce(&mut RunRecord)) -> Result<RunRecord> {
+        let path = self.path.clone();
+        guard::catch(&path, || {
+            let tx = begin(&self.db, &path)?;
+            let record = {
+                let mut meta = tx.open_table(META).at(&path)?;
+                let mut record =
+                    RunRecord::decode(meta.get(KEY_RUN).at(&path)?.ok_or(Corrupt("no run record")).at(&path)?.value())
+                        .at(&path)?;
+                edit(&mut record);
+                meta.insert(KEY_RUN, record.encode().as_slice()).at(&path)?;
+                record
+            };
+            tx.commit().at(&path)?;
+            Ok(record)
+        })
     }
 
     /// Gives the file's free space back to the file system, at the end of an attempt: redb grows
@@ -468,94 +527,120 @@ impl Writer {
 
     fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
-        let last = self.progress.last_step;
         if !self.check_rewind(id, to)? {
             return Ok(None);
         }
         let mut progress = self.progress.clone();
         let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
-        let branch = {
-            let mut blocks = tx.open_table(BLOCKS).at(&path)?;
-            let mut archive = tx.open_table(ARCHIVE).at(&path)?;
-            let mut branches = tx.open_table(BRANCHES).at(&path)?;
-            let branch_id = match branches.last().at(&path)? {
-                Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many branches")).at(&path)?,
-                None => 0,
-            };
-            let mut moved = 0u64;
-            let mut first_archived = None;
-            // The block holding `to` is split: its head stays live, its tail is archived.
-            let straddling = blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)?;
-            let straddling = straddling.map(|(key, bytes)| (key.value(), bytes.value().to_vec()));
-            if let Some((key, bytes)) = straddling
-                && block::header(&bytes).at(&path)?.last_step > to
-            {
-                block::decode(&bytes, &mut self.decoded).at(&path)?;
-                self.merged.clear();
-                self.decoded.append_to(&mut self.merged);
-                let tail = self.merged.split_after(to);
-                blocks.remove(key).at(&path)?;
-                let head = &self.merged;
-                self.encoder
-                    .encode_blocks(head, 0..head.rows(), |first, b| blocks.insert(first, b).map(drop))
-                    .at(&path)?;
-                self.encoder
-                    .encode_blocks(&tail, 0..tail.rows(), |first, b| archive.insert((branch_id, first), b).map(drop))
-                    .at(&path)?;
-                moved += tail.rows() as u64;
-                first_archived = tail.first_step();
-            }
-            let after: Vec<(u64, Vec<u8>)> = blocks
-                .range(to.saturating_add(1)..)
-                .at(&path)?
-                .map(|entry| entry.map(|(key, bytes)| (key.value(), bytes.value().to_vec())))
-                .collect::<std::result::Result<_, _>>()
-                .at(&path)?;
-            for (key, bytes) in after {
-                moved += block::header(&bytes).at(&path)?.rows as u64;
-                first_archived.get_or_insert(key);
-                archive.insert((branch_id, key), bytes.as_slice()).at(&path)?;
-                blocks.remove(key).at(&path)?;
-            }
-            let last_archived = last.unwrap_or(to);
-            let first_archived = first_archived.unwrap_or(last_archived);
-            progress.last_step = match blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)? {
-                Some((_, bytes)) => Some(block::header(bytes.value()).at(&path)?.last_step),
-                None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
-            };
-            progress.next_step = to.saturating_add(1);
-            progress.rows = progress.rows.saturating_sub(moved);
-            progress.updated_at_ms = sys::now_ms();
-            self.recompute_summary(&blocks, to, &mut logged)?;
-            progress.summary = summary_of(&logged);
-
-            let attempts = tx.open_table(ATTEMPTS).at(&path)?;
-            let mut overlapping = Vec::new();
-            for entry in attempts.iter().at(&path)? {
-                let (number, bytes) = entry.at(&path)?;
-                let attempt = AttemptRecord::decode(bytes.value()).at(&path)?;
-                if attempt.first_step <= last_archived && attempt.last_step.unwrap_or(u64::MAX) >= first_archived {
-                    overlapping.push(number.value());
-                }
-            }
-            let record = BranchRecord {
-                created_at_ms: progress.updated_at_ms,
-                rewound_to: to,
-                first_step: first_archived,
-                last_step: last_archived,
-                rows: moved,
-                by_attempt,
-                attempts: overlapping,
-            };
-            branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
-            tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
-            (branch_id, record)
-        };
+        if by_attempt == 0 {
+            // From outside any attempt: an attempt left open by a dead process is closed first,
+            // at the step it really reached, not at the one the rewind leaves.
+            self.close_dead_attempt(&tx, self.stored_state()?.without_writer())?;
+        }
+        let branch = self.rewind_in(&tx, to, by_attempt, &mut progress, &mut logged)?;
+        tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
         tx.commit().at(&path)?;
         self.progress = progress;
         self.logged = logged;
         Ok(Some(branch))
+    }
+
+    /// The rewind itself, in `tx` (checked by the caller to archive rows): updates `progress`
+    /// and `logged`, which the caller stores. The attempt `by_attempt`, if it is open, now
+    /// continues from `to + 1`, so its first step moves back there if it was later.
+    fn rewind_in(
+        &mut self,
+        tx: &WriteTransaction,
+        to: u64,
+        by_attempt: u32,
+        progress: &mut Progress,
+        logged: &mut [Option<f64>],
+    ) -> Result<(u32, BranchRecord)> {
+        let path = self.path.clone();
+        let last = progress.last_step;
+        let mut blocks = tx.open_table(BLOCKS).at(&path)?;
+        let mut archive = tx.open_table(ARCHIVE).at(&path)?;
+        let mut branches = tx.open_table(BRANCHES).at(&path)?;
+        let branch_id = match branches.last().at(&path)? {
+            Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many branches")).at(&path)?,
+            None => 0,
+        };
+        let mut moved = 0u64;
+        let mut first_archived = None;
+        // The block holding `to` is split: its head stays live, its tail is archived.
+        let straddling = blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)?;
+        let straddling = straddling.map(|(key, bytes)| (key.value(), bytes.value().to_vec()));
+        if let Some((key, bytes)) = straddling
+            && block::header(&bytes).at(&path)?.last_step > to
+        {
+            block::decode(&bytes, &mut self.decoded).at(&path)?;
+            self.merged.clear();
+            self.decoded.append_to(&mut self.merged);
+            let tail = self.merged.split_after(to);
+            blocks.remove(key).at(&path)?;
+            let head = &self.merged;
+            self.encoder.encode_blocks(head, 0..head.rows(), |first, b| blocks.insert(first, b).map(drop)).at(&path)?;
+            self.encoder
+                .encode_blocks(&tail, 0..tail.rows(), |first, b| archive.insert((branch_id, first), b).map(drop))
+                .at(&path)?;
+            moved += tail.rows() as u64;
+            first_archived = tail.first_step();
+        }
+        let after: Vec<(u64, Vec<u8>)> = blocks
+            .range(to.saturating_add(1)..)
+            .at(&path)?
+            .map(|entry| entry.map(|(key, bytes)| (key.value(), bytes.value().to_vec())))
+            .collect::<std::result::Result<_, _>>()
+            .at(&path)?;
+        for (key, bytes) in after {
+            moved += block::header(&bytes).at(&path)?.rows as u64;
+            first_archived.get_or_insert(key);
+            archive.insert((branch_id, key), bytes.as_slice()).at(&path)?;
+            blocks.remove(key).at(&path)?;
+        }
+        let last_archived = last.unwrap_or(to);
+        let first_archived = first_archived.unwrap_or(last_archived);
+        progress.last_step = match blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)? {
+            Some((_, bytes)) => Some(block::header(bytes.value()).at(&path)?.last_step),
+            None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
+        };
+        progress.next_step = to.saturating_add(1);
+        progress.rows = progress.rows.saturating_sub(moved);
+        progress.updated_at_ms = sys::now_ms();
+        self.recompute_summary(&blocks, to, logged)?;
+        progress.summary = summary_of(logged);
+
+        let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
+        let mut overlapping = Vec::new();
+        let mut current = None;
+        for entry in attempts.iter().at(&path)? {
+            let (number, bytes) = entry.at(&path)?;
+            let attempt = AttemptRecord::decode(bytes.value()).at(&path)?;
+            // An open attempt has logged up to the last stored step, if it logged anything.
+            let attempt_last = if attempt.outcome.is_none() { last } else { attempt.last_step };
+            if attempt_last.is_some_and(|end| attempt.first_step <= last_archived && end >= first_archived) {
+                overlapping.push(number.value());
+            }
+            if number.value() == by_attempt && attempt.outcome.is_none() && attempt.first_step > to.saturating_add(1) {
+                current = Some(attempt);
+            }
+        }
+        if let Some(mut attempt) = current {
+            attempt.first_step = to.saturating_add(1);
+            attempts.insert(by_attempt, attempt.encode().as_slice()).at(&path)?;
+        }
+        let record = BranchRecord {
+            created_at_ms: progress.updated_at_ms,
+            rewound_to: to,
+            first_step: first_archived,
+            last_step: last_archived,
+            rows: moved,
+            by_attempt,
+            attempts: overlapping,
+        };
+        branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
+        Ok((branch_id, record))
     }
 
     /// Sets each metric's summary to its last value at or before `to` in the live history: the

@@ -31,8 +31,11 @@ fn a_step_behind_the_next_one_is_refused_and_nothing_is_dropped() {
     }
     run.flush().unwrap();
     let err = run.log_at(5, row(5)).unwrap_err();
-    assert!(matches!(err, Error::StepRegression { requested: 5, next: 10, ref id } if id == "r"), "{err:?}");
-    assert_eq!(err.to_string(), "step 5 is behind run \"r\", whose next step is 10: log at 10 or later");
+    assert!(matches!(err, Error::StepRegression { requested: 5, next: 10, ref id, .. } if id == "r"), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "step 5 is behind run \"r\", whose last logged step is 9: log at 9 (merged into that row) or later"
+    );
     assert_eq!(run.step(), 10);
     run.finish(0).unwrap();
 
@@ -134,4 +137,21 @@ fn reading_a_missing_run_is_run_not_found() {
     let t = temp_store();
     assert!(matches!(t.store.open_run("ghost"), Err(Error::RunNotFound { ref id }) if id == "ghost"));
     assert!(!t.store.exists("ghost").unwrap());
+}
+
+#[test]
+fn an_error_printed_by_main_reads_in_plain_words() {
+    let t = temp_store();
+    let _run = t.store.init(options().id("r")).unwrap();
+    let err = t.store.init(options().id("r").resume(Resume::Must)).unwrap_err();
+    // What `fn main() -> Result<(), runstore::Error>` prints after `Error: `.
+    let printed = format!("{err:?}");
+    assert!(printed.starts_with("RunLocked: run \"r\" is being written by pid "), "{printed}");
+    assert!(printed.contains(&format!("pid {} on ", std::process::id())), "{printed}");
+    assert!(!printed.contains("SystemTime") && !printed.contains("tv_sec") && !printed.contains('{'), "{printed}");
+    assert!(printed.ends_with("wait for it to end, or stop that process"), "{printed}");
+
+    let err = runstore::Store::open(t.path.join("FORMAT")).unwrap_err();
+    let printed = format!("{err:?}");
+    assert!(printed.starts_with("Io: ") && printed.contains("FORMAT") && !printed.contains("Os {"), "{printed}");
 }

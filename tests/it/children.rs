@@ -24,7 +24,7 @@ fn say(report: impl std::fmt::Display) {
 
 /// The name of an error variant, as `RunLocked` for `RunLocked { .. }`.
 pub fn variant(error: &runstore::Error) -> String {
-    format!("{error:?}").split([' ', '{', '(']).next().unwrap_or_default().to_string()
+    format!("{error:?}").split([' ', '{', '(', ':']).next().unwrap_or_default().to_string()
 }
 
 /// A writer driven by `TEST_*` variables: waits for `TEST_GO`, inits from the environment,

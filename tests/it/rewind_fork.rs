@@ -286,3 +286,143 @@ fn resume_from_is_read_from_the_environment() {
     process.wait().unwrap();
     assert_eq!(t.store.open_run("env").unwrap().branches().unwrap()[0].rows, 50);
 }
+
+#[test]
+fn an_attempt_that_resumes_from_a_checkpoint_starts_at_the_step_after_it() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 1999, row);
+    run.finish(1).unwrap();
+
+    let mut run = t.store.init(options().id("r").resume(Resume::Must).resume_from(1000)).unwrap();
+    log_until(&mut run, 1010, second);
+    run.finish(0).unwrap();
+
+    let reader = t.store.open_run("r").unwrap();
+    let attempts = reader.attempts().unwrap();
+    assert_eq!((attempts[1].first_step, attempts[1].last_step), (1001, Some(1010)));
+    let branch = &reader.branches().unwrap()[0];
+    // The resuming attempt rewound the run; none of the archived rows is its own.
+    assert_eq!((branch.by_attempt, branch.attempts.clone()), (2, vec![1]));
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_rewind_below_where_the_attempt_started_moves_its_first_step_back() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    log_until(&mut run, 99, row);
+    run.finish(1).unwrap();
+    let mut run = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    log_until(&mut run, 149, second);
+    run.rewind(49).unwrap();
+    run.finish(0).unwrap(); // nothing logged after the rewind
+
+    let reader = t.store.open_run("r").unwrap();
+    let attempts = reader.attempts().unwrap();
+    assert_eq!((attempts[1].first_step, attempts[1].last_step), (50, Some(49)));
+    assert_eq!(reader.branches().unwrap()[0].attempts, vec![1, 2]);
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_crashed_attempt_rewound_from_outside_keeps_the_step_it_reached() {
+    let t = temp_store();
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "r")
+        .env("RUNSTORE_RESUME", "allow")
+        .env("TEST_ROWS", "300")
+        .env("TEST_FLUSH_EVERY", "100")
+        .env("TEST_END", "exit:1");
+    let mut process = command.spawn().unwrap();
+    let mut reports = Reports::of(&mut process);
+    while reports.next().is_some() {}
+    process.wait().unwrap();
+    assert_eq!(t.store.open_run("r").unwrap().state().unwrap(), RunState::Crashed);
+
+    t.store.rewind("r", 99).unwrap();
+    let run = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    run.finish(0).unwrap();
+
+    let attempts = t.store.open_run("r").unwrap().attempts().unwrap();
+    assert_eq!((attempts[0].first_step, attempts[0].last_step), (0, Some(299)));
+    assert_eq!(attempts[0].outcome, Some(RunState::Crashed));
+    assert_eq!(attempts[1].first_step, 100);
+    let report = t.store.check("r").unwrap();
+    assert!(report.is_healthy(), "{:?}", report.problems);
+}
+
+#[test]
+fn a_fork_keeps_its_parents_name_marked_as_a_fork_and_its_tags_unless_given_its_own() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base").name("resnet").tags(["sweep-1", "keep"])).unwrap();
+    log_until(&mut base, 9, row);
+    base.finish(0).unwrap();
+
+    let fork = t.store.fork("base", 5, options().id("f1").config(serde_json::json!({"lr": 0.5}))).unwrap();
+    assert_eq!(fork.config().get("lr"), Some(&serde_json::json!(0.5)), "Run::config: the fork's as stored");
+    fork.finish(0).unwrap();
+    let info = t.store.open_run("f1").unwrap().info().unwrap();
+    assert_eq!(info.name.as_deref(), Some("resnet (fork at 5)"));
+    assert_eq!(info.tags, ["sweep-1", "keep"]);
+
+    t.store.fork("base", 5, options().id("f2").name("low-lr").tag("mine")).unwrap().finish(0).unwrap();
+    let info = t.store.open_run("f2").unwrap().info().unwrap();
+    assert_eq!((info.name.as_deref(), info.tags.clone()), (Some("low-lr"), vec!["mine".to_string()]));
+}
+
+#[test]
+fn delete_run_removes_a_run_whole_and_refuses_a_live_run_or_one_with_forks() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("gone")).unwrap();
+    log_until(&mut run, 99, row);
+    run.rewind(49).unwrap();
+    run.finish(0).unwrap();
+    t.store.delete_run("gone").unwrap();
+    assert!(!t.store.exists("gone").unwrap());
+    assert!(!t.path.join("runs").join("gone").exists());
+    assert!(matches!(t.store.delete_run("gone"), Err(Error::RunNotFound { .. })));
+    // The id can be used again, for a new run.
+    t.store.init(options().id("gone")).unwrap().finish(0).unwrap();
+    assert_eq!(t.store.open_run("gone").unwrap().info().unwrap().rows, 0);
+
+    let live = t.store.init(options().id("live")).unwrap();
+    assert!(matches!(t.store.delete_run("live"), Err(Error::RunLocked { .. })));
+    live.finish(0).unwrap();
+
+    let mut base = t.store.init(options().id("base")).unwrap();
+    log_until(&mut base, 9, row);
+    base.finish(0).unwrap();
+    t.store.fork("base", 5, options().id("child")).unwrap().finish(0).unwrap();
+    let err = t.store.delete_run("base").unwrap_err();
+    assert!(matches!(err, Error::RunHasForks { ref forks, .. } if forks == &["child"]), "{err:?}");
+    t.store.delete_run("child").unwrap();
+    t.store.delete_run("base").unwrap();
+    assert_eq!(t.store.run_ids().unwrap(), ["gone", "live"]);
+    assert!(t.store.check_all().unwrap().is_healthy());
+}
+
+#[test]
+fn tags_and_notes_are_edited_after_creation_in_one_transaction() {
+    let t = temp_store();
+    t.store.init(options().id("r").tags(["debug", "sweep-1"])).unwrap().finish(0).unwrap();
+    assert_eq!(t.store.edit_tags("r", &["keep", "sweep-1"], &["debug", "absent"]).unwrap(), ["sweep-1", "keep"]);
+    t.store.set_notes("r", Some("diverged at 3k")).unwrap();
+    let info = t.store.open_run("r").unwrap().info().unwrap();
+    assert_eq!(
+        (info.tags.clone(), info.notes.as_deref()),
+        (vec!["sweep-1".into(), "keep".into()], Some("diverged at 3k"))
+    );
+    t.store.set_notes("r", None).unwrap();
+    assert_eq!(t.store.open_run("r").unwrap().info().unwrap().notes, None);
+
+    assert!(matches!(t.store.edit_tags("r", &["ok", "bad\n"], &[]), Err(Error::InvalidTag { .. })));
+    assert_eq!(t.store.open_run("r").unwrap().info().unwrap().tags, ["sweep-1", "keep"], "nothing changed");
+    let live = t.store.init(options().id("r").resume(Resume::Must)).unwrap();
+    assert!(matches!(t.store.set_notes("r", Some("x")), Err(Error::RunLocked { .. })));
+    live.finish(0).unwrap();
+    assert!(t.store.check("r").unwrap().is_healthy());
+}

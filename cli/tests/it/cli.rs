@@ -404,7 +404,8 @@ fn every_failure_has_its_exit_code() {
     let help = ok(bare().arg("--help"));
     assert!(help.contains("Exit codes:") && help.contains("5  the run is being written"), "{help}");
     assert_fits_80_columns(&help);
-    for command in ["ls", "show", "history", "log", "tail", "plot", "export", "doctor"] {
+    for command in ["ls", "show", "history", "log", "tail", "plot", "export", "compare", "doctor", "rm", "tag", "note"]
+    {
         let help = ok(bare().args([command, "--help"]));
         assert!(help.contains("Examples:\n  runstore "), "{command} --help has an example:\n{help}");
         assert_fits_80_columns(&help);
@@ -473,7 +474,11 @@ fn tail_follow_prints_every_row_of_a_live_writer_and_ends_when_it_finishes() {
     assert!(writer.wait().unwrap().success());
     let mut stderr = String::new();
     tail.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert_eq!((code, stderr.as_str()), (0, ""), "tail -f ended cleanly once the run finished");
+    assert_eq!(
+        (code, stderr.as_str()),
+        (0, "runstore: run live finished (exit code 0); its last step is 2999\n"),
+        "tail -f ended cleanly once the run finished, and said so"
+    );
 
     let text = reading.join().unwrap().unwrap();
     let mut lines = text.lines();
@@ -513,9 +518,11 @@ fn plot_writes_an_svg_with_one_curve_per_metric_axes_and_a_legend() {
         paths.iter().map(|path| path.split("stroke=\"").nth(1).unwrap().split('"').next().unwrap()).collect();
     assert_eq!(colours.len(), 4, "one colour per metric");
     assert!(paths.iter().all(|path| path.contains(" d=\"M")), "every curve has points");
-    for label in [">step<", ">value<", ">loss<", ">grad_norm<", ">0<", ">400<"] {
+    for label in [">step<", ">loss<", ">grad_norm<", ">0<", ">400<", ">499<"] {
         assert!(svg.contains(label), "{label} in the SVG");
     }
+    // One panel per metric, each titled with its metric (no shared "value" axis).
+    assert_eq!(svg.matches("class=\"panel-title\"").count(), 4);
 
     let file = cwd.path().join("sub.svg");
     ok(runstore(&t.path).args(["plot", "r", "--metric", "acc", "-o"]).arg(&file));

@@ -19,6 +19,8 @@ pub fn bare() -> Command {
     for variable in VARIABLES {
         command.env_remove(variable);
     }
+    // Tables are as wide as COLUMNS says when it is set; tests choose it themselves.
+    command.env_remove("COLUMNS");
     command.stdin(Stdio::null());
     command
 }

@@ -15,6 +15,7 @@ mod command;
 mod damage;
 mod damaged_files;
 mod hostile_input;
+mod new_user;
 mod queue_agent;
 mod races;
 mod readme;

@@ -1,53 +1,110 @@
-//! The README's shell blocks: every `runstore` command in them parses (the real binary accepts
-//! its subcommand and options), and the compute-node job script of "Clusters" runs as written.
+//! The README's shell blocks: each is valid shell; every `runstore` command in them parses (the
+//! real binary accepts its subcommand and options); the block marked `readme-test` runs line by
+//! line against a store holding the runs it names; and the compute-node job script of "Clusters"
+//! runs as written. (The README's Rust blocks are the library's doctests.)
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::command::{bare, ok, runstore};
+use crate::support::{options, temp_store};
 
-fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md")
+const README: &str = include_str!("../../../README.md");
+const MARKER: &str = "<!-- readme-test:";
+
+/// A fenced block of the README.
+struct Block {
+    /// The heading it follows.
+    heading: String,
+    /// Whether the `readme-test` marker stands right before it.
+    marked: bool,
+    body: String,
 }
 
-/// The bodies of the README's fenced blocks of `language`, each with the heading it follows.
-fn blocks(text: &str, language: &str) -> Vec<(String, String)> {
+/// The README's fenced blocks of `language`.
+fn blocks(language: &str) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut heading = String::new();
-    // Inside a block: whether it is of `language`, and its lines so far.
-    let mut block: Option<(bool, String)> = None;
-    for line in text.lines() {
+    let mut marked = false;
+    // Inside a block: whether it is of `language`, whether it was marked, and its lines so far.
+    let mut block: Option<(bool, bool, String)> = None;
+    for line in README.lines() {
         match &mut block {
-            Some((wanted, body)) if line.starts_with("```") => {
+            Some((wanted, was_marked, body)) if line.starts_with("```") => {
                 if *wanted {
-                    blocks.push((heading.clone(), std::mem::take(body)));
+                    blocks.push(Block { heading: heading.clone(), marked: *was_marked, body: std::mem::take(body) });
                 }
                 block = None;
             }
-            Some((_, body)) => {
+            Some((_, _, body)) => {
                 body.push_str(line);
                 body.push('\n');
             }
-            None if line.starts_with("```") => block = Some((line.trim_start_matches('`') == language, String::new())),
-            None if line.starts_with('#') => heading = line.to_string(),
+            None if line.starts_with("```") => {
+                block = Some((line.trim_start_matches('`').trim() == language, marked, String::new()));
+                marked = false;
+            }
+            None if line.starts_with(MARKER) => marked = true,
+            None if line.starts_with('#') => {
+                heading = line.to_string();
+                marked = false;
+            }
             None => {}
         }
     }
     blocks
 }
 
-/// The words of each `runstore` command in a shell line, up to where the command ends (a pipe,
-/// `;`, `&&`, a comment, or `--` before a child command), quotes removed.
+#[test]
+fn every_shell_block_of_the_readme_is_valid_shell() {
+    let blocks = blocks("sh");
+    assert!(blocks.len() >= 4, "found {} sh blocks", blocks.len());
+    for block in &blocks {
+        let output = Command::new("bash").args(["-n", "-c", &block.body]).output().expect("bash");
+        assert!(output.status.success(), "{}\n{}", block.body, String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// A shell line as words (quotes joined and removed) and operators (`|`, `;`, `&&`, `||`,
+/// `>`), up to a comment. Enough shell for the README's one-line commands.
+fn shell_words(line: &str) -> Vec<(bool, String)> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, '#') if word.is_none() => break,
+            (None, c) if c.is_whitespace() => words.extend(word.take().map(|w| (false, w))),
+            (None, '|' | ';' | '&' | '>') => {
+                words.extend(word.take().map(|w| (false, w)));
+                words.push((true, c.to_string()));
+            }
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word.map(|w| (false, w)));
+    words
+}
+
+/// The arguments of each `runstore` command in a shell line, up to where the command ends (an
+/// operator, or `--` before a child command).
 fn runstore_commands(line: &str) -> Vec<Vec<String>> {
+    let words = shell_words(line);
     let mut commands = Vec::new();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    for (start, word) in words.iter().enumerate() {
-        if *word != "runstore" {
+    for (start, (operator, word)) in words.iter().enumerate() {
+        if *operator || word != "runstore" {
             continue;
         }
-        let args: Vec<String> = words[start + 1..]
+        let args = words[start + 1..]
             .iter()
-            .take_while(|w| !matches!(**w, "|" | ";" | "&&" | "||" | "--" | "#") && !w.starts_with('#'))
-            .map(|w| w.trim_matches(['"', '\'']).to_string())
+            .take_while(|(operator, word)| !operator && word != "--")
+            .map(|(_, word)| word.clone())
             .collect();
         commands.push(args);
     }
@@ -56,14 +113,19 @@ fn runstore_commands(line: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn every_runstore_command_in_the_readme_is_one_the_binary_accepts() {
-    let text = readme();
     let mut checked = 0;
-    for (heading, body) in blocks(&text, "sh") {
+    for Block { heading, body, .. } in blocks("sh") {
         for line in body.lines().filter(|line| !line.trim_start().starts_with('#')) {
             for args in runstore_commands(line) {
                 // `--help` after the arguments: clap parses them all (subcommand, options and
-                // their values), then prints help instead of running the command.
-                let outcome = bare().args(&args).arg("--help").output().unwrap();
+                // their values), then prints help instead of running the command. `tag` takes
+                // `-TAG` words as values, `--help` among them: there it goes before them.
+                let mut command = bare();
+                match args.iter().position(|word| word == "tag") {
+                    Some(at) => command.args(&args[..=at]).arg("--help").args(&args[at + 1..]),
+                    None => command.args(&args).arg("--help"),
+                };
+                let outcome = command.output().unwrap();
                 assert!(
                     outcome.status.success(),
                     "{heading}: `runstore {}` is refused: {}",
@@ -79,19 +141,15 @@ fn every_runstore_command_in_the_readme_is_one_the_binary_accepts() {
 
 #[test]
 fn the_readme_compute_node_job_copies_the_run_out_and_resumes_it_from_the_copy() {
-    if std::process::Command::new("bash")
-        .arg("-c")
-        .arg("mv --help | grep -q -- -T")
-        .status()
-        .map_or(true, |s| !s.success())
-    {
+    if Command::new("bash").arg("-c").arg("mv --help | grep -q -- -T").status().map_or(true, |s| !s.success()) {
         eprintln!("skipped: no bash, or an mv without -T");
         return;
     }
-    let (_, script) = blocks(&readme(), "sh")
+    let script = blocks("sh")
         .into_iter()
-        .find(|(heading, _)| heading == "### Compute nodes without a shared store")
-        .expect("the compute-node job script");
+        .find(|block| block.heading == "### Compute nodes without a shared store")
+        .expect("the compute-node job script")
+        .body;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     // /scratch is the test's directory; srun runs the step, scontrol does nothing; the training
@@ -115,7 +173,7 @@ fn the_readme_compute_node_job_copies_the_run_out_and_resumes_it_from_the_copy()
     for node in ["node-a", "node-b"] {
         let tmp = root.join(node);
         std::fs::create_dir(&tmp).unwrap();
-        let status = std::process::Command::new("bash")
+        let status = Command::new("bash")
             .arg(root.join("job.sh"))
             .current_dir(root)
             .env("PATH", &path)
@@ -139,4 +197,43 @@ fn the_readme_compute_node_job_copies_the_run_out_and_resumes_it_from_the_copy()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, ["resnet-1234"], "no temporary copy left");
+}
+
+#[test]
+fn the_readmes_comparing_and_managing_commands_run() {
+    let t = temp_store();
+    for lr in [0.1, 0.01, 0.001] {
+        let config = serde_json::json!({"lr": lr, "batch": 256});
+        let mut run = t.store.init(options().id(format!("lr-{lr}")).config(config).tags(["sweep-1", "debug"])).unwrap();
+        for step in 0..100u32 {
+            run.log([("loss", 2.0 / (1.0 + lr * f64::from(step))), ("acc", lr * f64::from(step))]).unwrap();
+        }
+        run.finish(0).unwrap();
+    }
+    let text = blocks("sh").into_iter().find(|block| block.marked).expect("a readme-test block").body;
+    let bin = Path::new(env!("CARGO_BIN_EXE_runstore")).parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let cwd = tempfile::tempdir().unwrap();
+    for line in text.lines().filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#')) {
+        let output = Command::new("bash")
+            .args(["-c", line])
+            .env("PATH", &path)
+            .env("RUNSTORE_DIR", &t.path)
+            .env_remove("COLUMNS")
+            .current_dir(cwd.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("bash");
+        assert!(
+            output.status.success(),
+            "{line}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(cwd.path().join("sweep.svg").is_file() && cwd.path().join("compare.json").is_file());
+    assert_eq!(t.store.run_ids().unwrap(), ["lr-0.001", "lr-0.01"]);
+    let info = t.store.open_run("lr-0.001").unwrap().info().unwrap();
+    assert_eq!(info.tags, ["sweep-1", "keep"]);
+    assert_eq!(info.notes.as_deref(), Some("best loss; rerun with three seeds"));
 }
