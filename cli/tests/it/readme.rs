@@ -74,7 +74,6 @@ fn shell_words(line: &str) -> Vec<(bool, String)> {
     for c in line.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
             (None, '"' | '\'') => {
                 quote = Some(c);
                 word.get_or_insert_with(String::new);
@@ -85,7 +84,8 @@ fn shell_words(line: &str) -> Vec<(bool, String)> {
                 words.extend(word.take().map(|w| (false, w)));
                 words.push((true, c.to_string()));
             }
-            (None, c) => word.get_or_insert_with(String::new).push(c),
+            // Inside quotes, or an ordinary character.
+            (_, c) => word.get_or_insert_with(String::new).push(c),
         }
     }
     words.extend(word.map(|w| (false, w)));
