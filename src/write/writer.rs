@@ -295,6 +295,23 @@ impl Writer {
         Ok(())
     }
 
+    /// Merges `config` into the stored run record's config, in one durable transaction.
+    pub(crate) fn merge_config(&mut self, config: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let path = self.path.clone();
+        guard::catch(&path, || {
+            let tx = begin(&self.db, &path)?;
+            {
+                let mut meta = tx.open_table(META).at(&path)?;
+                let mut record =
+                    RunRecord::decode(meta.get(KEY_RUN).at(&path)?.ok_or(Corrupt("no run record")).at(&path)?.value())
+                        .at(&path)?;
+                crate::store::merge_objects(&mut record.config, config);
+                meta.insert(KEY_RUN, record.encode().as_slice()).at(&path)?;
+            }
+            tx.commit().at(&path)
+        })
+    }
+
     /// Gives the file's free space back to the file system, at the end of an attempt: redb grows
     /// a file by doubling, so a run's file can be twice its data until compacted.
     ///
