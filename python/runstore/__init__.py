@@ -10,7 +10,7 @@ row intact, and the next ``init`` with the same id resumes it at the next step.
 >>> for step in range(100):
 ...     runstore.log({"loss": 1.0 / (1 + step)})
 >>> runstore.finish()
->>> runstore.Api(store_dir).run("demo").history(samples=None)["loss"].iloc[-1]
+>>> runstore.Api(store_dir).run("demo").summary["loss"]
 0.01
 """
 

@@ -25,6 +25,7 @@ pub(crate) fn api_error(py: Python<'_>, class: &str, message: impl Into<String>)
 }
 
 /// The library's error as its Python class.
+#[allow(clippy::too_many_lines)] // one short arm per variant of the library's `Error`
 pub(crate) fn to_py(py: Python<'_>, error: runstore::Error) -> PyErr {
     use runstore::Error as E;
     let fields = PyDict::new(py);

@@ -161,7 +161,9 @@ impl NativeReader {
                     None => self.reader.series(metric, min_step..=max_step)?,
                     Some(branch) => self.reader.branch_series(branch, metric, min_step..=max_step)?,
                 };
-                let (mut steps, mut values) = (Vec::new(), Vec::new());
+                // Sized for every row of the run: the vectors never grow point by point.
+                let rows = usize::try_from(self.reader.info()?.rows).unwrap_or(0);
+                let (mut steps, mut values) = (Vec::with_capacity(rows * 8), Vec::with_capacity(rows * 8));
                 for point in series {
                     let (step, value) = point?;
                     steps.extend_from_slice(&step.to_ne_bytes());
@@ -186,9 +188,9 @@ impl NativeReader {
         max_step: u64,
     ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyList>)> {
         let (steps, names, columns) = py
-            .detach(|| -> runstore::Result<(Vec<u8>, Vec<String>, Vec<Vec<u8>>)> {
+            .detach(|| -> runstore::Result<TableBytes> {
                 let mut history = self.history(branch, min_step, max_step)?;
-                let mut table = Columns::new(keys);
+                let mut table = Table::new(keys);
                 while let Some(row) = history.next_row()? {
                     table.push(&row);
                 }
@@ -217,65 +219,73 @@ impl NativeReader {
     }
 }
 
+/// The steps, the names and the values of [`NativeReader::columns`], as bytes.
+type TableBytes = (Vec<u8>, Vec<String>, Vec<Vec<u8>>);
+
+/// What a metric id is to a [`Table`].
+#[derive(Clone, Copy)]
+enum Slot {
+    /// Not met yet.
+    Unseen,
+    /// Not among the requested keys.
+    Skipped,
+    /// Its column.
+    Column(usize),
+}
+
 /// Builds the columns of [`NativeReader::columns`] one row at a time.
-struct Columns {
+struct Table {
     /// The requested names, or `None` for all.
     keys: Option<Vec<String>>,
-    /// Metric id to column index (`None`: not wanted), grown as ids appear.
-    by_id: Vec<Option<Option<usize>>>,
+    /// Metric id to column, grown as ids appear.
+    by_id: Vec<Slot>,
     names: Vec<String>,
-    columns: Vec<Vec<f64>>,
+    values: Vec<Vec<f64>>,
     steps: Vec<u64>,
 }
 
-impl Columns {
-    fn new(keys: Option<Vec<String>>) -> Columns {
-        let (names, columns) = match &keys {
+impl Table {
+    fn new(keys: Option<Vec<String>>) -> Table {
+        let (names, values) = match &keys {
             Some(keys) => (keys.clone(), vec![Vec::new(); keys.len()]),
             None => (Vec::new(), Vec::new()),
         };
-        Columns { keys, by_id: Vec::new(), names, columns, steps: Vec::new() }
+        Table { keys, by_id: Vec::new(), names, values, steps: Vec::new() }
     }
 
     fn push(&mut self, row: &runstore::RowRef<'_>) {
         let rows = self.steps.len();
         self.steps.push(row.step());
-        for column in &mut self.columns {
+        for column in &mut self.values {
             column.push(f64::NAN);
         }
         for ((id, value), (name, _)) in row.points().iter().zip(row.iter()) {
             let id = *id as usize;
             if id >= self.by_id.len() {
-                self.by_id.resize(id + 1, None);
+                self.by_id.resize(id + 1, Slot::Unseen);
             }
-            let column = match self.by_id[id] {
-                Some(column) => column,
-                None => {
-                    let column = match &self.keys {
-                        Some(keys) => keys.iter().position(|key| key == name),
-                        None => {
-                            self.names.push(name.to_string());
-                            let mut filled = vec![f64::NAN; rows + 1];
-                            filled.shrink_to_fit();
-                            self.columns.push(filled);
-                            Some(self.columns.len() - 1)
-                        }
-                    };
-                    self.by_id[id] = Some(column);
-                    column
-                }
-            };
-            if let Some(column) = column {
-                self.columns[column][rows] = *value;
+            if let Slot::Unseen = self.by_id[id] {
+                self.by_id[id] = match &self.keys {
+                    Some(keys) => keys.iter().position(|key| key == name).map_or(Slot::Skipped, Slot::Column),
+                    None => {
+                        // A metric first met at this row: NaN in every earlier row.
+                        self.names.push(name.to_string());
+                        self.values.push(vec![f64::NAN; rows + 1]);
+                        Slot::Column(self.values.len() - 1)
+                    }
+                };
+            }
+            if let Slot::Column(column) = self.by_id[id] {
+                self.values[column][rows] = *value;
             }
         }
     }
 
-    fn finish(self) -> (Vec<u8>, Vec<String>, Vec<Vec<u8>>) {
+    fn finish(self) -> TableBytes {
         let steps = self.steps.iter().flat_map(|step| step.to_ne_bytes()).collect();
-        let columns =
-            self.columns.iter().map(|column| column.iter().flat_map(|value| value.to_ne_bytes()).collect()).collect();
-        (steps, self.names, columns)
+        let values =
+            self.values.iter().map(|column| column.iter().flat_map(|value| value.to_ne_bytes()).collect()).collect();
+        (steps, self.names, values)
     }
 }
 

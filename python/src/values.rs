@@ -126,12 +126,9 @@ impl RowReader {
             }
             return Ok(());
         }
-        let number = match number(value) {
-            Some(number) => number,
-            None => {
-                let name = joined(prefix, &key.to_cow()?);
-                return Err(refused(&name, value));
-            }
+        let Some(number) = number(value) else {
+            let name = joined(prefix, &key.to_cow()?);
+            return Err(refused(&name, value));
         };
         let name = match prefix {
             None => self.keys.name(key, &mut self.built)?,
