@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional
 
 from . import errors
 from ._config import Config, Summary
-from ._init import DEFAULT_DIR, current, init, require
+from ._init import DEFAULT_DIR, _live, current, init, require
 from ._run import DisabledRun, Run
 from .api import Api, ApiRun
 from .errors import *  # noqa: F403 - the exception classes are part of the package's API
@@ -49,7 +49,9 @@ __all__ = [
 
 def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
     """``runstore.run.log(data, step, commit)``: logs to the current run."""
-    require().log(data, step, commit)
+    if _live:  # the hot path: no helper call
+        return _live[-1].log(data, step, commit)
+    require()
 
 
 def finish(exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:

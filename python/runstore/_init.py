@@ -236,6 +236,7 @@ def init(
         resume_from=rewind_to,
         fork=fork,
         every_log=durability == "every_log",
+        drop_regressions=on_step_regression == "drop",
     )
     for warning in native.warnings:
         warnings.warn(f"runstore: {warning}", stacklevel=2)
@@ -249,7 +250,6 @@ def init(
         config=loaded,
         group=group,
         job_type=job_type,
-        drop_regressions=on_step_regression == "drop",
         on_finish=_forget,
     )
     _live.append(run)

@@ -9,9 +9,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from . import _runstore
 from ._config import Config, Summary, config_json
-from .errors import InvalidArgument, StepRegression
+from .errors import InvalidArgument
 
-#: The summary key counting rows dropped by ``on_step_regression="drop"``.
+#: The summary key counting rows dropped by ``on_step_regression="drop"`` (set by the extension).
 DROPPED_KEY = "runstore/dropped_rows"
 
 _SUMMARY_RULES = ("min", "max", "last", "mean", "first", "none")
@@ -39,13 +39,12 @@ class Run:
         config: Dict[str, Any],
         group: Optional[str],
         job_type: Optional[str],
-        drop_regressions: bool,
         on_finish: Callable[["Run"], None],
     ) -> None:
         self._native = native
         self._on_finish = on_finish
-        self._drop = drop_regressions
-        self._dropped = 0
+        # The hot path: run.log is the extension's method until a summary rule needs a hook.
+        self.log = native.log  # type: ignore[method-assign]
         self._rules: Dict[str, str] = {}
         self._rule_state: Dict[str, List[float]] = {}
         self._warned: set = set()
@@ -70,20 +69,12 @@ class Run:
         infinities are stored bit-exact. Anything else raises :class:`InvalidValue`, a
         non-``str`` key :class:`InvalidKey`, and nothing of the call is stored. A ``step``
         before ``run.step`` raises :class:`StepRegression` (or, with
-        ``init(on_step_regression="drop")``, is dropped with a warning and counted).
+        ``init(on_step_regression="drop")``, is dropped with a warning and counted in the
+        summary as ``runstore/dropped_rows``).
         """
-        try:
-            self._native.log(data, step, commit)
-        except StepRegression as error:
-            if not self._drop:
-                raise
-            self._dropped += 1
-            warnings.warn(
-                f"runstore: dropped a row logged at step {error.requested}, before the current step {error.next}",
-                stacklevel=2,
-            )
-            self._native.set_summary(DROPPED_KEY, self._dropped)
-            return
+        # Only while define_metric rules exist: otherwise `log` is the native method itself
+        # (set in __init__), which saves a Python call on the hot path.
+        self._native.log(data, step, commit)
         if self._rules:
             self._apply_rules(data)
 
@@ -97,6 +88,7 @@ class Run:
             if rule not in _SUMMARY_RULES:
                 raise InvalidArgument(f"summary rule {rule!r} of metric {name!r}: expected one of {', '.join(_SUMMARY_RULES)}")
         self._rules[name] = rules[0]
+        self.__dict__.pop("log", None)  # from now on Run.log applies the rules
 
     def _apply_rules(self, data: Mapping[str, Any]) -> None:
         for name, rule in self._rules.items():
@@ -149,7 +141,7 @@ class Run:
     @property
     def dropped_rows(self) -> int:
         """Rows dropped by ``on_step_regression="drop"`` in this attempt."""
-        return self._dropped
+        return self._native.dropped_rows
 
     offline = True
     disabled = False

@@ -24,6 +24,8 @@ class NativeRun:
     def warnings(self) -> List[str]: ...
     @property
     def finished(self) -> bool: ...
+    @property
+    def dropped_rows(self) -> int: ...
 
 def init(
     dir: str,
@@ -41,6 +43,7 @@ def init(
     flush_rows: Optional[int] = None,
     flush_seconds: Optional[float] = None,
     every_log: bool = False,
+    drop_regressions: bool = False,
 ) -> NativeRun: ...
 
 class NativeScan:

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use std::ffi::CString;
+
+use pyo3::exceptions::PyUserWarning;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use runstore::{Durability, Resume, Run, RunOptions, Store};
@@ -12,10 +15,15 @@ use runstore::{Durability, Resume, Run, RunOptions, Store};
 use crate::errors::{api_error, to_py};
 use crate::values::{RowReader, number, refused};
 
+/// The summary key counting the rows dropped by `on_step_regression="drop"`.
+const DROPPED_KEY: &str = "runstore/dropped_rows";
+
 /// A live run. Python's `runstore.Run` wraps it.
 #[pyclass(module = "runstore._runstore", frozen)]
 pub(crate) struct NativeRun {
     inner: Mutex<Inner>,
+    /// W&B's handling of a step before the current one: drop the row with a warning.
+    drop_regressions: bool,
     id: String,
     resumed: bool,
     attempt: u32,
@@ -25,6 +33,8 @@ pub(crate) struct NativeRun {
 struct Inner {
     /// `None` once finished.
     run: Option<Run>,
+    /// Rows dropped for a step before the current one (`on_step_regression="drop"`).
+    dropped: u64,
     /// W&B's current step: where a `log` without a step goes.
     step: u64,
     reader: RowReader,
@@ -53,7 +63,7 @@ impl NativeRun {
             ));
         };
         let mut guard = self.lock(py);
-        let Inner { run, step: current, reader } = &mut *guard;
+        let Inner { run, step: current, reader, dropped } = &mut *guard;
         let Some(run) = run.as_mut() else { return Err(finished(py, &self.id)) };
         let (at, commit) = match step {
             None => (*current, commit.unwrap_or(true)),
@@ -62,6 +72,17 @@ impl NativeRun {
                     return Err(api_error(py, "InvalidStep", format!("step {step} is negative: steps start at 0")));
                 };
                 if step < *current {
+                    if self.drop_regressions {
+                        *dropped += 1;
+                        let count = *dropped;
+                        #[allow(clippy::cast_precision_loss)] // a count, far below 2^53
+                        let count = count as f64;
+                        py.detach(|| run.set_summary(DROPPED_KEY, count)).map_err(|error| to_py(py, error))?;
+                        let message =
+                            format!("runstore: dropped a row logged at step {step}, before the current step {current}");
+                        let message = CString::new(message).unwrap_or_default();
+                        return PyErr::warn(py, &py.get_type::<PyUserWarning>(), &message, 2);
+                    }
                     return Err(to_py(
                         py,
                         runstore::Error::StepRegression { id: self.id.clone(), requested: step, next: *current },
@@ -163,6 +184,12 @@ impl NativeRun {
         PyList::new(py, &self.warnings)
     }
 
+    /// Rows dropped by `on_step_regression="drop"` in this attempt.
+    #[getter]
+    fn dropped_rows(&self, py: Python<'_>) -> u64 {
+        self.lock(py).dropped
+    }
+
     /// Whether `finish` was called.
     #[getter]
     fn finished(&self, py: Python<'_>) -> bool {
@@ -175,7 +202,7 @@ impl NativeRun {
 #[pyfunction]
 #[pyo3(signature = (dir, *, id=None, resume=None, project=None, name=None, notes=None, tags=Vec::new(),
     config_json=None, resume_from=None, fork=None, working_dir=None, flush_rows=None, flush_seconds=None,
-    every_log=false))]
+    every_log=false, drop_regressions=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn init(
     py: Python<'_>,
@@ -193,6 +220,7 @@ pub(crate) fn init(
     flush_rows: Option<usize>,
     flush_seconds: Option<f64>,
     every_log: bool,
+    drop_regressions: bool,
 ) -> PyResult<NativeRun> {
     let mut options = RunOptions::new().tags(tags);
     if let Some(id) = id {
@@ -240,6 +268,7 @@ pub(crate) fn init(
         resumed: run.resumed(),
         attempt: run.attempt(),
         warnings: run.warnings().to_vec(),
-        inner: Mutex::new(Inner { step: run.step(), run: Some(run), reader: RowReader::default() }),
+        drop_regressions,
+        inner: Mutex::new(Inner { step: run.step(), run: Some(run), reader: RowReader::default(), dropped: 0 }),
     })
 }
