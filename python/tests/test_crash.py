@@ -21,6 +21,7 @@ def test_a_process_killed_mid_logging_leaves_the_run_crashed_with_every_flushed_
         import runstore
         run = runstore.init(id="k", resume="allow", dir={store_dir!r}, durability={durability!r},
                             config={{"lr": 0.1}})
+        run.config.update({{"batch": 32}})  # stored at once, before any row
         step = 0
         while True:
             run.log({{"loss": 1.0 / (step + 1), "step_copy": step, "nested": {{"x": -step}}}})
@@ -44,7 +45,7 @@ def test_a_process_killed_mid_logging_leaves_the_run_crashed_with_every_flushed_
     assert child.returncode == -signal.SIGKILL
 
     stored = runstore.Api(store_dir).run("k")
-    assert stored.state == "crashed"
+    assert stored.state == "crashed" and stored.config == {"lr": 0.1, "batch": 32}
     rows = history(store_dir, "k")
     steps = [step for step, _ in rows]
     assert steps == list(range(len(rows))) and len(rows) > flushed
@@ -56,7 +57,7 @@ def test_a_process_killed_mid_logging_leaves_the_run_crashed_with_every_flushed_
     run.log({"loss": 0.0})
     run.finish()
     stored = runstore.Api(store_dir).run("k")
-    assert stored.state == "finished" and stored.config == {"lr": 0.1}
+    assert stored.state == "finished" and stored.config == {"lr": 0.1, "batch": 32}
     assert [attempt["outcome"] for attempt in stored.attempts] == ["crashed", "finished"]
 
 

@@ -204,3 +204,29 @@ def test_disabled_mode_writes_nothing(store_dir):
     run.finish()
     assert run.disabled and run.config.a == 1
     assert not os.path.exists(store_dir)
+
+
+def test_threads_logging_to_one_run_each_get_their_rows_stored(store_dir):
+    import threading
+
+    run = runstore.init(id="r", dir=store_dir)
+    errors = []
+
+    def worker(name):
+        try:
+            for _ in range(2_000):
+                run.log({name: 1.0})
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(f"t{index}",)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert run.step == 8_000
+    run.finish()
+    rows = history(store_dir, "r")
+    assert [step for step, _ in rows] == list(range(8_000))
+    assert sorted(name for _, row in rows for name in row) == sorted(f"t{index}" for index in range(4) for _ in range(2_000))
