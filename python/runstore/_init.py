@@ -240,6 +240,11 @@ def init(
     )
     for warning in native.warnings:
         warnings.warn(f"runstore: {warning}", stacklevel=2)
+    if native.resumed or fork is not None:
+        # The run's stored record, merged with this init's: what W&B shows a resumed run.
+        stored = _runstore.open_run(store_dir, native.id).info()
+        project, name, notes = stored["project"], stored["name"], stored["notes"]
+        tags, loaded = list(stored["tags"]), json.loads(stored["config_json"])
     run = Run(
         native,
         dir=store_dir,

@@ -25,6 +25,14 @@ def test_allow_creates_then_resumes_at_the_next_step(store_dir):
     assert [attempt["outcome"] for attempt in runstore.Api(store_dir).run("r").attempts] == ["failed", "finished"]
 
 
+def test_a_resumed_run_shows_its_stored_record_merged_with_this_init(store_dir):
+    runstore.init(id="r", project="p", name="first", tags=["a"], dir=store_dir, config={"lr": 0.1, "bs": 8}).finish()
+    run = runstore.init(id="r", resume="must", dir=store_dir, config={"lr": 0.2}, tags=["b"])
+    assert (run.project, run.name, run.tags) == ("p", "first", ("a", "b"))
+    assert run.config.as_dict() == {"lr": 0.2, "bs": 8}
+    run.finish()
+
+
 def test_must_needs_an_existing_run_and_never_a_new_one(store_dir):
     with pytest.raises(runstore.RunNotFound) as raised:
         runstore.init(id="r", resume="must", dir=store_dir)
