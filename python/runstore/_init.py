@@ -171,9 +171,7 @@ def init(
         loaded = {key: value for key, value in loaded.items() if key in set(config_include_keys)}
     if config_exclude_keys:
         loaded = {key: value for key, value in loaded.items() if key not in set(config_exclude_keys)}
-    if mode == "disabled":
-        return DisabledRun(loaded)  # type: ignore[return-value]
-    if mode not in (None, "online", "offline", "shared", "run"):
+    if mode not in (None, "online", "offline", "shared", "run", "disabled"):
         raise InvalidArgument(f"mode={mode!r}: expected 'online', 'offline', 'shared' or 'disabled'")
 
     current = _live[-1] if _live else None
@@ -189,6 +187,10 @@ def init(
         if reinit in (True, "finish_previous"):
             current.finish()
 
+    if mode == "disabled":
+        disabled = DisabledRun(loaded, on_finish=_forget)
+        _live.append(disabled)  # type: ignore[arg-type]
+        return disabled  # type: ignore[return-value]
     if id is not None and not isinstance(id, str):
         raise InvalidRunId(f"invalid run id {id!r}: ids are str", id=repr(id), reason="not a str")
     if _env("RUNSTORE_RUN_ID") is None and id is None:
@@ -261,7 +263,7 @@ def init(
     return run
 
 
-def _forget(run: Run) -> None:
+def _forget(run: Any) -> None:
     if run in _live:
         _live.remove(run)
 

@@ -259,9 +259,14 @@ class DisabledRun:
     finished = False
     dir = ""
 
-    def __init__(self, config: Optional[Dict[str, Any]] = None) -> None:
+    def __init__(self, config: Optional[Dict[str, Any]] = None, on_finish: Optional[Callable[[Any], None]] = None) -> None:
         self.config = Config(config)
         self.summary: Dict[str, Any] = {}
+        self._on_finish = on_finish
+
+    def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
+        if self._on_finish is not None:
+            self._on_finish(self)
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *args, **kwargs: None
@@ -270,4 +275,5 @@ class DisabledRun:
         return self
 
     def __exit__(self, *exc: Any) -> bool:
+        self.finish()
         return False

@@ -201,8 +201,10 @@ def test_disabled_mode_writes_nothing(store_dir):
 
     run = runstore.init(id="r", dir=store_dir, mode="disabled", config={"a": 1})
     run.log({"a": 1.0})
-    run.finish()
-    assert run.disabled and run.config.a == 1
+    runstore.log({"a": 2.0})
+    assert runstore.run is run and run.disabled and run.config.a == 1
+    runstore.finish()
+    assert runstore.run is None
     assert not os.path.exists(store_dir)
 
 
