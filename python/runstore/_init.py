@@ -208,7 +208,7 @@ def init(
         tags = [tag.strip() for tag in (_env("WANDB_TAGS") or "").split(",") if tag.strip()]
     if isinstance(tags, str):
         tags = [tags]
-    store_dir = os.fspath(dir) if dir is not None else (_env("RUNSTORE_DIR", "WANDB_DIR") or DEFAULT_DIR)
+    store_dir = resolve_dir(dir)
 
     rewind_to = fork = None
     if resume_from is not None and fork_from is not None:
@@ -261,6 +261,11 @@ def init(
     )
     _live.append(run)
     return run
+
+
+def resolve_dir(dir: Union[str, "os.PathLike[str]", None]) -> str:
+    """The store directory: ``dir``, else ``RUNSTORE_DIR``, else ``WANDB_DIR``, else ``./.runstore``."""
+    return os.fspath(dir) if dir is not None else (_env("RUNSTORE_DIR", "WANDB_DIR") or DEFAULT_DIR)
 
 
 def _forget(run: Any) -> None:

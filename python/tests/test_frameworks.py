@@ -61,6 +61,22 @@ def test_trainer_logs_each_step_once_and_finishes(tmp_path):
     assert run.config["max_steps"] == 60 and run.config["save_steps"] == 20
 
 
+def test_trainer_started_afresh_in_a_used_output_dir_starts_a_new_run_and_leaves_the_old_one(tmp_path):
+    framework("transformers")
+    store, out = str(tmp_path / "store"), str(tmp_path / "out")
+    check(train("hf_train.py", store, out, "kill", str(tmp_path)), -signal.SIGKILL)
+    first = Path(out, "runstore-run-id").read_text()
+    for checkpoint in ("checkpoint-20", "checkpoint-40"):
+        __import__("shutil").rmtree(Path(out, checkpoint))
+    check(train("hf_train.py", store, out, "fresh", str(tmp_path)))
+    second = Path(out, "runstore-run-id").read_text()
+    assert second != first
+    api = runstore.Api(store)
+    assert (api.run(first).state, len(api.run(first).attempts)) == ("crashed", 1)
+    assert api.run(second).state == "finished"
+    assert [step for step, _ in history(store, second)] == list(range(1, 61))
+
+
 def test_trainer_killed_after_a_checkpoint_resumes_from_it_with_each_step_once(tmp_path):
     framework("transformers")
     store, out = str(tmp_path / "store"), str(tmp_path / "out")

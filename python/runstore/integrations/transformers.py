@@ -20,7 +20,8 @@ from typing import Any, Dict, Optional
 from transformers import TrainerCallback
 from transformers.integrations.integration_utils import rewrite_logs
 
-from .. import _init
+from .. import _init, _runstore
+from ..errors import RunNotFound
 from .._run import Run
 from ._common import numeric, rewind_to_checkpoint
 
@@ -50,6 +51,13 @@ class RunstoreCallback(TrainerCallback):
         config.update(args.to_dict())
         return config
 
+    def _has_rows(self, id: str) -> bool:
+        try:
+            info = _runstore.open_run(_init.resolve_dir(self._dir), id).info()
+        except RunNotFound:
+            return False
+        return info["last_step"] is not None
+
     def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or self.run is not None:
             return
@@ -59,11 +67,11 @@ class RunstoreCallback(TrainerCallback):
             with open(id_file, encoding="utf-8") as file:
                 id = file.read().strip() or None
         resuming = state.global_step > 0
+        if id is not None and self._id is None and not resuming and self._has_rows(id):
+            # Training from scratch: the kept run's rows belong to an earlier training, which
+            # is left as it stands; this one is a new run.
+            id = None
         run = _init.init(id=id, resume="allow", dir=self._dir, config=self._config(args, model), reinit="create_new", **self._init_kwargs)
-        if not resuming and run.last_step is not None:
-            # Training from scratch: this run's rows belong to an earlier training.
-            run.finish()
-            run = _init.init(dir=self._dir, config=self._config(args, model), reinit="create_new", **self._init_kwargs)
         if resuming:
             # checkpoint-N holds the state after step N: it covers the rows logged at steps <= N.
             self.rewound = rewind_to_checkpoint(run, state.global_step)
