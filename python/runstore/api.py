@@ -155,10 +155,14 @@ class ApiRun:
         numpy = _numpy()
         steps_bytes, columns = self._reader.columns(list(keys) if keys is not None else None, branch)
         steps = numpy.frombuffer(steps_bytes, dtype=_NATIVE + "i8")
-        data = {name: numpy.frombuffer(values, dtype=_NATIVE + "f8") for name, values in columns}
+        data = {name: numpy.frombuffer(values, dtype=_NATIVE + "f8") for name, values, _ in columns}
         frame = pd.DataFrame({"_step": steps, **data})
         if keys is not None:
-            frame = frame.dropna(subset=list(keys), how="any")
+            # Rows that have every key (a logged NaN counts as had).
+            keep = numpy.ones(len(steps), dtype=bool)
+            for _, _, present in columns:
+                keep &= numpy.frombuffer(present, dtype=numpy.uint8).astype(bool)
+            frame = frame[keep]
         picked = list(_sample(len(frame), samples))
         if len(picked) != len(frame):
             frame = frame.iloc[picked]

@@ -107,8 +107,8 @@ impl NativeReader {
     }
 }
 
-/// `values` as native-endian bytes in a `bytearray`, which numpy wraps writable without a copy.
-fn f64_bytes<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyByteArray> {
+/// Bytes in a `bytearray`, which numpy wraps writable without a copy.
+fn bytearray<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyByteArray> {
     PyByteArray::new(py, bytes)
 }
 
@@ -172,11 +172,11 @@ impl NativeReader {
                 Ok((steps, values))
             })
             .map_err(|error| to_py(py, error))?;
-        Ok((f64_bytes(py, &steps), f64_bytes(py, &values)))
+        Ok((bytearray(py, &steps), bytearray(py, &values)))
     }
 
     /// The history as columns: the steps (u64 bytes) and, per metric, its values (f64 bytes)
-    /// with NaN where a row lacks it. `keys` selects metrics (all, in first-logged order, when
+    /// with NaN where a row lacks it, and its presence (a byte per row: 1 where the row has it). `keys` selects metrics (all, in first-logged order, when
     /// `None`).
     #[pyo3(signature = (keys=None, branch=None, min_step=0, max_step=u64::MAX))]
     fn columns<'py>(
@@ -187,7 +187,7 @@ impl NativeReader {
         min_step: u64,
         max_step: u64,
     ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyList>)> {
-        let (steps, names, columns) = py
+        let (steps, names, columns, present) = py
             .detach(|| -> runstore::Result<TableBytes> {
                 let mut history = self.history(branch, min_step, max_step)?;
                 let mut table = Table::new(keys);
@@ -198,10 +198,10 @@ impl NativeReader {
             })
             .map_err(|error| to_py(py, error))?;
         let list = PyList::empty(py);
-        for (name, column) in names.iter().zip(&columns) {
-            list.append((name, f64_bytes(py, column)))?;
+        for ((name, column), present) in names.iter().zip(&columns).zip(&present) {
+            list.append((name, bytearray(py, column), bytearray(py, present)))?;
         }
-        Ok((f64_bytes(py, &steps), list))
+        Ok((bytearray(py, &steps), list))
     }
 
     /// A stream over the rows, in chunks (see `NativeScan.next_chunk`).
@@ -219,8 +219,9 @@ impl NativeReader {
     }
 }
 
-/// The steps, the names and the values of [`NativeReader::columns`], as bytes.
-type TableBytes = (Vec<u8>, Vec<String>, Vec<Vec<u8>>);
+/// The steps, the names, the values and the presence (1 where a row has the metric) of
+/// [`NativeReader::columns`], as bytes.
+type TableBytes = (Vec<u8>, Vec<String>, Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// What a metric id is to a [`Table`].
 #[derive(Clone, Copy)]
@@ -241,16 +242,18 @@ struct Table {
     by_id: Vec<Slot>,
     names: Vec<String>,
     values: Vec<Vec<f64>>,
+    /// Whether each row has the metric: a logged NaN is a value, not a gap.
+    present: Vec<Vec<u8>>,
     steps: Vec<u64>,
 }
 
 impl Table {
     fn new(keys: Option<Vec<String>>) -> Table {
-        let (names, values) = match &keys {
-            Some(keys) => (keys.clone(), vec![Vec::new(); keys.len()]),
-            None => (Vec::new(), Vec::new()),
+        let (names, values, present) = match &keys {
+            Some(keys) => (keys.clone(), vec![Vec::new(); keys.len()], vec![Vec::new(); keys.len()]),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
-        Table { keys, by_id: Vec::new(), names, values, steps: Vec::new() }
+        Table { keys, by_id: Vec::new(), names, values, present, steps: Vec::new() }
     }
 
     fn push(&mut self, row: &runstore::RowRef<'_>) {
@@ -258,6 +261,9 @@ impl Table {
         self.steps.push(row.step());
         for column in &mut self.values {
             column.push(f64::NAN);
+        }
+        for column in &mut self.present {
+            column.push(0);
         }
         for ((id, value), (name, _)) in row.points().iter().zip(row.iter()) {
             let id = *id as usize;
@@ -271,12 +277,14 @@ impl Table {
                         // A metric first met at this row: NaN in every earlier row.
                         self.names.push(name.to_string());
                         self.values.push(vec![f64::NAN; rows + 1]);
+                        self.present.push(vec![0; rows + 1]);
                         Slot::Column(self.values.len() - 1)
                     }
                 };
             }
             if let Slot::Column(column) = self.by_id[id] {
                 self.values[column][rows] = *value;
+                self.present[column][rows] = 1;
             }
         }
     }
@@ -285,7 +293,7 @@ impl Table {
         let steps = self.steps.iter().flat_map(|step| step.to_ne_bytes()).collect();
         let values =
             self.values.iter().map(|column| column.iter().flat_map(|value| value.to_ne_bytes()).collect()).collect();
-        (steps, self.names, values)
+        (steps, self.names, values, self.present)
     }
 }
 

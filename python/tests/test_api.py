@@ -42,6 +42,16 @@ def test_history_with_keys_keeps_the_rows_that_have_them(logged):
     assert [row["_step"] for row in rows] == list(range(0, 1000, 10))
 
 
+def test_history_with_keys_keeps_a_row_whose_value_is_nan(store_dir):
+    run = runstore.init(id="n", dir=store_dir)
+    run.log({"a": float("nan")})
+    run.log({"b": 1.0})
+    run.finish()
+    for pandas in (True, False):
+        rows = runstore.Api(store_dir).run("n").history(keys=["a"], samples=None, pandas=pandas)
+        assert len(rows) == 1
+
+
 def test_history_samples_evenly_keeping_the_first_and_last_row(logged):
     frame = logged.run("r").history()  # W&B's default: 500 samples
     assert len(frame) == 500 and frame["_step"].iloc[0] == 0 and frame["_step"].iloc[-1] == 999
