@@ -6,10 +6,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 /// Raises `runstore.errors.<class>(message)` with `fields` set as attributes.
-pub(crate) fn raise(py: Python<'_>, class: &str, message: String, fields: &Bound<'_, PyDict>) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, class: &str, message: &str, fields: &Bound<'_, PyDict>) -> PyErr {
     let built = (|| -> PyResult<PyErr> {
         let class = py.import("runstore.errors")?.getattr(class)?;
-        let instance = class.call1((message.clone(),))?;
+        let instance = class.call1((message,))?;
         for (name, value) in fields.iter() {
             instance.setattr(name.cast::<pyo3::types::PyString>()?, value)?;
         }
@@ -21,7 +21,7 @@ pub(crate) fn raise(py: Python<'_>, class: &str, message: String, fields: &Bound
 
 /// A Python-only error of the API (a value that is not a number, a finished run, ...).
 pub(crate) fn api_error(py: Python<'_>, class: &str, message: impl Into<String>) -> PyErr {
-    raise(py, class, message.into(), &PyDict::new(py))
+    raise(py, class, &message.into(), &PyDict::new(py))
 }
 
 /// The library's error as its Python class.
@@ -155,7 +155,7 @@ pub(crate) fn to_py(py: Python<'_>, error: runstore::Error) -> PyErr {
         // A variant added to the library later: the base class, with its message.
         _ => "Error",
     };
-    raise(py, class, message, &fields)
+    raise(py, class, &message, &fields)
 }
 
 fn set_str(fields: &Bound<'_, PyDict>, name: &str, value: &str) {

@@ -75,7 +75,7 @@ pub(crate) fn branch_dict<'py>(py: Python<'py>, branch: &Branch) -> PyResult<Bou
 /// The infos of every run in the store at `dir`.
 #[pyfunction]
 pub(crate) fn list_runs(py: Python<'_>, dir: PathBuf) -> PyResult<Bound<'_, PyList>> {
-    let infos = py.detach(|| Store::open(&dir).and_then(|store| store.runs())).map_err(|error| to_py(py, error))?;
+    let infos = py.detach(move || Store::open(dir).and_then(|store| store.runs())).map_err(|error| to_py(py, error))?;
     let list = PyList::empty(py);
     for info in &infos {
         list.append(info_dict(py, info)?)?;
@@ -87,7 +87,7 @@ pub(crate) fn list_runs(py: Python<'_>, dir: PathBuf) -> PyResult<Bound<'_, PyLi
 #[pyfunction]
 pub(crate) fn open_run(py: Python<'_>, dir: PathBuf, id: String) -> PyResult<NativeReader> {
     let reader =
-        py.detach(|| Store::open(&dir).and_then(|store| store.open_run(&id))).map_err(|error| to_py(py, error))?;
+        py.detach(move || Store::open(dir).and_then(|store| store.open_run(&id))).map_err(|error| to_py(py, error))?;
     Ok(NativeReader { reader })
 }
 

@@ -262,7 +262,7 @@ pub(crate) fn init(
         options = options.durability(Durability::EveryLog);
     }
     let run =
-        py.detach(|| Store::open(&dir).and_then(|store| store.init(options))).map_err(|error| to_py(py, error))?;
+        py.detach(move || Store::open(dir).and_then(|store| store.init(options))).map_err(|error| to_py(py, error))?;
     Ok(NativeRun {
         id: run.id().to_string(),
         resumed: run.resumed(),
