@@ -510,6 +510,47 @@ impl Run {
         Ok(())
     }
 
+    /// Merges `config` into the run's stored config, as a resuming `init` does: keys are added
+    /// or updated, nested objects merged, none dropped. For settings known only once the run
+    /// has started (W&B's `run.config.update`). Flushes first, and returns when the config is
+    /// on disk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for anything but a JSON object (nothing is stored), and the
+    /// errors of [`Run::flush`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("c").config(serde_json::json!({"lr": 0.1})))?;
+    /// run.update_config(serde_json::json!({"batch": 64}))?;
+    /// assert_eq!(store.open_run("c")?.info()?.config["batch"], 64);
+    /// assert_eq!(store.open_run("c")?.info()?.config["lr"], 0.1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn update_config(&mut self, config: impl serde::Serialize) -> Result<()> {
+        let config = match serde_json::to_value(config) {
+            Ok(serde_json::Value::Object(map)) => map,
+            Ok(other) => {
+                let reason = format!("expected a JSON object, got {}", crate::options::json_kind(&other));
+                return Err(Error::InvalidConfig { reason });
+            }
+            Err(error) => return Err(Error::InvalidConfig { reason: error.to_string() }),
+        };
+        self.flush()?;
+        let mut slot = lock(&self.shared.slot);
+        let Slot { writer, reopen, .. } = &mut *slot;
+        let Some(open) = writer.as_mut() else { return Ok(()) };
+        if let Err(error) = open.merge_config(config) {
+            // As after a failed flush: redb refuses further writes on this handle.
+            *reopen = Some(open.reopen_plan());
+            *writer = None;
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// Rewinds the run to `step`, as [`crate::RunOptions::resume_from`] does at `init`: flushes,
     /// moves the rows after `step` into an archived branch, and makes `step + 1` the next step.
     /// For training code that decides which checkpoint to restart from after `init`.

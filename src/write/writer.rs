@@ -354,6 +354,11 @@ impl Writer {
         })
     }
 
+    /// Merges `config` into the stored run record's config, in one durable transaction.
+    pub(crate) fn merge_config(&mut self, config: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        self.edit_record(|record| crate::store::merge_objects(&mut record.config, config)).map(|_| ())
+    }
+
     /// Gives the file's free space back to the file system, at the end of an attempt: redb grows
     /// a file by doubling, so a run's file can be twice its data until compacted.
     ///

@@ -1,0 +1,38 @@
+"""What the integrations share: the rewind of a resumed run to the checkpoint training
+restarts from, and the numbers of a framework's log dict."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Dict, Mapping, Optional
+
+from .._run import Run
+
+
+def rewind_to_checkpoint(run: Run, covered: Optional[int]) -> Optional[Dict[str, Any]]:
+    """Rewinds ``run`` so that its live history ends at step ``covered``, the last logged step
+    a checkpoint covers: the rows the dead attempt logged after the checkpoint become an
+    archived branch. Nothing to do when no row is after it (the rows after the checkpoint were
+    never flushed, or there were none). ``covered`` below 0 (a checkpoint before any logged
+    step) keeps step 0, the earliest a rewind can keep."""
+    if covered is None:
+        return None
+    last = run.last_step
+    if last is None or last <= covered:
+        return None
+    return run.rewind(max(covered, 0))
+
+
+def numeric(logs: Mapping[str, Any]) -> Dict[str, Any]:
+    """The entries of a framework's log dict that are numbers (frameworks log some text, such
+    as a learning-rate scheduler's name, which runstore does not store)."""
+    kept = {}
+    for key, value in logs.items():
+        if isinstance(value, bool) or isinstance(value, numbers.Number) or getattr(value, "ndim", None) == 0:
+            if isinstance(value, complex):
+                continue
+            kept[key] = value
+    return kept
+
+
+__all__ = ["numeric", "rewind_to_checkpoint"]
