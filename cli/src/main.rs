@@ -5,6 +5,7 @@
 
 mod agent;
 mod check;
+mod downsample;
 mod exit;
 mod export;
 mod fork;
@@ -17,6 +18,7 @@ mod plot;
 mod queue;
 mod rewind;
 mod rows;
+mod serve;
 mod show;
 mod spark;
 mod svg;
@@ -64,7 +66,8 @@ Examples:
   runstore fork resnet-7 --at 5000 --id resnet-7-lowlr
   runstore sweep sweep-1 --grid space.json
   runstore agent sweep-1 -- ./train
-  runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
+  runstore --dir /scratch/runs plot resnet-7 -o curves.svg
+  runstore serve                    # a web viewer on http://127.0.0.1:6006/")]
 struct Cli {
     #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
     dir: Option<PathBuf>,
@@ -88,6 +91,7 @@ enum Command {
     Sweep(sweep::Args),
     Agent(agent::Args),
     Check(check::Args),
+    Serve(serve::Args),
 }
 
 /// Parses a run state, listing the states in `--help` and in the error.
@@ -154,5 +158,6 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Sweep(args) => sweep::run(&store, args),
         Command::Agent(args) => agent::run(&store, args),
         Command::Check(args) => check::run(&store, args),
+        Command::Serve(args) => serve::run(&store, args),
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use runstore::Store;
 
+use crate::downsample;
 use crate::exit::Failure;
 use crate::history::Selection;
 use crate::output;
@@ -88,54 +89,13 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     output::stdout_line(&format!("wrote {} ({} metrics)", path.display(), metrics.len()))
 }
 
-/// The first, lowest, highest and last finite point of `series` in each of [`COLUMNS`] equal
-/// step intervals of `first..=last`, in step order; streamed, so memory stays small.
+/// The series reduced to [`COLUMNS`] columns of `first..=last`, as chart coordinates.
 #[allow(clippy::cast_precision_loss)]
 fn downsample(
     series: impl Iterator<Item = runstore::Result<(u64, f64)>>,
     first: u64,
     last: u64,
 ) -> Result<Vec<(f64, f64)>, Failure> {
-    let span = u128::from(last - first) + 1;
-    let mut points = Vec::new();
-    let mut column: Option<(u128, [(u64, f64); 4])> = None;
-    let flush = |points: &mut Vec<(f64, f64)>, cell: [(u64, f64); 4]| {
-        let [start, low, high, end] = cell;
-        let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
-        let mut previous = None;
-        for (step, value) in [start, a, b, end] {
-            if previous != Some(step) {
-                points.push((step as f64, value));
-                previous = Some(step);
-            }
-        }
-    };
-    for point in series {
-        let (step, value) = point?;
-        if !value.is_finite() {
-            continue;
-        }
-        let index = u128::from(step - first) * u128::from(COLUMNS) / span;
-        match &mut column {
-            Some((current, cell)) if *current == index => {
-                if value < cell[1].1 {
-                    cell[1] = (step, value);
-                }
-                if value > cell[2].1 {
-                    cell[2] = (step, value);
-                }
-                cell[3] = (step, value);
-            }
-            _ => {
-                if let Some((_, cell)) = column.take() {
-                    flush(&mut points, cell);
-                }
-                column = Some((index, [(step, value); 4]));
-            }
-        }
-    }
-    if let Some((_, cell)) = column {
-        flush(&mut points, cell);
-    }
-    Ok(points)
+    let points = downsample::min_max(series, first, last, COLUMNS)?;
+    Ok(points.into_iter().map(|(step, value)| (step as f64, value)).collect())
 }

@@ -16,6 +16,7 @@ mod damaged_files;
 mod hostile_input;
 mod queue_agent;
 mod races;
+mod serve;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;
