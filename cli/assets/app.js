@@ -228,7 +228,9 @@ function renderSelection() {
       element('span', { text: entry.error ? `${id} (${entry.error})` : id }));
     legend.append(key);
   }
-  if (view.selected.size) {
+  if (view.selected.size && view.groupBy) {
+    legend.replaceChildren(element('span', { class: 'key', text: `grouped by ${view.groupBy}: the mean of each group's runs, its band from the lowest to the highest run` }));
+  } else if (view.selected.size) {
     legend.append(element('span', { class: 'key' }, element('span', { class: 'line dashed', style: 'border-color:#555' }), element('span', { text: 'archived branch' })));
     for (const [outcome, colour] of Object.entries(OUTCOME_COLOURS)) {
       legend.append(element('span', { class: 'key' }, element('span', { class: 'bar', style: `background:${colour}` }), element('span', { text: `resumed after ${outcome}` })));
@@ -514,6 +516,7 @@ function build(metric, panel, plan) {
   panel.el.dataset.series = String(plan.series.filter((s) => s.legend && s.branch == null).length);
   panel.el.dataset.lastStep = xs.length ? String(xs[xs.length - 1]) : '';
   panel.el.dataset.smoothing = String(view.smoothing);
+  panel.el.dataset.grouped = view.groupBy;
 }
 
 // Attempt markers and inherited fork ranges, drawn over the plot.
@@ -602,7 +605,7 @@ function init() {
   });
   $('#log-scale').addEventListener('change', (event) => { view.log = event.target.checked; renderCharts(); });
   $('#show-branches').addEventListener('change', (event) => { view.branches = event.target.checked; renderCharts(); });
-  $('#group-by').addEventListener('change', (event) => { view.groupBy = event.target.value; renderCharts(); });
+  $('#group-by').addEventListener('change', (event) => { view.groupBy = event.target.value; renderSelection(); renderCharts(); });
   $('#clear').addEventListener('click', () => {
     view.selected.clear();
     if (view.page) renderTable(view.page);

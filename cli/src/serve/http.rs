@@ -140,7 +140,7 @@ pub fn decode(text: &str) -> String {
     while index < bytes.len() {
         match bytes[index] {
             b'+' => out.push(b' '),
-            b'%' => match (bytes.get(index + 1).and_then(hex), bytes.get(index + 2).and_then(hex)) {
+            b'%' => match (bytes.get(index + 1).copied().and_then(hex), bytes.get(index + 2).copied().and_then(hex)) {
                 (Some(high), Some(low)) => {
                     out.push(high << 4 | low);
                     index += 2;
@@ -154,8 +154,8 @@ pub fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn hex(digit: &u8) -> Option<u8> {
-    char::from(*digit).to_digit(16).and_then(|value| u8::try_from(value).ok())
+fn hex(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).and_then(|value| u8::try_from(value).ok())
 }
 
 #[cfg(test)]

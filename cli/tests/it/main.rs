@@ -17,6 +17,7 @@ mod hostile_input;
 mod queue_agent;
 mod races;
 mod serve;
+mod serve_browser;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;

@@ -188,7 +188,8 @@ pub fn crashed_and_resumed(t: &TempStore, id: &str, crash_at: u64, resume_from: 
                 .tags(["preemptible"]),
         )
         .unwrap();
-    log_curves(&mut run, resume_from + 1, end, 4, 0.95);
+    // The resumed attempt learns a little differently from where it started again.
+    log_curves(&mut run, resume_from + 1, end, 2, 0.8);
     run.finish(0).unwrap();
 }
 
@@ -307,6 +308,7 @@ fn a_run_detail_shows_its_attempts_with_outcomes_its_archived_branches_and_metri
 }
 
 #[test]
+#[allow(clippy::cast_precision_loss)]
 fn chart_data_is_downsampled_to_the_width_keeps_every_spike_and_zooms_into_a_range() {
     let t = temp_store();
     let mut run = t.store.init(options().id("long")).unwrap();
