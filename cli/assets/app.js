@@ -288,6 +288,20 @@ function align(tables) {
   return [xs, ...columns];
 }
 
+// The value nearest to `index` in an aligned column: the runs have points at different steps,
+// so at the hovered step most columns are empty.
+function nearest(column, index) {
+  if (index == null) return null;
+  for (let distance = 1; distance < column.length; distance++) {
+    const before = column[index - distance];
+    if (before != null) return before;
+    const after = column[index + distance];
+    if (after != null) return after;
+    if (index - distance < 0 && index + distance >= column.length) break;
+  }
+  return null;
+}
+
 function withAlpha(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
@@ -487,7 +501,7 @@ function build(metric, panel, plan) {
     },
     series: [{ label: 'step', value: (u, v) => (v == null ? '—' : String(v)) }].concat(plan.series.map((s) => ({
       label: s.label, stroke: s.stroke, width: s.width, dash: s.dash, spanGaps: true, points: { show: false },
-      value: (u, v) => (v == null ? '—' : formatNumber(v)),
+      value: (u, v, seriesIndex, index) => formatNumber(v ?? nearest(u.data[seriesIndex], index)) || '—',
     }))),
     bands: plan.bands,
     hooks: {
@@ -517,6 +531,8 @@ function build(metric, panel, plan) {
   panel.el.dataset.lastStep = xs.length ? String(xs[xs.length - 1]) : '';
   panel.el.dataset.smoothing = String(view.smoothing);
   panel.el.dataset.grouped = view.groupBy;
+  panel.el.dataset.log = String(view.log);
+  panel.el.dataset.range = zoomed ? `${Math.round(zoomed[0])}-${Math.round(zoomed[1])}` : '';
 }
 
 // Attempt markers and inherited fork ranges, drawn over the plot.

@@ -149,6 +149,26 @@ impl Browser {
         path
     }
 
+    /// Runs pointer `actions` (W3C `WebDriver` actions) whose moves are relative to the element
+    /// that `selector` finds (offsets from its centre).
+    fn pointer(&self, selector: &str, actions: &[Value]) {
+        let found = self.command("POST", "/element", Some(json!({ "using": "css selector", "value": selector })));
+        let element = found.clone();
+        let actions: Vec<Value> = actions
+            .iter()
+            .map(|action| {
+                let mut action = action.clone();
+                if action["type"] == "pointerMove" {
+                    action["origin"] = element.clone();
+                }
+                action
+            })
+            .collect();
+        let body = json!({ "actions": [{ "type": "pointer", "id": "mouse", "parameters": { "pointerType": "mouse" }, "actions": actions }] });
+        self.command("POST", "/actions", Some(body));
+        self.command("DELETE", "/actions", None);
+    }
+
     /// Clicks the table row of run `id` (selecting or unselecting it).
     fn toggle(&self, id: &str) {
         self.wait(
@@ -413,6 +433,77 @@ fn a_live_runs_new_rows_appear_without_reload_and_it_turns_crashed_when_its_writ
     process.kill().unwrap();
     process.wait().unwrap();
     browser.wait("crashed", "const r = document.querySelector('#runs tbody tr[data-id=\"live\"]'); return r && r.dataset.state === 'crashed'", &json!([]));
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn hovering_shows_step_and_values_dragging_zooms_a_double_click_resets_and_log_scale_redraws() {
+    let t = temp_store();
+    demo_store(&t);
+    let server = Server::start(&t.path, &[]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    browser.toggle("sgd-lr-0.1");
+    browser.toggle("sgd-lr-0.01");
+    let panel = ".panel[data-metric=\"loss\"]";
+    browser.wait(
+        "two curves",
+        &format!("const p = document.querySelector('{panel}'); return p && p.dataset.series === '2'"),
+        &json!([]),
+    );
+    let over = format!("{panel} .u-over");
+    browser.pointer(&over, &[json!({ "type": "pointerMove", "x": 0, "y": 0, "duration": 50 })]);
+    // The legend at the cursor: each row's label and value (the ":" is drawn by CSS).
+    let values = browser.wait(
+        "hover values",
+        &format!(
+            "const rows = [...document.querySelectorAll('{panel} .u-legend .u-series')].map((r) => [r.querySelector('th').textContent, r.querySelector('.u-value').textContent]);
+             return rows[0][1] !== '—' && rows"
+        ),
+        &json!([]),
+    );
+    let values: Vec<(String, String)> = serde_json::from_value(values).unwrap();
+    assert_eq!(values[0].0, "step");
+    assert!(values[0].1.parse::<u64>().is_ok(), "{values:?}");
+    for run in ["sgd-lr-0.1", "sgd-lr-0.01"] {
+        let value = &values.iter().find(|(label, _)| label == run).expect(run).1;
+        assert!(value.parse::<f64>().is_ok(), "{run} has a value at the cursor: {values:?}");
+    }
+    browser.pointer(
+        &over,
+        &[
+            json!({ "type": "pointerMove", "x": -150, "y": 0, "duration": 50 }),
+            json!({ "type": "pointerDown", "button": 0 }),
+            json!({ "type": "pointerMove", "x": -50, "y": 0, "duration": 200 }),
+            json!({ "type": "pointerUp", "button": 0 }),
+        ],
+    );
+    let range = browser.wait("zoomed", &format!("return document.querySelector('{panel}').dataset.range"), &json!([]));
+    let (from, to) = range
+        .as_str()
+        .unwrap()
+        .split_once('-')
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .unwrap();
+    assert!(from > 100 && to < 2900 && from < to, "zoomed to {from}..{to}");
+    browser.pointer(
+        &over,
+        &[
+            json!({ "type": "pointerMove", "x": 0, "y": 0 }),
+            json!({ "type": "pointerDown", "button": 0 }),
+            json!({ "type": "pointerUp", "button": 0 }),
+            json!({ "type": "pointerDown", "button": 0 }),
+            json!({ "type": "pointerUp", "button": 0 }),
+        ],
+    );
+    browser.wait("reset", &format!("return document.querySelector('{panel}').dataset.range === ''"), &json!([]));
+    let before = browser.run(&format!("return document.querySelector('{panel} canvas').toDataURL()"), &json!([]));
+    browser.run("document.querySelector('#log-scale').click()", &json!([]));
+    browser.wait("log scale", &format!("return document.querySelector('{panel}').dataset.log === 'true'"), &json!([]));
+    let after = browser.run(&format!("return document.querySelector('{panel} canvas').toDataURL()"), &json!([]));
+    assert_ne!(before, after, "the log scale redraws the chart");
     let console = browser.console();
     assert!(severe(&console).is_empty(), "console: {console:?}");
 }
