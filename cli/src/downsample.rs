@@ -19,6 +19,7 @@ pub fn min_max(
     let columns = u128::from(columns.max(1));
     let mut points = Vec::new();
     let mut column: Option<(u128, [(u64, f64); 4])> = None;
+    let (mut index, mut column_end) = (0u128, 0u64);
     let flush = |points: &mut Vec<(u64, f64)>, cell: [(u64, f64); 4]| {
         let [start, low, high, end] = cell;
         let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
@@ -35,7 +36,12 @@ pub fn min_max(
         if !value.is_finite() {
             continue;
         }
-        let index = u128::from(step.saturating_sub(first)) * columns / span;
+        // The column index is a 128-bit division: done once per column, not once per point.
+        if step >= column_end || column.is_none() {
+            index = u128::from(step.saturating_sub(first)) * columns / span;
+            let end = u128::from(first) + ((index + 1) * span).div_ceil(columns);
+            column_end = u64::try_from(end).unwrap_or(u64::MAX);
+        }
         match &mut column {
             Some((current, cell)) if *current == index => {
                 if value < cell[1].1 {
@@ -73,6 +79,29 @@ mod tests {
         let values: Vec<(u64, f64)> = (0..100).map(|step| (step, if step == 37 { 9.0 } else { 1.0 })).collect();
         let reduced = min_max(points(&values), 0, 99, 2).unwrap();
         assert_eq!(reduced, [(0, 1.0), (37, 9.0), (49, 1.0), (50, 1.0), (99, 1.0)]);
+    }
+
+    #[test]
+    fn columns_match_the_exact_division_for_every_step() {
+        for (first, last, columns) in [(0u64, 99u64, 7u64), (5, 1000, 1000), (3, 10, 100), (0, 1_000_003, 997)] {
+            let values: Vec<(u64, f64)> =
+                (first..=last).map(|step| (step, f64::from(u8::try_from(step % 13).unwrap()))).collect();
+            let reduced = min_max(points(&values), first, last, columns).unwrap();
+            let span = u128::from(last - first) + 1;
+            let column = |step: u64| u128::from(step - first) * u128::from(columns) / span;
+            // Each column's first point is kept: the first step of every column appears.
+            let mut expected: Vec<u64> = Vec::new();
+            for step in first..=last {
+                if step == first || column(step) != column(step - 1) {
+                    expected.push(step);
+                }
+            }
+            let kept: std::collections::BTreeSet<u64> = reduced.iter().map(|p| p.0).collect();
+            assert!(expected.iter().all(|step| kept.contains(step)), "{first} {last} {columns}");
+            let columns_seen: std::collections::BTreeSet<u128> = reduced.iter().map(|p| column(p.0)).collect();
+            assert_eq!(columns_seen.len(), expected.len());
+            assert!(reduced.len() <= expected.len() * 4);
+        }
     }
 
     #[test]

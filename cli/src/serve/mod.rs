@@ -84,6 +84,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
 /// Answers one request; a handler that panics costs its request a 500, not the thread.
 fn answer(viewer: &Viewer, hosts: &HostCheck, request: tiny_http::Request) {
     let host = request.headers().iter().find(|header| header.field.equiv("Host")).map(|header| header.value.as_str());
+    let started = std::time::Instant::now();
     let reply = if host.is_none_or(|host| !hosts.allows(host)) {
         Reply::error(403, "this server answers only to its own address or localhost (DNS rebinding protection)")
     } else {
@@ -94,7 +95,9 @@ fn answer(viewer: &Viewer, hosts: &HostCheck, request: tiny_http::Request) {
     };
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     let cache = if reply.cacheable { "no-cache" } else { "no-store" };
-    let headers = [("Content-Type", reply.content_type), ("Cache-Control", cache)];
+    // The time spent answering, for the browser's developer tools and the benchmarks.
+    let timing = format!("handler;dur={:.3}", started.elapsed().as_secs_f64() * 1000.0);
+    let headers = [("Content-Type", reply.content_type), ("Cache-Control", cache), ("Server-Timing", timing.as_str())];
     for (field, value) in headers.into_iter().chain(http::SECURITY_HEADERS) {
         if let Ok(header) = tiny_http::Header::from_bytes(field.as_bytes(), value.as_bytes()) {
             response.add_header(header);
