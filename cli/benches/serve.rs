@@ -123,12 +123,14 @@ fn main() {
     );
     report(&format!("first page of the runs table, {} runs, cached", runs + 1), port, "/api/runs?limit=100", 20);
     report("same, sorted by a config key, filtered by text", port, "/api/runs?limit=100&sort=config:lr&q=run-00", 20);
-    report(
-        &format!("chart data of a {steps}-step metric, width 1000"),
-        port,
-        "/api/runs/long/series?metric=loss&width=1000",
-        5,
+    let whole = "/api/runs/long/series?metric=loss&width=1000";
+    let (server_ms, client_ms, bytes) = get(port, whole);
+    println!(
+        "{:<52} server {server_ms:>8.2} ms  client {client_ms:>8.2} ms  {bytes:>8} bytes  (once: read and summarised)",
+        format!("chart data of a {steps}-step metric, first time")
     );
+    report("the same, summarised (a reload, a live poll)", port, whole, 5);
+    report("the same at another width (1300 columns)", port, "/api/runs/long/series?metric=loss&width=1300", 5);
     report(
         "chart data, zoomed to 10^5 steps, width 1000",
         port,

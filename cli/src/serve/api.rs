@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::catalog::{RunRow, millis};
 use super::http::{Reply, Request};
+use super::summary::{Epoch, Summaries};
 use crate::downsample;
 
 /// The widest chart the server downsamples for, in columns.
@@ -149,8 +150,8 @@ struct SeriesJson {
 
 /// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0]`: the
 /// metric's live curve and its archived branches, each reduced to the first, lowest, highest
-/// and last point of `width` step columns.
-pub fn series(store: &Store, id: &str, request: &Request) -> Reply {
+/// and last point of `width` step columns. Whole curves come from `summaries`.
+pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
     let Some(metric) = request.param("metric") else {
         return Reply::error(400, "the metric parameter is missing");
     };
@@ -182,8 +183,18 @@ pub fn series(store: &Store, id: &str, request: &Request) -> Reply {
         let mut history = reader.history(from..=to)?;
         let first = history.next_row()?.map(|row| row.step());
         drop(history);
-        let last = reader.info()?.last_step.map(|last| last.min(to));
+        let info = reader.info()?;
+        let last = info.last_step.map(|last| last.min(to));
+        let whole = from == 0 && to == u64::MAX;
+        let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
+        let key = |branch| (id.to_string(), metric.to_string(), branch);
         let points = match (first, last) {
+            (Some(first), Some(last)) if whole => {
+                Columns::from_points(
+                    summaries
+                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
+                )
+            }
             (Some(first), Some(last)) if first <= last => {
                 Columns::from_points(downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?)
             }
@@ -194,8 +205,13 @@ pub fn series(store: &Store, id: &str, request: &Request) -> Reply {
             for branch in reader.branches()? {
                 let (low, high) = (branch.first_step.max(from), branch.last_step.min(to));
                 if low <= high {
-                    let points =
-                        downsample::min_max(reader.branch_series(branch.id, metric, low..=high)?, low, high, width)?;
+                    let points = if whole {
+                        summaries.whole(key(Some(branch.id)), epoch, (low, high), width, |from| {
+                            reader.branch_series(branch.id, metric, from..=high)
+                        })?
+                    } else {
+                        downsample::min_max(reader.branch_series(branch.id, metric, low..=high)?, low, high, width)?
+                    };
                     branches.push(ArchivedJson {
                         id: branch.id,
                         rewound_to: branch.rewound_to,

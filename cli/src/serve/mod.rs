@@ -5,13 +5,14 @@
 //! a handful of clients, and every read is a blocking redb read, so an async runtime would add
 //! build time and dependencies without making anything faster. One module per job: `http`
 //! (requests, replies, the `Host` check), `routes`, `catalog` (the runs table), `api` (one
-//! run's JSON), `assets` (the embedded page).
+//! run's JSON), `summary` (whole curves kept between requests), `assets` (the embedded page).
 
 mod api;
 mod assets;
 mod catalog;
 mod http;
 mod routes;
+mod summary;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

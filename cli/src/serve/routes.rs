@@ -17,6 +17,7 @@ use super::api;
 use super::assets;
 use super::catalog::{self, Catalog, Query};
 use super::http::{self, Reply, Request};
+use super::summary::Summaries;
 
 /// Rows of the runs table per page at most.
 const MAX_PAGE: usize = 1000;
@@ -25,11 +26,12 @@ const MAX_PAGE: usize = 1000;
 pub struct Viewer {
     pub store: Store,
     pub catalog: Mutex<Catalog>,
+    pub summaries: Summaries,
 }
 
 impl Viewer {
     pub fn new(store: Store) -> Viewer {
-        Viewer { store, catalog: Mutex::new(Catalog::default()) }
+        Viewer { store, catalog: Mutex::new(Catalog::default()), summaries: Summaries::default() }
     }
 
     /// The reply to `request`.
@@ -47,7 +49,7 @@ impl Viewer {
         match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["runs"] => self.runs(request),
             ["runs", id] => api::detail(&self.store, id),
-            ["runs", id, "series"] => api::series(&self.store, id, request),
+            ["runs", id, "series"] => api::series(&self.store, &self.summaries, id, request),
             ["live"] => api::live(&self.store, request),
             _ => Reply::error(404, "no such endpoint"),
         }

@@ -19,6 +19,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 
 chromium --version 2>/dev/null || true
+rm -rf target/browser
 # One browser at a time: each test starts its own Chromium, and the machine is small.
 cargo test -p runstore-cli --test it serve_browser:: -- --ignored --test-threads=1
 echo "screenshots: $(ls target/browser/*.png | tr '\n' ' ')"

@@ -438,6 +438,11 @@ fn a_live_run_shows_its_flushed_rows_and_turns_crashed_when_its_writer_dies() {
     let mut process = writer.spawn().expect("spawn writer");
     let mut reports = Reports::of(&mut process);
     reports.expect("flushed 99");
+    // The whole curve is summarised now, then only its new rows are read: it ends up every row.
+    let steps =
+        |series: &Value| series["steps"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect::<Vec<_>>();
+    let early = server.json("/api/runs/live/series?metric=loss&width=1000");
+    assert!(steps(&early).len() >= 100 && steps(&early).len() < 300, "{}", steps(&early).len());
     let wait_until = |what: &str, check: &dyn Fn(&Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -459,7 +464,14 @@ fn a_live_run_shows_its_flushed_rows_and_turns_crashed_when_its_writer_dies() {
     assert_eq!(ids(&listed), ["live"]);
     let detail = server.json("/api/runs/live");
     assert!(detail["holder"].as_str().unwrap().starts_with(&format!("pid {}", process.id())), "{detail}");
-    assert_eq!(server.json("/api/runs/live/series?metric=loss")["last"], 299);
+    let full = server.json("/api/runs/live/series?metric=loss");
+    assert_eq!(full["last"], 299);
+    assert_eq!(steps(&full), (0..300).collect::<Vec<_>>());
+    let values: Vec<f64> = full["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    // serde_json parses without its float_roundtrip feature, which may miss by one ulp.
+    for (step, value) in (0..300).zip(values) {
+        assert!((value - curve(step, 4, 0.95)).abs() <= 1e-15 * value.abs(), "step {step}: {value}");
+    }
     process.kill().unwrap();
     process.wait().unwrap();
     let status = wait_until("crashed", &|run| run["state"] == "crashed");
