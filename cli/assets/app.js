@@ -220,7 +220,25 @@ async function loadDetail(id) {
   }
 }
 
+// The selection is kept in the address (`#select=a,b`), so a view can be reloaded or shared.
+function saveSelection() {
+  const ids = [...view.selected.keys()].map(encodeURIComponent).join(',');
+  history.replaceState(null, '', ids ? `#select=${ids}` : location.pathname + location.search);
+}
+
+async function restoreSelection() {
+  const match = /^#select=(.*)$/.exec(location.hash);
+  if (!match) return;
+  const ids = match[1].split(',').filter(Boolean).map(decodeURIComponent);
+  for (const id of ids) view.selected.set(id, { row: null, detail: null, colour: freeColour() });
+  await Promise.all(ids.map(loadDetail));
+  if (view.page) renderTable(view.page);
+  renderSelection();
+  renderCharts();
+}
+
 function renderSelection() {
+  saveSelection();
   const legend = $('#legend');
   legend.replaceChildren();
   for (const [id, entry] of view.selected) {
@@ -571,8 +589,18 @@ function drawResume(u, panel, plan) {
 
 // ---------- live updates ----------
 
+let polling = false;
 async function pollLive() {
-  if (document.hidden || !view.selected.size) return;
+  if (polling || document.hidden || !view.selected.size) return;
+  polling = true;
+  try {
+    await pollLiveOnce();
+  } finally {
+    polling = false;
+  }
+}
+
+async function pollLiveOnce() {
   const ids = [...view.selected.keys()];
   let status;
   try {
@@ -590,6 +618,7 @@ async function pollLive() {
     if (!before || now.rows !== before.rows || now.last_step !== before.last_step || now.state !== before.state
         || now.attempts !== before.attempts || now.branches !== before.branches) {
       await loadDetail(id);
+      if (!entry.detail) entry.row = now; // damaged: ask again only when its status changes
       changed = true;
     }
   }
@@ -629,7 +658,7 @@ function init() {
     renderCharts();
   });
   window.addEventListener('resize', debounce(renderCharts, 200));
-  loadTable();
+  loadTable().then(restoreSelection);
   setInterval(() => { if (!document.hidden) loadTable(true); }, TABLE_POLL_MS);
   setInterval(pollLive, LIVE_POLL_MS);
 }
