@@ -249,11 +249,20 @@ function renderSelection() {
   if (view.selected.size && view.groupBy) {
     legend.replaceChildren(element('span', { class: 'key', text: `grouped by ${view.groupBy}: the mean of each group's runs, its band from the lowest to the highest run` }));
   } else if (view.selected.size) {
-    legend.append(element('span', { class: 'key' }, element('span', { class: 'line dashed', style: 'border-color:#555' }), element('span', { text: 'archived branch' })));
-    for (const [outcome, colour] of Object.entries(OUTCOME_COLOURS)) {
-      legend.append(element('span', { class: 'key' }, element('span', { class: 'bar', style: `background:${colour}` }), element('span', { text: `resumed after ${outcome}` })));
+    // Keys only for what the selected runs have: branches, resumes (by outcome), forks.
+    const details = [...view.selected.values()].map((entry) => entry.detail).filter(Boolean);
+    const markers = details.flatMap((detail) => attemptMarkers(detail.run.id, detail));
+    const colours = new Set(markers.map((marker) => marker.colour));
+    if (details.some((detail) => detail.branches.length)) {
+      legend.append(element('span', { class: 'key' }, element('span', { class: 'line dashed', style: 'border-color:#555' }), element('span', { text: 'archived branch' })));
     }
-    legend.append(element('span', { class: 'key' }, element('span', { class: 'band' }), element('span', { text: 'inherited by a fork' })));
+    for (const [outcome, colour] of Object.entries(OUTCOME_COLOURS)) {
+      if (!colours.has(colour)) continue;
+      legend.append(element('span', { class: 'key' }, element('span', { class: 'bar', style: `background:${colour}` }), element('span', { text: `attempt ended ${outcome}` })));
+    }
+    if (details.some((detail) => detail.run.forked_from)) {
+      legend.append(element('span', { class: 'key' }, element('span', { class: 'band' }), element('span', { text: 'inherited by a fork' })));
+    }
   }
   $('#selection').textContent = view.selected.size ? `${view.selected.size} selected` : '';
 }
