@@ -120,20 +120,27 @@ impl Catalog {
     pub fn rows(&mut self, store: &Store) -> runstore::Result<Vec<Arc<RunRow>>> {
         let ids = store.run_ids()?;
         self.entries.retain(|id, _| ids.binary_search(id).is_ok());
-        let mut rows = Vec::with_capacity(ids.len());
-        for id in ids {
-            let fresh = self.entries.get(&id).is_some_and(|entry| {
-                !entry.row.live && entry.stamp.is_some() && entry.path.as_ref().and_then(stamp) == entry.stamp
-            });
-            if !fresh {
-                let entry = read(store, &id);
-                self.entries.insert(id.clone(), entry);
-            }
-            if let Some(entry) = self.entries.get(&id) {
-                rows.push(Arc::clone(&entry.row));
-            }
-        }
-        Ok(rows)
+        let stale: Vec<&String> = ids
+            .iter()
+            .filter(|id| {
+                !self.entries.get(*id).is_some_and(|entry| {
+                    !entry.row.live && entry.stamp.is_some() && entry.path.as_ref().and_then(stamp) == entry.stamp
+                })
+            })
+            .collect();
+        // Reading a run is opening its database: a cold store of thousands of runs is read on
+        // every core.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let chunk = stale.len().div_ceil(threads).max(64);
+        let read_ids = |ids: &[&String]| ids.iter().map(|id| ((*id).clone(), read(store, id))).collect::<Vec<_>>();
+        let read_entries: Vec<(String, Entry)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = stale.chunks(chunk).map(|ids| (ids, scope.spawn(move || read_ids(ids)))).collect();
+            // A reader that panicked is read again here, so the panic reaches the request's
+            // handler (a 500) rather than leaving runs out of the table.
+            workers.into_iter().flat_map(|(ids, worker)| worker.join().unwrap_or_else(|_| read_ids(ids))).collect()
+        });
+        self.entries.extend(read_entries);
+        Ok(ids.iter().filter_map(|id| self.entries.get(id).map(|entry| Arc::clone(&entry.row))).collect())
     }
 }
 

@@ -488,3 +488,25 @@ fn listening_on_all_interfaces_warns_that_the_store_becomes_readable_by_the_netw
     let stderr = server.stop();
     assert!(stderr.contains("anyone who can reach this machine") && stderr.contains("can read the store"), "{stderr}");
 }
+
+#[test]
+fn a_store_of_many_runs_is_read_whole_and_sent_a_page_at_a_time() {
+    let t = temp_store();
+    let mut expected = Vec::new();
+    for n in 0..150 {
+        let id = format!("run-{n:03}");
+        let mut run = t.store.init(options().id(&id).config(serde_json::json!({ "n": n }))).unwrap();
+        run.log([("loss", f64::from(n))]).unwrap();
+        run.finish(0).unwrap();
+        expected.push(id);
+    }
+    let server = Server::start(&t.path, &[]);
+    let first = server.json("/api/runs?sort=config:n&desc=0");
+    let second = server.json("/api/runs?sort=config:n&desc=0&offset=100");
+    assert_eq!((first["total"].as_u64(), first["runs"].as_array().unwrap().len()), (Some(150), 100));
+    assert_eq!(second["runs"].as_array().unwrap().len(), 50);
+    let listed: Vec<&str> = ids(&first).into_iter().chain(ids(&second)).collect();
+    assert_eq!(listed, expected);
+    let page = server.json("/api/runs?limit=5000");
+    assert_eq!(page["runs"].as_array().unwrap().len(), 150, "at most 1000 a page, all 150 here");
+}
