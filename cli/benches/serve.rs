@@ -53,11 +53,13 @@ fn report(what: &str, port: u16, path: &str, repeats: usize) {
 fn main() {
     let runs = number("SERVE_BENCH_RUNS", 1000);
     let steps = number("SERVE_BENCH_STEPS", 10_000_000);
+    // SERVE_BENCH_DIR keeps the store for the next run (building 10 000 runs takes minutes).
     let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("store");
+    let path = std::env::var_os("SERVE_BENCH_DIR").map_or_else(|| dir.path().join("store"), std::path::PathBuf::from);
     let store = Store::open(&path).expect("store");
+    let reuse = store.exists("long").expect("long");
     let started = Instant::now();
-    for n in 0..runs {
+    for n in (0..runs).filter(|_| !reuse) {
         let optimizer = if n % 2 == 0 { "sgd" } else { "adam" };
         let config = serde_json::json!({ "lr": 0.1 / (1 + n % 7) as f64, "seed": n, "optimizer": optimizer });
         let options = RunOptions::new().ignore_environment().id(format!("run-{n:05}")).project("bench").config(config);
@@ -67,11 +69,15 @@ fn main() {
         }
         run.finish(0).expect("finish");
     }
-    let mut run = store.init(RunOptions::new().ignore_environment().id("long")).expect("init");
-    for step in 0..steps {
-        run.log([("loss", 1.0 / (1.0 + step as f64 * 1e-4) + 0.01 * ((step % 17) as f64))]).expect("log");
+    if !reuse {
+        let mut run = store.init(RunOptions::new().ignore_environment().id("long")).expect("init");
+        for step in 0..steps {
+            run.log([("loss", 1.0 / (1.0 + step as f64 * 1e-4) + 0.01 * ((step % 17) as f64))]).expect("log");
+        }
+        run.finish(0).expect("finish");
     }
-    run.finish(0).expect("finish");
+    let runs = store.run_ids().expect("runs").len() as u64 - 1;
+    let steps = store.open_run("long").expect("long").info().expect("info").rows;
     println!(
         "store: {runs} runs of 10 rows and one of {steps} steps, built in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -209,7 +209,7 @@ pub fn page(rows: &[Arc<RunRow>], query: &Query) -> Page {
         }
     }
     let text = query.text.as_deref().map(str::to_lowercase);
-    let mut matching: Vec<&Arc<RunRow>> = rows
+    let matching: Vec<&Arc<RunRow>> = rows
         .iter()
         .filter(|row| match query.state.as_deref() {
             None => true,
@@ -218,14 +218,13 @@ pub fn page(rows: &[Arc<RunRow>], query: &Query) -> Page {
         })
         .filter(|row| text.as_deref().is_none_or(|text| matches_text(row, text)))
         .collect();
-    let key = |row: &RunRow| sort_key(row, &query.sort);
-    matching.sort_by(|a, b| {
-        let order = compare(&key(a), &key(b), query.descending);
-        order.then_with(|| a.id.cmp(&b.id))
-    });
-    let total = matching.len();
+    // Each key computed once, not once per comparison.
+    let mut keyed: Vec<(Key, &Arc<RunRow>)> =
+        matching.into_iter().map(|row| (sort_key(row, &query.sort), row)).collect();
+    keyed.sort_by(|(key_a, a), (key_b, b)| compare(key_a, key_b, query.descending).then_with(|| a.id.cmp(&b.id)));
+    let total = keyed.len();
     let offset = query.offset.min(total);
-    let runs = matching.into_iter().skip(offset).take(query.limit).cloned().collect();
+    let runs = keyed.into_iter().skip(offset).take(query.limit).map(|(_, row)| Arc::clone(row)).collect();
     Page {
         total,
         all: rows.len(),
