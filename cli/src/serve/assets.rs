@@ -8,14 +8,25 @@ pub struct Asset {
     pub body: &'static [u8],
 }
 
-pub const ASSETS: [Asset; 6] = [
+/// A script of the page: an ES module under `/js/`.
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            path: concat!("/js/", $name),
+            content_type: "text/javascript; charset=utf-8",
+            body: include_bytes!(concat!("../../assets/js/", $name)),
+        }
+    };
+}
+
+pub const ASSETS: [Asset; 10] = [
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../../assets/index.html") },
-    Asset {
-        path: "/app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../assets/app.js"),
-    },
     Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../assets/app.css") },
+    script!("app.js"),
+    script!("common.js"),
+    script!("table.js"),
+    script!("series.js"),
+    script!("charts.js"),
     Asset {
         path: "/uPlot.iife.min.js",
         content_type: "text/javascript; charset=utf-8",

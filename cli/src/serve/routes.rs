@@ -3,7 +3,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `/`, `/app.js`, `/app.css`, `/uPlot.*`, `/LICENSE-uPlot.txt` | the embedded page |
+//! | `/`, `/app.css`, `/js/*.js`, `/uPlot.*`, `/LICENSE-uPlot.txt` | the embedded page |
 //! | `/api/runs?q=&state=&sort=&desc=&offset=&limit=` | one page of the runs table |
 //! | `/api/runs/{id}` | a run's detail: attempts, branches, metrics |
 //! | `/api/runs/{id}/series?metric=&width=&from=&to=&branches=` | chart data |
@@ -70,9 +70,8 @@ impl Viewer {
             limit: limit.min(MAX_PAGE),
         };
         let rows = {
-            let Ok(mut catalog) = self.catalog.lock() else {
-                return Reply::error(500, "the runs cache is unusable after an earlier failure");
-            };
+            // A request that panicked holding the cache left whole entries only: go on with it.
+            let mut catalog = self.catalog.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match catalog.rows(&self.store) {
                 Ok(rows) => rows,
                 Err(error) => return api::error_reply(&error),

@@ -413,8 +413,13 @@ fn the_page_and_its_scripts_are_served_from_the_binary_with_a_strict_content_sec
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
     let html = page.text();
     assert!(!html.contains("http://") && !html.contains("https://"), "nothing is fetched from elsewhere");
+    let mut scripts = String::new();
     for (path, kind, contains) in [
-        ("/app.js", "text/javascript; charset=utf-8", "textContent"),
+        ("/js/app.js", "text/javascript; charset=utf-8", "pollLive"),
+        ("/js/common.js", "text/javascript; charset=utf-8", "textContent"),
+        ("/js/table.js", "text/javascript; charset=utf-8", "renderTable"),
+        ("/js/series.js", "text/javascript; charset=utf-8", "smooth"),
+        ("/js/charts.js", "text/javascript; charset=utf-8", "uPlot"),
         ("/app.css", "text/css; charset=utf-8", ".panel"),
         ("/uPlot.iife.min.js", "text/javascript; charset=utf-8", "uPlot"),
         ("/uPlot.min.css", "text/css; charset=utf-8", ".uplot"),
@@ -423,9 +428,16 @@ fn the_page_and_its_scripts_are_served_from_the_binary_with_a_strict_content_sec
         let asset = server.get(path);
         assert_eq!((asset.status, asset.header("content-type")), (200, Some(kind)), "{path}");
         assert!(asset.text().contains(contains), "{path}");
-        assert!(html.contains(path) || path.starts_with("/LICENSE"), "the page loads {path}");
+        scripts.push_str(&asset.text());
     }
-    let head = server.request("HEAD", "/app.js", &format!("localhost:{}", server.port));
+    // The page loads its entry module and uPlot; the modules import one another.
+    for loaded in ["/app.css", "/js/app.js", "/uPlot.iife.min.js", "/uPlot.min.css"] {
+        assert!(html.contains(loaded), "the page loads {loaded}");
+    }
+    for module in ["common", "table", "series", "charts"] {
+        assert!(scripts.contains(&format!("from './{module}.js'")), "{module}.js is imported");
+    }
+    let head = server.request("HEAD", "/js/app.js", &format!("localhost:{}", server.port));
     assert_eq!((head.status, head.body.len()), (200, 0));
 }
 
