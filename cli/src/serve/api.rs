@@ -189,7 +189,7 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
         let key = |branch| (id.to_string(), metric.to_string(), branch);
         let points = match (first, last) {
-            (Some(first), Some(last)) if whole => {
+            (Some(first), Some(last)) if whole && first <= last => {
                 Columns::from_points(
                     summaries
                         .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
