@@ -20,6 +20,7 @@ fi
 
 chromium --version 2>/dev/null || true
 rm -rf target/browser
-# One browser at a time: each test starts its own Chromium, and the machine is small.
-cargo test -p runstore-cli --test it serve_browser:: -- --ignored --test-threads=1
+# One browser at a time: each test starts its own Chromium, and the machine is small. The
+# 20-run test prints its drawing times.
+cargo test -p runstore-cli --test it serve_browser:: -- --ignored --test-threads=1 --nocapture
 echo "screenshots: $(ls target/browser/*.png | tr '\n' ' ')"
