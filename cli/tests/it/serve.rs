@@ -523,3 +523,13 @@ fn a_store_of_many_runs_is_read_whole_and_sent_a_page_at_a_time() {
     let page = server.json("/api/runs?limit=5000");
     assert_eq!(page["runs"].as_array().unwrap().len(), 150, "at most 1000 a page, all 150 here");
 }
+
+#[test]
+fn serve_help_fits_80_columns_and_shows_examples() {
+    let help = crate::command::ok(crate::command::bare().args(["serve", "--help"]));
+    assert!(help.contains("Examples:\n  runstore serve"), "{help}");
+    assert!(help.contains("127.0.0.1") && help.contains("DNS rebinding"), "{help}");
+    for line in help.lines().chain(crate::command::ok(crate::command::bare().arg("--help")).lines()) {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line:?}");
+    }
+}
