@@ -25,6 +25,7 @@ function cell(row, column) {
   const td = element('td', { class: column.num ? 'num' : '' });
   switch (column.key) {
     case 'select': {
+      if (row.state === 'damaged') break; // nothing to chart: the state's tooltip says why
       const box = element('input', { type: 'checkbox', checked: view.selected.has(row.id) });
       box.setAttribute('aria-label', `select ${row.id}`);
       td.append(box);
@@ -76,7 +77,7 @@ export function renderTable(page) {
     const tr = element('tr', { 'data-id': row.id, 'data-state': row.state });
     if (view.selected.has(row.id)) tr.classList.add('selected');
     for (const column of cols) tr.append(cell(row, column));
-    tr.addEventListener('click', () => toggle(row));
+    if (row.state !== 'damaged' || view.selected.has(row.id)) tr.addEventListener('click', () => toggle(row));
     body.append(tr);
   }
   $('#runs tbody').replaceChildren(body);

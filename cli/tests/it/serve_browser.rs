@@ -274,6 +274,18 @@ fn the_page_loads_without_console_errors_lists_the_runs_and_shows_the_damaged_on
     for column in ["state", "id", "steps", "attempts", "lr", "optimizer", "loss"] {
         assert!(header.as_array().unwrap().iter().any(|th| th == column), "{column} in {header}");
     }
+    let tooltip =
+        browser.run("return document.querySelector('#runs tbody tr[data-id=\"broken\"] .state').title", &json!([]));
+    assert!(tooltip.as_str().unwrap().contains("run.redb"), "the damage is explained: {tooltip}");
+    // A damaged run cannot be selected; the others still chart.
+    browser.run("document.querySelector('#runs tbody tr[data-id=\"broken\"]').click()", &json!([]));
+    browser.toggle("sgd-lr-0.1");
+    browser.wait(
+        "a chart",
+        "const p = document.querySelector('.panel[data-metric=\"loss\"]'); return p && p.dataset.series === '1'",
+        &json!([]),
+    );
+    assert_eq!(browser.run("return document.querySelectorAll('#runs tbody tr.selected').length", &json!([])), 1);
     browser.screenshot("table");
     let console = browser.console();
     assert!(severe(&console).is_empty(), "console: {console:?}");
