@@ -192,7 +192,7 @@ pub struct Page {
     /// The summary keys found in the store, most common first.
     pub summary_keys: Vec<String>,
     pub offset: usize,
-    pub runs: Vec<Arc<RunRow>>,
+    pub runs: Vec<RunRow>,
 }
 
 /// Filters, sorts and pages `rows`.
@@ -224,7 +224,7 @@ pub fn page(rows: &[Arc<RunRow>], query: &Query) -> Page {
     keyed.sort_by(|(key_a, a), (key_b, b)| compare(key_a, key_b, query.descending).then_with(|| a.id.cmp(&b.id)));
     let total = keyed.len();
     let offset = query.offset.min(total);
-    let runs = keyed.into_iter().skip(offset).take(query.limit).map(|(_, row)| Arc::clone(row)).collect();
+    let runs = keyed.into_iter().skip(offset).take(query.limit).map(|(_, row)| RunRow::clone(row)).collect();
     Page {
         total,
         all: rows.len(),
