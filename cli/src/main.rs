@@ -7,6 +7,7 @@ mod agent;
 mod check;
 mod compare;
 mod doctor;
+mod downsample;
 mod exit;
 mod export;
 mod fork;
@@ -22,6 +23,7 @@ mod queue;
 mod rewind;
 mod rm;
 mod rows;
+mod serve;
 mod show;
 mod spark;
 mod stats;
@@ -81,7 +83,8 @@ Examples:
   runstore sweep sweep-1 --grid space.json
   runstore agent sweep-1 -- ./train
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg
-  runstore --dir /scratch/runs doctor")]
+  runstore --dir /scratch/runs doctor
+  runstore serve                    # a web viewer on http://127.0.0.1:6006/")]
 struct Cli {
     #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
     dir: Option<PathBuf>,
@@ -108,6 +111,7 @@ enum Command {
     Compare(compare::Args),
     Doctor(doctor::Args),
     Rm(rm::Args),
+    Serve(serve::Args),
     Tag(tag::Args),
     Note(note::Args),
 }
@@ -179,6 +183,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Compare(args) => compare::run(&store, args),
         Command::Doctor(args) => doctor::run(&store, args),
         Command::Rm(args) => rm::run(&store, args),
+        Command::Serve(args) => serve::run(&store, args),
         Command::Tag(args) => tag::run(&store, args),
         Command::Note(args) => note::run(&store, args),
     };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use runstore::{RunReader, Store};
 
+use crate::downsample::MinMax;
 use crate::exit::Failure;
 use crate::history::Selection;
 use crate::output;
@@ -203,8 +204,8 @@ fn curve(
     last: u64,
     weight: Option<f64>,
 ) -> Result<(Points, Option<Points>), Failure> {
-    let mut raw = Downsampler::new(first, last);
-    let mut smooth = weight.map(|weight| (Smoother::new(weight), Downsampler::new(first, last)));
+    let mut raw = MinMax::new(first, last, COLUMNS);
+    let mut smooth = weight.map(|weight| (Smoother::new(weight), MinMax::new(first, last, COLUMNS)));
     for point in series {
         let (step, value) = point?;
         if !value.is_finite() {
@@ -215,9 +216,13 @@ fn curve(
             smoothed.push(step, smoother.next(value));
         }
     }
+    #[allow(clippy::cast_precision_loss)] // chart coordinates
+    let chart = |reducer: MinMax| -> Points {
+        reducer.finish().into_iter().map(|(step, value)| (step as f64, value)).collect()
+    };
     Ok(match smooth {
-        Some((_, smoothed)) => (smoothed.finish(), Some(raw.finish())),
-        None => (raw.finish(), None),
+        Some((_, smoothed)) => (chart(smoothed), Some(chart(raw))),
+        None => (chart(raw), None),
     })
 }
 
@@ -238,58 +243,6 @@ impl Smoother {
         self.average = self.weight * self.average + (1.0 - self.weight) * value;
         self.correction *= self.weight;
         self.average / (1.0 - self.correction)
-    }
-}
-
-/// The first, lowest, highest and last point in each of [`COLUMNS`] equal step intervals of
-/// `first..=last`, in step order; fed point by point, so memory stays small.
-struct Downsampler {
-    first: u64,
-    span: u128,
-    points: Vec<(f64, f64)>,
-    column: Option<(u128, [(u64, f64); 4])>,
-}
-
-impl Downsampler {
-    fn new(first: u64, last: u64) -> Downsampler {
-        Downsampler { first, span: u128::from(last - first) + 1, points: Vec::new(), column: None }
-    }
-
-    fn push(&mut self, step: u64, value: f64) {
-        let index = u128::from(step - self.first) * u128::from(COLUMNS) / self.span;
-        match &mut self.column {
-            Some((current, cell)) if *current == index => {
-                if value < cell[1].1 {
-                    cell[1] = (step, value);
-                }
-                if value > cell[2].1 {
-                    cell[2] = (step, value);
-                }
-                cell[3] = (step, value);
-            }
-            _ => {
-                self.flush();
-                self.column = Some((index, [(step, value); 4]));
-            }
-        }
-    }
-
-    #[allow(clippy::cast_precision_loss)]
-    fn flush(&mut self) {
-        let Some((_, [start, low, high, end])) = self.column.take() else { return };
-        let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
-        let mut previous = None;
-        for (step, value) in [start, a, b, end] {
-            if previous != Some(step) {
-                self.points.push((step as f64, value));
-                previous = Some(step);
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<(f64, f64)> {
-        self.flush();
-        self.points
     }
 }
 

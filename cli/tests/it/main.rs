@@ -19,6 +19,8 @@ mod new_user;
 mod queue_agent;
 mod races;
 mod readme;
+mod serve;
+mod serve_browser;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;

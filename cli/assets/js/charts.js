@@ -1,0 +1,235 @@
+// One uPlot chart per metric: the selected runs overlaid (or grouped), attempt markers,
+// archived branches, fork ranges; zooming fetches the range again.
+
+import { $, PALETTE, OUTCOME_COLOURS, CHART_HEIGHT, view, element, formatNumber, formatConfig } from './common.js';
+import { chartWidth, fetchSeries, smooth, positiveOnly, align, nearest, withAlpha, groupSeries } from './series.js';
+
+function metricsOfSelection() {
+  const metrics = [];
+  for (const entry of view.selected.values()) {
+    for (const metric of entry.detail ? entry.detail.metrics : []) if (!metrics.includes(metric)) metrics.push(metric);
+  }
+  return metrics;
+}
+
+export function renderCharts() {
+  const charts = $('#charts');
+  const metrics = metricsOfSelection();
+  for (const [metric, panel] of view.panels) {
+    if (!metrics.includes(metric)) {
+      if (panel.plot) panel.plot.destroy();
+      panel.el.remove();
+      view.panels.delete(metric);
+    }
+  }
+  if (!metrics.length) {
+    charts.replaceChildren(element('p', { class: 'hint', text: view.selected.size ? 'The selected runs have no metrics yet.' : 'Select runs in the table to chart their metrics.' }));
+    view.panels.clear();
+    return;
+  }
+  charts.querySelector('.hint')?.remove();
+  for (const metric of metrics) {
+    let panel = view.panels.get(metric);
+    if (!panel) {
+      const el = element('div', { class: 'panel', 'data-metric': metric },
+        element('h2', { text: metric }), element('div', { class: 'plot' }), element('p', { class: 'notes' }));
+      charts.append(el);
+      panel = { el, plot: null, range: null, version: 0 };
+      view.panels.set(metric, panel);
+    }
+    drawPanel(metric, panel);
+  }
+}
+
+async function drawPanel(metric, panel) {
+  const version = ++panel.version;
+  const runs = [...view.selected.entries()].filter(([, entry]) => entry.detail && entry.detail.metrics.includes(metric));
+  const width = chartWidth(panel.el);
+  // Display options (smoothing, log, grouping) redraw from the data already fetched.
+  const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.rows, entry.row.last_step, entry.row.branches]), panel.range, width]);
+  let results = panel.cacheKey === key ? panel.cacheResults : null;
+  if (!results) {
+    try {
+      results = await Promise.all(runs.map(([id]) => fetchSeries(id, metric, panel.range, width)));
+    } catch (error) {
+      if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
+      return;
+    }
+    if (version !== panel.version) return; // a newer draw is on its way
+    panel.cacheKey = key;
+    panel.cacheResults = results;
+  }
+  const plan = view.groupBy ? groupPlan(runs, results, width) : runPlan(runs, results);
+  build(metric, panel, plan);
+}
+
+// Series of the chart when runs are drawn one by one: per run its raw curve (faded when
+// smoothed), its smoothed curve, and its archived branches (dashed).
+function runPlan(runs, results) {
+  const tables = [];
+  const series = [];
+  const markers = [];
+  const forks = [];
+  runs.forEach(([id, entry], i) => {
+    const result = results[i];
+    const colour = entry.colour;
+    if (view.smoothing) {
+      tables.push(result);
+      series.push({ label: `${id} (raw)`, stroke: withAlpha(colour, 0.22), width: 1, legend: false, run: id, raw: true });
+    }
+    tables.push({ steps: result.steps, values: smooth(result.values, view.smoothing) });
+    series.push({ label: id, stroke: colour, width: 1.6, legend: true, run: id });
+    if (view.branches) {
+      for (const branch of result.branches) {
+        tables.push({ steps: branch.steps, values: smooth(branch.values, view.smoothing) });
+        series.push({ label: `${id} archived #${branch.id} (rewound to ${branch.rewound_to})`, stroke: withAlpha(colour, 0.45), width: 1.4, dash: [5, 4], legend: true, run: id, branch: branch.id });
+      }
+    }
+    markers.push(...attemptMarkers(id, entry.detail));
+    const origin = entry.detail.run.forked_from;
+    if (origin) forks.push({ child: id, parent: origin.run, step: origin.step });
+  });
+  return { tables, series, markers, forks, bands: [] };
+}
+
+// Series of the chart grouped by a config key: per group the mean line and a min–max band.
+function groupPlan(runs, results, width) {
+  const groups = new Map();
+  runs.forEach(([id, entry], i) => {
+    const key = formatConfig(entry.detail.run.config[view.groupBy]) || '(unset)';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(results[i]);
+  });
+  const tables = [];
+  const series = [];
+  const bands = [];
+  let index = 0;
+  for (const [key, members] of groups) {
+    const colour = PALETTE[index++ % PALETTE.length];
+    const group = groupSeries(members, width);
+    const label = `${view.groupBy}=${key} (${members.length} run${members.length === 1 ? '' : 's'})`;
+    tables.push({ steps: group.steps, values: group.high });
+    series.push({ label: `${label} max`, stroke: withAlpha(colour, 0.3), width: 0.5, legend: false });
+    tables.push({ steps: group.steps, values: group.low });
+    series.push({ label: `${label} min`, stroke: withAlpha(colour, 0.3), width: 0.5, legend: false });
+    bands.push({ series: [series.length - 1, series.length], fill: withAlpha(colour, 0.15) });
+    if (view.smoothing) {
+      tables.push({ steps: group.steps, values: group.mean });
+      series.push({ label: `${label} (raw)`, stroke: withAlpha(colour, 0.25), width: 1, legend: false, raw: true });
+    }
+    tables.push({ steps: group.steps, values: smooth(group.mean, view.smoothing) });
+    series.push({ label: `${label} mean`, stroke: colour, width: 1.8, legend: true });
+  }
+  return { tables, series, markers: [], forks: [], bands };
+}
+
+// The vertical markers of a run: where each attempt after the first started, coloured by
+// how the attempt before it ended, and where a run that is not live ended badly.
+export function attemptMarkers(id, detail) {
+  const markers = [];
+  const attempts = detail.attempts;
+  for (let i = 1; i < attempts.length; i++) {
+    const before = attempts[i - 1];
+    const outcome = before.outcome || 'crashed';
+    // An attempt that rewound the run (resume_from a checkpoint) starts after the step it
+    // rewound to; the rows after it, up to where the previous attempt stopped, were archived.
+    const rewinds = detail.branches.filter((branch) => branch.by_attempt === attempts[i].number);
+    const step = attempts[i].first_step;
+    const rewound = rewinds.length
+      ? ` (rewound from ${Math.max(...rewinds.map((branch) => branch.last_step))})` : '';
+    markers.push({ run: id, step, colour: OUTCOME_COLOURS[outcome] || '#9e9e9e',
+      text: `${id}: attempt ${attempts[i].number} resumed at step ${step}${rewound} after ${outcome}` });
+  }
+  const lastAttempt = attempts[attempts.length - 1];
+  if (lastAttempt && lastAttempt.outcome && lastAttempt.outcome !== 'finished' && lastAttempt.last_step != null) {
+    markers.push({ run: id, step: lastAttempt.last_step, colour: OUTCOME_COLOURS[lastAttempt.outcome] || '#9e9e9e',
+      text: `${id}: attempt ${lastAttempt.number} ${lastAttempt.outcome} at step ${lastAttempt.last_step}` });
+  }
+  return markers;
+}
+
+function build(metric, panel, plan) {
+  const data = align(plan.tables.map((table) => ({ steps: table.steps, values: view.log ? positiveOnly(table.values) : table.values })));
+  const width = chartWidth(panel.el);
+  const target = panel.el.querySelector('.plot');
+  const options = {
+    width,
+    height: CHART_HEIGHT,
+    scales: { x: { time: false }, y: { distr: view.log ? 3 : 1 } },
+    axes: [{ label: 'step', size: 34, labelSize: 14 }, { size: 64 }],
+    legend: { live: true },
+    cursor: {
+      drag: { x: true, y: false, setScale: true },
+      bind: {
+        dblclick: () => () => { panel.range = null; drawPanel(metric, panel); return null; },
+      },
+    },
+    series: [{ label: 'step', value: (u, v) => (v == null ? '—' : String(v)) }].concat(plan.series.map((s) => ({
+      label: s.label, stroke: s.stroke, width: s.width, dash: s.dash, spanGaps: true, points: { show: false },
+      value: (u, v, seriesIndex, index) => formatNumber(v ?? nearest(u.data[seriesIndex], index)) || '—',
+    }))),
+    bands: plan.bands,
+    hooks: {
+      draw: [(u) => drawResume(u, panel, plan)],
+      setSelect: [(u) => {
+        if (u.select.width < 2) return;
+        const from = u.posToVal(u.select.left, 'x');
+        const to = u.posToVal(u.select.left + u.select.width, 'x');
+        panel.range = [from, to];
+        drawPanel(metric, panel); // fetch the zoomed range at full resolution
+      }],
+    },
+  };
+  const zoomed = panel.range;
+  if (panel.plot) panel.plot.destroy();
+  target.replaceChildren();
+  panel.plot = new uPlot(options, data, target);
+  if (zoomed) panel.plot.setScale('x', { min: zoomed[0], max: zoomed[1] });
+  // Only the runs' own curves take legend rows; raw and band edges are hidden there.
+  const rows = panel.plot.root.querySelectorAll('.u-legend .u-series');
+  plan.series.forEach((s, i) => { if (!s.legend && rows[i + 1]) rows[i + 1].classList.add('hidden-entry'); });
+  const notes = panel.el.querySelector('.notes');
+  notes.replaceChildren(...plan.markers.map((m) => element('span', { text: m.text, style: `color:${m.colour}` })),
+    ...plan.forks.map((f) => element('span', { text: `${f.child}: steps up to ${f.step} inherited from ${f.parent}` })));
+  const xs = data[0];
+  panel.el.dataset.series = String(plan.series.filter((s) => s.legend && s.branch == null).length);
+  panel.el.dataset.lastStep = xs.length ? String(xs[xs.length - 1]) : '';
+  panel.el.dataset.smoothing = String(view.smoothing);
+  panel.el.dataset.grouped = view.groupBy;
+  panel.el.dataset.log = String(view.log);
+  panel.el.dataset.range = zoomed ? `${Math.round(zoomed[0])}-${Math.round(zoomed[1])}` : '';
+}
+
+// Attempt markers and inherited fork ranges, drawn over the plot.
+function drawResume(u, panel, plan) {
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  let drawn = 0;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  for (const fork of plan.forks) {
+    const x0 = u.valToPos(u.scales.x.min, 'x', true);
+    const x1 = Math.min(left + width, u.valToPos(fork.step, 'x', true));
+    if (x1 > left) {
+      ctx.fillStyle = 'rgba(120, 144, 156, 0.12)';
+      ctx.fillRect(Math.max(left, x0), top, x1 - Math.max(left, x0), height);
+    }
+  }
+  const lineWidth = 2 * (window.devicePixelRatio || 1);
+  for (const marker of plan.markers) {
+    const x = Math.round(u.valToPos(marker.step, 'x', true));
+    if (x < left || x > left + width) continue;
+    ctx.strokeStyle = marker.colour;
+    ctx.lineWidth = lineWidth;
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    drawn++;
+  }
+  ctx.restore();
+  panel.el.dataset.markers = String(drawn);
+}

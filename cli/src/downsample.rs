@@ -1,0 +1,146 @@
+//! Min/max-per-column downsampling, shared by `plot` (SVG) and `serve` (chart data): a curve of
+//! any length is reduced to the first, lowest, highest and last point of each of `columns`
+//! equal step intervals, so spikes stay visible and the output stays small.
+
+/// The first, lowest, highest and last finite point of `series` in each of `columns` equal step
+/// intervals of `first..=last`, in step order; streamed, so memory stays bounded by the output.
+/// NaN and infinite values are left out.
+///
+/// # Errors
+///
+/// The first error `series` yields.
+pub fn min_max(
+    series: impl Iterator<Item = runstore::Result<(u64, f64)>>,
+    first: u64,
+    last: u64,
+    columns: u64,
+) -> runstore::Result<Vec<(u64, f64)>> {
+    let mut reducer = MinMax::new(first, last, columns);
+    for point in series {
+        let (step, value) = point?;
+        reducer.push(step, value);
+    }
+    Ok(reducer.finish())
+}
+
+/// [`min_max`] fed point by point, for a caller that reduces several curves in one pass over a
+/// series (`plot --smooth`: the smoothed curve and the raw one).
+pub struct MinMax {
+    first: u64,
+    span: u128,
+    columns: u128,
+    points: Vec<(u64, f64)>,
+    /// The current column's index and its first, lowest, highest and last point.
+    column: Option<(u128, [(u64, f64); 4])>,
+    /// The step where the current column ends (exclusive).
+    column_end: u64,
+}
+
+impl MinMax {
+    /// A reducer of steps `first..=last` to `columns` columns.
+    pub fn new(first: u64, last: u64, columns: u64) -> MinMax {
+        MinMax {
+            first,
+            span: u128::from(last.saturating_sub(first)) + 1,
+            columns: u128::from(columns.max(1)),
+            points: Vec::new(),
+            column: None,
+            column_end: 0,
+        }
+    }
+
+    /// Adds a point; steps come in increasing order. NaN and infinities are left out.
+    pub fn push(&mut self, step: u64, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        // The column index is a 128-bit division: done once per column, not once per point.
+        let index = match &self.column {
+            Some((index, _)) if step < self.column_end => *index,
+            _ => {
+                let index = u128::from(step.saturating_sub(self.first)) * self.columns / self.span;
+                let end = u128::from(self.first) + ((index + 1) * self.span).div_ceil(self.columns);
+                self.column_end = u64::try_from(end).unwrap_or(u64::MAX);
+                index
+            }
+        };
+        match &mut self.column {
+            Some((current, cell)) if *current == index => {
+                if value < cell[1].1 {
+                    cell[1] = (step, value);
+                }
+                if value > cell[2].1 {
+                    cell[2] = (step, value);
+                }
+                cell[3] = (step, value);
+            }
+            _ => {
+                self.flush();
+                self.column = Some((index, [(step, value); 4]));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some((_, [start, low, high, end])) = self.column.take() else { return };
+        let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
+        let mut previous = None;
+        for (step, value) in [start, a, b, end] {
+            if previous != Some(step) {
+                self.points.push((step, value));
+                previous = Some(step);
+            }
+        }
+    }
+
+    /// The reduced points, in step order.
+    pub fn finish(mut self) -> Vec<(u64, f64)> {
+        self.flush();
+        self.points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(values: &[(u64, f64)]) -> impl Iterator<Item = runstore::Result<(u64, f64)>> + '_ {
+        values.iter().map(|&point| Ok(point))
+    }
+
+    #[test]
+    fn each_column_keeps_its_first_lowest_highest_and_last_point() {
+        let values: Vec<(u64, f64)> = (0..100).map(|step| (step, if step == 37 { 9.0 } else { 1.0 })).collect();
+        let reduced = min_max(points(&values), 0, 99, 2).unwrap();
+        assert_eq!(reduced, [(0, 1.0), (37, 9.0), (49, 1.0), (50, 1.0), (99, 1.0)]);
+    }
+
+    #[test]
+    fn columns_match_the_exact_division_for_every_step() {
+        for (first, last, columns) in [(0u64, 99u64, 7u64), (5, 1000, 1000), (3, 10, 100), (0, 1_000_003, 997)] {
+            let values: Vec<(u64, f64)> =
+                (first..=last).map(|step| (step, f64::from(u8::try_from(step % 13).unwrap()))).collect();
+            let reduced = min_max(points(&values), first, last, columns).unwrap();
+            let span = u128::from(last - first) + 1;
+            let column = |step: u64| u128::from(step - first) * u128::from(columns) / span;
+            // Each column's first point is kept: the first step of every column appears.
+            let mut expected: Vec<u64> = Vec::new();
+            for step in first..=last {
+                if step == first || column(step) != column(step - 1) {
+                    expected.push(step);
+                }
+            }
+            let kept: std::collections::BTreeSet<u64> = reduced.iter().map(|p| p.0).collect();
+            assert!(expected.iter().all(|step| kept.contains(step)), "{first} {last} {columns}");
+            let columns_seen: std::collections::BTreeSet<u128> = reduced.iter().map(|p| column(p.0)).collect();
+            assert_eq!(columns_seen.len(), expected.len());
+            assert!(reduced.len() <= expected.len() * 4);
+        }
+    }
+
+    #[test]
+    fn short_series_pass_through_and_non_finite_values_are_left_out() {
+        let values = [(0, 1.0), (1, f64::NAN), (2, 3.0), (3, f64::INFINITY)];
+        assert_eq!(min_max(points(&values), 0, 3, 1000).unwrap(), [(0, 1.0), (2, 3.0)]);
+    }
+}

@@ -1,0 +1,275 @@
+//! The JSON answers about one run: its detail (attempts, branches, metrics), a metric's chart
+//! data downsampled to the chart's width, and the small status the page polls for live runs.
+
+use runstore::{Error, RunReader, Store, validate_metric_name, validate_run_id};
+use serde::Serialize;
+
+use super::catalog::{RunRow, millis};
+use super::http::{Reply, Request};
+use super::summary::{Epoch, Summaries};
+use crate::downsample;
+
+/// The widest chart the server downsamples for, in columns.
+pub const MAX_WIDTH: u64 = 8192;
+/// The width used when the page does not say.
+const DEFAULT_WIDTH: u64 = 1000;
+/// Runs one live poll may ask about.
+const MAX_LIVE_IDS: usize = 200;
+
+/// The reply for a library error: 400 for bad input, 404 for what does not exist, 500 else.
+pub fn error_reply(error: &Error) -> Reply {
+    let status = match error {
+        Error::InvalidRunId { .. } | Error::InvalidMetricName { .. } => 400,
+        Error::RunNotFound { .. } | Error::BranchNotFound { .. } => 404,
+        _ => 500,
+    };
+    Reply::error(status, &error.to_string())
+}
+
+/// Opens run `id`, validated before anything names a file.
+fn open(store: &Store, id: &str) -> Result<RunReader, Reply> {
+    validate_run_id(id).map_err(|error| error_reply(&error))?;
+    store.open_run(id).map_err(|error| error_reply(&error))
+}
+
+#[derive(Serialize)]
+struct AttemptJson {
+    number: u32,
+    started_at: u64,
+    ended_at: Option<u64>,
+    host: String,
+    pid: u32,
+    first_step: u64,
+    last_step: Option<u64>,
+    /// `None` while the attempt is live.
+    outcome: Option<&'static str>,
+    exit_code: Option<i32>,
+}
+
+#[derive(Serialize)]
+struct BranchJson {
+    id: u32,
+    rewound_to: u64,
+    first_step: u64,
+    last_step: u64,
+    rows: u64,
+    created_at: u64,
+    by_attempt: u32,
+}
+
+#[derive(Serialize)]
+struct Detail {
+    run: RunRow,
+    metrics: Vec<String>,
+    attempts: Vec<AttemptJson>,
+    branches: Vec<BranchJson>,
+    /// The process writing the run now, as `pid N on HOST since TIME`.
+    holder: Option<String>,
+}
+
+/// `GET /api/runs/{id}`.
+pub fn detail(store: &Store, id: &str) -> Reply {
+    let reader = match open(store, id) {
+        Ok(reader) => reader,
+        Err(reply) => return reply,
+    };
+    let read = || -> runstore::Result<Detail> {
+        let attempts = reader.attempts()?;
+        let branches = reader.branches()?;
+        Ok(Detail {
+            run: RunRow::from_info(reader.info()?),
+            metrics: reader.metrics()?,
+            attempts: attempts
+                .into_iter()
+                .map(|attempt| AttemptJson {
+                    number: attempt.number,
+                    started_at: millis(attempt.started_at),
+                    ended_at: attempt.ended_at.map(millis),
+                    host: attempt.host,
+                    pid: attempt.pid,
+                    first_step: attempt.first_step,
+                    last_step: attempt.last_step,
+                    outcome: attempt.outcome.map(runstore::RunState::as_str),
+                    exit_code: attempt.exit_code,
+                })
+                .collect(),
+            branches: branches
+                .into_iter()
+                .map(|branch| BranchJson {
+                    id: branch.id,
+                    rewound_to: branch.rewound_to,
+                    first_step: branch.first_step,
+                    last_step: branch.last_step,
+                    rows: branch.rows,
+                    created_at: millis(branch.created_at),
+                    by_attempt: branch.by_attempt,
+                })
+                .collect(),
+            holder: reader.holder()?.map(|holder| holder.to_string()),
+        })
+    };
+    match read() {
+        Ok(detail) => Reply::json(&detail),
+        Err(error) => error_reply(&error),
+    }
+}
+
+/// Points as two columns, the way the chart takes them.
+#[derive(Serialize, Default)]
+struct Columns {
+    steps: Vec<u64>,
+    values: Vec<f64>,
+}
+
+impl Columns {
+    fn from_points(points: Vec<(u64, f64)>) -> Columns {
+        let (steps, values) = points.into_iter().unzip();
+        Columns { steps, values }
+    }
+}
+
+#[derive(Serialize)]
+struct ArchivedJson {
+    id: u32,
+    rewound_to: u64,
+    #[serde(flatten)]
+    points: Columns,
+}
+
+#[derive(Serialize)]
+struct SeriesJson {
+    run: String,
+    metric: String,
+    /// The step range the columns divide: the requested one, cut to the run's history.
+    first: Option<u64>,
+    last: Option<u64>,
+    #[serde(flatten)]
+    points: Columns,
+    branches: Vec<ArchivedJson>,
+}
+
+/// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0]`: the
+/// metric's live curve and its archived branches, each reduced to the first, lowest, highest
+/// and last point of `width` step columns. Whole curves come from `summaries`.
+pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
+    let Some(metric) = request.param("metric") else {
+        return Reply::error(400, "the metric parameter is missing");
+    };
+    if let Err(error) = validate_metric_name(metric) {
+        return error_reply(&error);
+    }
+    let number = |key: &'static str| request.param(key).map(|text| text.parse::<u64>().map_err(|_| key));
+    let (width, from, to) = match (number("width"), number("from"), number("to")) {
+        (Some(Err(key)), ..) | (_, Some(Err(key)), _) | (.., Some(Err(key))) => {
+            return Reply::error(400, &format!("the {key} parameter must be a whole number"));
+        }
+        (width, from, to) => (
+            width.and_then(Result::ok).unwrap_or(DEFAULT_WIDTH).clamp(1, MAX_WIDTH),
+            from.and_then(Result::ok).unwrap_or(0),
+            to.and_then(Result::ok).unwrap_or(u64::MAX),
+        ),
+    };
+    let with_branches = request.param("branches") != Some("0");
+    let reader = match open(store, id) {
+        Ok(reader) => reader,
+        Err(reply) => return reply,
+    };
+    let read = || -> runstore::Result<Option<SeriesJson>> {
+        if !reader.metrics()?.iter().any(|name| name == metric) {
+            return Ok(None);
+        }
+        // The columns divide the rows that exist in range: from the first row at or after
+        // `from` to the last step at or before `to`, as of now.
+        let mut history = reader.history(from..=to)?;
+        let first = history.next_row()?.map(|row| row.step());
+        drop(history);
+        let info = reader.info()?;
+        let last = info.last_step.map(|last| last.min(to));
+        let whole = from == 0 && to == u64::MAX;
+        let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
+        let key = |branch| (id.to_string(), metric.to_string(), branch);
+        let points = match (first, last) {
+            (Some(first), Some(last)) if whole && first <= last => {
+                Columns::from_points(
+                    summaries
+                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
+                )
+            }
+            (Some(first), Some(last)) if first <= last => {
+                Columns::from_points(downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?)
+            }
+            _ => Columns::default(),
+        };
+        let mut branches = Vec::new();
+        if with_branches {
+            for branch in reader.branches()? {
+                let (low, high) = (branch.first_step.max(from), branch.last_step.min(to));
+                if low <= high {
+                    let points = if whole {
+                        summaries.whole(key(Some(branch.id)), epoch, (low, high), width, |from| {
+                            reader.branch_series(branch.id, metric, from..=high)
+                        })?
+                    } else {
+                        downsample::min_max(reader.branch_series(branch.id, metric, low..=high)?, low, high, width)?
+                    };
+                    branches.push(ArchivedJson {
+                        id: branch.id,
+                        rewound_to: branch.rewound_to,
+                        points: Columns::from_points(points),
+                    });
+                }
+            }
+        }
+        Ok(Some(SeriesJson { run: id.to_string(), metric: metric.to_string(), first, last, points, branches }))
+    };
+    match read() {
+        Ok(Some(series)) => Reply::json(&series),
+        Ok(None) => Reply::error(404, &format!("run {id:?} has no metric {metric:?}")),
+        Err(error) => error_reply(&error),
+    }
+}
+
+#[derive(Serialize)]
+struct LiveJson {
+    state: String,
+    live: bool,
+    rows: u64,
+    last_step: Option<u64>,
+    updated_at: u64,
+    attempts: u32,
+    branches: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// `GET /api/live?ids=a,b`: what changes while a run is written, for the runs the page shows;
+/// the page fetches more when a run's rows, state or branches change.
+pub fn live(store: &Store, request: &Request) -> Reply {
+    let ids: Vec<&str> = request.param("ids").map(|ids| ids.split(',').collect()).unwrap_or_default();
+    if ids.len() > MAX_LIVE_IDS {
+        return Reply::error(400, &format!("at most {MAX_LIVE_IDS} runs per request"));
+    }
+    let mut runs = serde_json::Map::new();
+    for id in ids {
+        if let Err(error) = validate_run_id(id) {
+            return error_reply(&error);
+        }
+        let row = match store.open_run(id).and_then(|reader| reader.info()) {
+            Ok(info) => RunRow::from_info(info),
+            Err(Error::RunNotFound { .. }) => continue,
+            Err(error) => RunRow::damaged(id, &error),
+        };
+        let status = LiveJson {
+            live: row.live,
+            rows: row.rows,
+            last_step: row.last_step,
+            updated_at: row.updated_at,
+            attempts: row.attempts,
+            branches: row.branches,
+            error: row.error,
+            state: row.state,
+        };
+        runs.insert(id.to_string(), serde_json::to_value(status).unwrap_or_default());
+    }
+    Reply::json(&serde_json::json!({ "runs": runs }))
+}
