@@ -96,3 +96,24 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
 pub(crate) fn parse_holder(bytes: &[u8]) -> Option<LockHolder> {
     serde_json::from_slice(bytes).ok()
 }
+
+/// Tests the lock at `path` and runs `read` while the outcome still holds: when no process
+/// holds the lock, `read` runs under a shared lock, so no writer can start (and commit) until
+/// it returns. Returns whether a process held the lock, and what `read` returned. A missing
+/// file is not held.
+pub(crate) fn probe<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<(bool, T)> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((false, read()?)),
+        Err(error) => return Err(Error::io(path, error)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let value = read();
+            file.unlock().at(path)?;
+            Ok((false, value?))
+        }
+        Err(TryLockError::WouldBlock) => Ok((true, read()?)),
+        Err(TryLockError::Error(error)) => Err(Error::io(path, error)),
+    }
+}

@@ -393,7 +393,9 @@ impl Store {
 
     /// What a fork of `source` at `at` starts from; checked before anything is created.
     fn fork_seed(&self, source: &str, at: u64) -> Result<(ForkOrigin, ForkSeed, RunInfo)> {
-        let parent = self.open_run(source)?;
+        // One snapshot: the row count, the rows after `at`, the names and the branch count must
+        // all be of one commit of a parent that may be logging or rewinding right now.
+        let parent = self.open_run(source)?.snapshot()?;
         let (origin, names, rows) = parent.fork_origin(at)?;
         Ok((origin, ForkSeed { names, rows }, parent.info()?))
     }

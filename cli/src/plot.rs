@@ -40,7 +40,8 @@ pub struct Args {
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let steps = args.selection.steps()?;
-    let reader = store.open_run(&args.id)?;
+    // One snapshot: the names, the x range and every series of one commit.
+    let reader = store.open_run(&args.id)?.snapshot()?;
     let history = reader.history(steps.clone())?;
     rows::check_metrics(&args.id, &args.selection.metrics, history.metrics())?;
     let metrics: Vec<String> = if args.selection.metrics.is_empty() {

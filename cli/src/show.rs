@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use runstore::{Attempt, Branch, LockHolder, RunInfo, RunReader, Store};
+use runstore::{Attempt, Branch, LockHolder, RunInfo, RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
@@ -30,12 +30,13 @@ const SPARK: usize = 24;
 const LABEL: usize = 10;
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
-    let reader = store.open_run(&args.id)?;
+    // One snapshot: the state, attempts, names and curves must agree with each other.
+    let reader = store.open_run(&args.id)?.snapshot()?;
     let info = reader.info()?;
     let attempts = reader.attempts()?;
     let branches = reader.branches()?;
     let metrics = reader.metrics()?;
-    let holder = if info.state.is_live() { reader.holder()? } else { None };
+    let holder = if info.state.is_live() { reader.holder() } else { None };
     let mut out = output::stdout();
     if args.json {
         let mut value = json(&info, &attempts, &metrics, holder.as_ref());
@@ -100,7 +101,7 @@ fn json(info: &RunInfo, attempts: &[Attempt], metrics: &[String], holder: Option
 }
 
 /// Each metric with its summary value and sparkline.
-fn curves(reader: &RunReader, info: &RunInfo, metrics: &[String]) -> Result<Vec<(String, String, String)>, Failure> {
+fn curves(reader: &RunSnapshot, info: &RunInfo, metrics: &[String]) -> Result<Vec<(String, String, String)>, Failure> {
     let first = reader.history(..)?.next_row()?.map(|row| row.step());
     let mut curves = Vec::new();
     for name in metrics {

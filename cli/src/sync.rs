@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use runstore::{Attempt, History, RunInfo, RunReader, RunState, Store};
+use runstore::{Attempt, History, RunInfo, RunSnapshot, RunState, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Failure;
@@ -157,7 +157,8 @@ impl Syncer<'_> {
     }
 
     fn run(&mut self, store: &Store, id: &str) -> Result<(), Failure> {
-        let reader = store.open_run(id)?;
+        // One snapshot for the whole run: info, branches, attempts and every history pushed.
+        let reader = store.open_run(id)?.snapshot()?;
         let info = reader.info()?;
         let branches = reader.branches()?;
         let attempts = reader.attempts()?;
@@ -233,7 +234,7 @@ impl Syncer<'_> {
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
-        reader: &RunReader,
+        reader: &RunSnapshot,
         attempts: &[Attempt],
         job: &Job<'_>,
         target: &mut Target,

@@ -322,26 +322,28 @@ impl Store {
         Ok(report)
     }
 
-    /// A fork's parent must be there and the fork's whole history must read.
+    /// A fork's parent must be there and the fork's whole history must read, with as many rows
+    /// as its progress record says: both from one snapshot, since a live fork commits meanwhile.
     fn check_fork(&self, id: &str, database: &Path, report: &mut RunCheck) {
-        let outcome = (|| -> Result<Option<u64>> {
-            let reader = self.open_run(id)?;
-            if reader.info()?.forked_from.is_none() {
+        let outcome = (|| -> Result<Option<(u64, u64)>> {
+            let snapshot = self.open_run(id)?.snapshot()?;
+            let info = snapshot.info()?;
+            if info.forked_from.is_none() {
                 return Ok(None);
             }
             let mut rows = 0;
-            let mut history = reader.history(..)?;
+            let mut history = snapshot.history(..)?;
             while history.next_row()?.is_some() {
                 rows += 1;
             }
-            Ok(Some(rows))
+            Ok(Some((rows, info.rows)))
         })();
         match outcome {
-            Ok(Some(rows)) => {
-                if rows != report.rows {
+            Ok(Some((rows, recorded))) => {
+                if rows != recorded {
                     report.problem(
                         database,
-                        format!("the fork's history has {rows} rows but its progress record says {}", report.rows),
+                        format!("the fork's history has {rows} rows but its progress record says {recorded}"),
                     );
                 }
             }
