@@ -266,16 +266,7 @@ impl Writer {
         let tx = begin(&self.db, &path)?;
         {
             let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
-            let last = attempts.get(self.attempt).at(&path)?.map(|last| AttemptRecord::decode(last.value()));
-            if let Some(previous) = last {
-                let mut previous = previous.at(&path)?;
-                if previous.outcome.is_none() {
-                    previous.ended_at_ms = Some(self.progress.updated_at_ms);
-                    previous.last_step = self.progress.last_step;
-                    previous.outcome = Some(died_as.into());
-                    attempts.insert(self.attempt, previous.encode().as_slice()).at(&path)?;
-                }
-            }
+            self.close_dead_attempt(&mut attempts)?;
             let number = self.attempt.checked_add(1).ok_or(Corrupt("too many attempts")).at(&path)?;
             attempts.insert(number, attempt.encode().as_slice()).at(&path)?;
             let mut meta = tx.open_table(META).at(&path)?;
@@ -292,6 +283,23 @@ impl Writer {
         }
         tx.commit().at(&path)?;
         self.previous = Some(previous);
+        Ok(())
+    }
+
+    /// Closes the last attempt if it is still open (its process died): ended at the last
+    /// commit, at the last stored step, crashed or preempted. Part of the caller's transaction.
+    fn close_dead_attempt(&self, attempts: &mut redb::Table<u32, &[u8]>) -> Result<()> {
+        let path = &self.path;
+        let last = attempts.get(self.attempt).at(path)?.map(|last| AttemptRecord::decode(last.value()));
+        if let Some(record) = last {
+            let mut record = record.at(path)?;
+            if record.outcome.is_none() {
+                record.ended_at_ms = Some(self.progress.updated_at_ms);
+                record.last_step = self.progress.last_step;
+                record.outcome = Some(self.stored_state()?.without_writer().into());
+                attempts.insert(self.attempt, record.encode().as_slice()).at(path)?;
+            }
+        }
         Ok(())
     }
 
@@ -530,7 +538,12 @@ impl Writer {
             self.recompute_summary(&blocks, to, &mut logged)?;
             progress.summary = summary_of(&logged);
 
-            let attempts = tx.open_table(ATTEMPTS).at(&path)?;
+            let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
+            if by_attempt == 0 {
+                // From outside any attempt: an attempt still open died. Close it as it died, with
+                // its own last step and last commit, before the rewind changes both.
+                self.close_dead_attempt(&mut attempts)?;
+            }
             let mut overlapping = Vec::new();
             for entry in attempts.iter().at(&path)? {
                 let (number, bytes) = entry.at(&path)?;

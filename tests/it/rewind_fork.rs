@@ -286,3 +286,35 @@ fn resume_from_is_read_from_the_environment() {
     process.wait().unwrap();
     assert_eq!(t.store.open_run("env").unwrap().branches().unwrap()[0].rows, 50);
 }
+
+#[test]
+fn rewinding_a_crashed_run_from_outside_closes_the_dead_attempt_as_it_died() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    for step in 0..50 {
+        run.log(row(step)).unwrap();
+    }
+    run.finish(0).unwrap();
+    // Attempt 2 logs 50..99, flushes, and is killed.
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "r")
+        .env("RUNSTORE_RESUME", "must")
+        .env("TEST_ROWS", "50")
+        .env("TEST_FLUSH_EVERY", "50")
+        .env("TEST_END", "hold");
+    let mut process = command.spawn().expect("spawn");
+    let mut reports = Reports::of(&mut process);
+    reports.expect("holding");
+    process.kill().expect("SIGKILL");
+    process.wait().unwrap();
+    let died_at = t.store.open_run("r").unwrap().info().unwrap().updated_at;
+
+    t.store.rewind("r", 20).unwrap();
+    t.store.init(options().id("r").resume(Resume::Must)).unwrap().finish(0).unwrap();
+    let attempts = t.store.open_run("r").unwrap().attempts().unwrap();
+    let dead = &attempts[1];
+    assert_eq!((dead.first_step, dead.last_step, dead.outcome), (50, Some(99), Some(RunState::Crashed)), "{dead:?}");
+    assert_eq!(dead.ended_at, Some(died_at), "it ended at its last commit, not at the rewind");
+    assert_eq!(attempts[2].first_step, 21);
+}
