@@ -99,7 +99,7 @@ impl Store {
     /// ```
     pub fn from_env() -> Result<Store> {
         let dir = std::env::var_os(ENV_DIR)
-            .filter(|dir| !dir.is_empty())
+            .and_then(crate::options::environment_value)
             .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
         Store::open(dir)
     }
