@@ -463,7 +463,8 @@ impl Run {
     }
 
     /// Sets a summary value (such as `best_acc`) that is not simply a metric's last value. A
-    /// later `log` of the same name replaces it, as in W&B.
+    /// later `log` of the same name replaces it, as in W&B. It is not tied to a step: a rewind,
+    /// which recomputes the logged values of the summary from the live history, keeps it.
     ///
     /// # Errors
     ///

@@ -349,3 +349,17 @@ fn a_value_logged_at_a_forks_fork_step_is_refused_not_lost() {
     let check = t.store.check("fk").unwrap();
     assert!(check.is_healthy(), "{:?}", check.problems);
 }
+
+#[test]
+fn a_rewind_recomputes_logged_summary_values_and_keeps_set_ones() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("s")).unwrap();
+    for step in 0..10u32 {
+        run.log([("loss", f64::from(step))]).unwrap();
+    }
+    run.set_summary("best_acc", 0.97).unwrap();
+    run.finish(0).unwrap();
+    t.store.rewind("s", 4).unwrap();
+    let summary = t.store.open_run("s").unwrap().info().unwrap().summary;
+    assert_eq!((summary["loss"], summary["best_acc"]), (4.0, 0.97), "{summary:?}");
+}
