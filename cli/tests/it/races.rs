@@ -138,10 +138,8 @@ fn tail_follows_rapid_rewinds_announcing_each_once_and_ending_on_the_live_values
     assert!(tail.wait().unwrap().success());
     let mut warnings = String::new();
     stderr.read_to_string(&mut warnings).unwrap();
-    let mut announced: Vec<u64> = warnings
-        .lines()
-        .map(|line| line.rsplit("branch ").next().unwrap().trim().parse().expect(line))
-        .collect();
+    let mut announced: Vec<u64> =
+        warnings.lines().map(|line| line.rsplit("branch ").next().unwrap().trim().parse().expect(line)).collect();
     let count = announced.len();
     announced.sort_unstable();
     announced.dedup();
