@@ -284,7 +284,8 @@ fn churner() {
         return;
     }
     let store = Store::from_env().expect("store");
-    for attempt in 0..number("TEST_ATTEMPTS").unwrap_or(10) {
+    let attempts = u32::try_from(number("TEST_ATTEMPTS").unwrap_or(10)).expect("TEST_ATTEMPTS");
+    for attempt in 0..attempts {
         let mut run = store.init(RunOptions::new().resume(runstore::Resume::Allow)).expect("init");
         say(format!("attempt {attempt}"));
         let metric = format!("m{attempt}");
@@ -293,7 +294,7 @@ fn churner() {
                 let back = run.step() - 25;
                 run.rewind(back).expect("rewind");
             }
-            run.log([("loss", f64::from(row)), (metric.as_str(), f64::from(attempt as u32))]).expect("log");
+            run.log([("loss", f64::from(row)), (metric.as_str(), f64::from(attempt))]).expect("log");
             if row % 20 == 19 {
                 run.flush().expect("flush");
             }
