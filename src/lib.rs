@@ -110,6 +110,7 @@ pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM,
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use read::history::{History, Row, RowRef, Series};
 pub use read::reader::RunReader;
+pub use read::snapshot::RunSnapshot;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
 pub use store::{DEFAULT_DIR, Store};
 pub use sweep::queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};

@@ -57,15 +57,23 @@ impl RunLock {
         Ok(RunLock { _file: file })
     }
 
-    /// Takes the lock without waiting and without recording a holder: for a reader that must
-    /// briefly stand in for a dead writer (to let the database recover).
-    pub(crate) fn acquire_quietly(path: &Path) -> Result<RunLock> {
+    /// Takes the lock without waiting, recording this process with `task`: for a reader that
+    /// must briefly stand in for a dead writer (to let the database recover). A writer refused
+    /// meanwhile is told what holds the run.
+    pub(crate) fn acquire_quietly(path: &Path, task: &str) -> Result<RunLock> {
         // It writes (recovery): not where another node's writer cannot see the lock. The store
         // is three levels up: <store>/runs/<id>/lock.
         fs_check::ensure_locks_work(path.ancestors().nth(3).unwrap_or(path))?;
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
         match fs_check::try_lock(&file, false) {
-            Ok(()) => Ok(RunLock { _file: file }),
+            Ok(()) => {
+                let holder = LockHolder { task: Some(task.to_string()), ..LockHolder::current() };
+                let record = serde_json::to_vec(&holder).unwrap_or_default();
+                file.set_len(0).at(path)?;
+                file.seek(SeekFrom::Start(0)).at(path)?;
+                file.write_all(&record).at(path)?;
+                Ok(RunLock { _file: file })
+            }
             Err(TryLockError::WouldBlock) => Err(Error::RunLocked { id: String::new(), holder: LockHolder::unknown() }),
             Err(TryLockError::Error(error)) => fs_check::lock_failed(path, error).map(|()| RunLock { _file: file }),
         }
@@ -74,20 +82,7 @@ impl RunLock {
 
 /// Whether some process holds the lock at `path` right now. A missing file is not held.
 pub(crate) fn is_held(path: &Path) -> Result<bool> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(Error::io(path, error)),
-    };
-    match fs_check::try_lock(&file, true) {
-        Ok(()) => {
-            file.unlock().at(path)?;
-            Ok(false)
-        }
-        Err(TryLockError::WouldBlock) => Ok(true),
-        // Opted in to unsafe locks: nobody can be seen holding it.
-        Err(TryLockError::Error(error)) => fs_check::lock_failed(path, error).map(|()| false),
-    }
+    probe(path, || Ok(())).map(|(held, ())| held)
 }
 
 /// The holder recorded in a lock file, if it reads as one.
@@ -105,4 +100,29 @@ fn read_holder(file: &mut File) -> Option<LockHolder> {
 /// The holder record in the bytes of a lock file, if they hold one.
 pub(crate) fn parse_holder(bytes: &[u8]) -> Option<LockHolder> {
     serde_json::from_slice(bytes).ok()
+}
+
+/// Tests the lock at `path` and runs `read` while the outcome still holds: when no process
+/// holds the lock, `read` runs under a shared lock, so no writer can start (and commit) until
+/// it returns. Returns whether a process held the lock, and what `read` returned. A missing
+/// file is not held.
+pub(crate) fn probe<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<(bool, T)> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok((false, read()?)),
+        Err(error) => return Err(Error::io(path, error)),
+    };
+    match fs_check::try_lock(&file, true) {
+        Ok(()) => {
+            let value = read();
+            file.unlock().at(path)?;
+            Ok((false, value?))
+        }
+        Err(TryLockError::WouldBlock) => Ok((true, read()?)),
+        // Opted in to unsafe locks: nobody can be seen holding it.
+        Err(TryLockError::Error(error)) => {
+            fs_check::lock_failed(path, error)?;
+            Ok((false, read()?))
+        }
+    }
 }

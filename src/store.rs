@@ -100,7 +100,7 @@ impl Store {
     /// ```
     pub fn from_env() -> Result<Store> {
         let dir = std::env::var_os(ENV_DIR)
-            .filter(|dir| !dir.is_empty())
+            .and_then(crate::options::environment_value)
             .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
         Store::open(dir)
     }
@@ -409,7 +409,9 @@ impl Store {
 
     /// What a fork of `source` at `at` starts from; checked before anything is created.
     fn fork_seed(&self, source: &str, at: u64) -> Result<(ForkOrigin, ForkSeed, RunInfo)> {
-        let parent = self.open_run(source)?;
+        // One snapshot: the row count, the rows after `at`, the names and the branch count must
+        // all be of one commit of a parent that may be logging or rewinding right now.
+        let parent = self.open_run(source)?.snapshot()?;
         let (origin, names, rows) = parent.fork_origin(at)?;
         Ok((origin, ForkSeed { names, rows }, parent.info()?))
     }
@@ -590,20 +592,45 @@ fn dedupe(items: Vec<String>) -> Vec<String> {
 #[derive(Debug)]
 pub(crate) struct AutoPointer {
     path: PathBuf,
-    dir: String,
+    /// The canonical working directory's raw bytes: two directories are one only if these are.
+    dir: Vec<u8>,
 }
 
+/// A pointer file: `dir` is the directory as text; a directory whose name is not UTF-8 also
+/// has `dir_hex`, its raw bytes, since the text is lossy.
 #[derive(Serialize, Deserialize)]
 struct PointerRecord {
     dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir_hex: Option<String>,
     run_id: String,
 }
 
+impl PointerRecord {
+    /// The raw bytes of the directory the record is for (`None` for a damaged `dir_hex`).
+    fn dir_bytes(&self) -> Option<Vec<u8>> {
+        match &self.dir_hex {
+            None => Some(self.dir.clone().into_bytes()),
+            Some(hex) => {
+                let digits = hex.as_bytes();
+                if digits.len() % 2 != 0 {
+                    return None;
+                }
+                digits
+                    .chunks(2)
+                    .map(|pair| std::str::from_utf8(pair).ok().and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+                    .collect()
+            }
+        }
+    }
+}
+
 /// The run id an `auto` pointer file names, if its bytes hold a pointer record (for the working
-/// directory `dir`, when given) naming a valid id.
-pub(crate) fn decode_pointer(bytes: &[u8], dir: Option<&str>) -> Option<String> {
+/// directory whose raw bytes are `dir`, when given) naming a valid id.
+pub(crate) fn decode_pointer(bytes: &[u8], dir: Option<&[u8]>) -> Option<String> {
     let record: PointerRecord = serde_json::from_slice(bytes).ok()?;
-    (dir.is_none_or(|dir| record.dir == dir) && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
+    let for_dir = dir.is_none_or(|dir| record.dir_bytes().as_deref() == Some(dir));
+    (for_dir && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
 }
 
 impl AutoPointer {
@@ -612,8 +639,10 @@ impl AutoPointer {
             Some(dir) => dir.to_path_buf(),
             None => std::env::current_dir().at(Path::new("."))?,
         };
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir).to_string_lossy().into_owned();
-        let name = format!("{:016x}.json", sys::stable_hash(dir.as_bytes()));
+        // Keyed on the raw bytes: directories that differ only in bytes that are not UTF-8 are
+        // different directories (their lossy texts are the same).
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir).into_os_string().into_encoded_bytes();
+        let name = format!("{:016x}.json", sys::stable_hash(&dir));
         Ok(AutoPointer { path: store.root.join(AUTO).join(name), dir })
     }
 
@@ -622,16 +651,36 @@ impl AutoPointer {
         decode_pointer(&std::fs::read(&self.path).ok()?, Some(&self.dir))
     }
 
-    fn write(&self, id: &str) -> Result<()> {
+    /// An exclusive `flock` on the `auto` directory, held while a pointer is read and changed:
+    /// a clear that read its run's id must not remove a pointer another `init` wrote since.
+    fn lock_pointers(&self) -> Result<std::fs::File> {
         let parent = self.path.parent().unwrap_or(&self.path);
         std::fs::create_dir_all(parent).at(parent)?;
-        let record =
-            serde_json::to_vec(&PointerRecord { dir: self.dir.clone(), run_id: id.to_string() }).unwrap_or_default();
+        let dir = std::fs::File::open(parent).at(parent)?;
+        dir.lock().at(parent)?;
+        Ok(dir)
+    }
+
+    fn write(&self, id: &str) -> Result<()> {
+        let _pointers = self.lock_pointers()?;
+        let (dir, dir_hex) = match std::str::from_utf8(&self.dir) {
+            Ok(text) => (text.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(&self.dir).into_owned(),
+                Some(self.dir.iter().fold(String::new(), |mut hex, byte| {
+                    use std::fmt::Write;
+                    let _ = write!(hex, "{byte:02x}");
+                    hex
+                })),
+            ),
+        };
+        let record = serde_json::to_vec(&PointerRecord { dir, dir_hex, run_id: id.to_string() }).unwrap_or_default();
         write_atomically(&self.path, "pointer-", &record)
     }
 
     /// Removes the pointer if it still names `id` (a clean finish of that run).
     pub(crate) fn clear_if_names(&self, id: &str) -> Result<()> {
+        let _pointers = self.lock_pointers()?;
         if self.read().as_deref() == Some(id) {
             match std::fs::remove_file(&self.path) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&self.path, error)),
@@ -645,6 +694,34 @@ impl AutoPointer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_auto_pointer_written_while_a_clear_is_under_way_survives_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let pointer = AutoPointer::new(&store, Some(work.path())).unwrap();
+        pointer.write("a").unwrap();
+        // A finishing run `a` clears the pointer: it has read it and not yet removed it.
+        let clearing = pointer.lock_pointers().unwrap();
+        assert_eq!(pointer.read().as_deref(), Some("a"));
+        let written = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            // Meanwhile another `auto` start in the same directory writes its run's pointer.
+            scope.spawn(|| {
+                pointer.write("b").unwrap();
+                written.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!written.load(Ordering::SeqCst), "the write waits for the clear");
+            std::fs::remove_file(&pointer.path).unwrap(); // the clear's remove
+            drop(clearing);
+        });
+        assert_eq!(pointer.read().as_deref(), Some("b"), "the new pointer is not lost");
+        pointer.clear_if_names("a").unwrap();
+        assert_eq!(pointer.read().as_deref(), Some("b"), "a clear for another run leaves it");
+    }
 
     #[test]
     fn configs_merge_without_dropping_keys() {

@@ -61,7 +61,8 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     }
     let mut sides = Vec::new();
     for id in &args.ids {
-        let reader = store.open_run(id)?;
+        // One snapshot per run: its summary and its statistics of one commit.
+        let reader = store.open_run(id)?.snapshot()?;
         let info = reader.info()?;
         let mut stats = stats::of_run(&reader, &info)?;
         if !args.metrics.is_empty() {

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use runstore::Store;
+use runstore::{RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::history::{self, Selection};
@@ -73,11 +73,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             return Err(Failure::input("--format tensorboard writes a directory: give it with -o DIR"));
         };
         let mut out = output::stdout();
-        history::write(store, &args.id, &args.selection, format, &mut out, |_| {})?;
+        history::write(&store.open_run(&args.id)?.snapshot()?, &args.selection, format, &mut out, |_| {})?;
         out.flush()?;
         return Ok(());
     };
-    let reader = store.open_run(&args.id)?;
+    let reader = store.open_run(&args.id)?.snapshot()?;
     let rows = reader.info()?.rows;
     let bar = (rows > LARGE && std::io::stderr().is_terminal()).then(|| progress_bar(rows));
     let progress = |done| {
@@ -86,7 +86,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         }
     };
     let result = match format {
-        Some(format) => to_file(store, args, format, path, progress),
+        Some(format) => to_file(&reader, args, format, path, progress),
         None => rows::check_metrics(&args.id, &args.selection.metrics, reader.history(..0)?.metrics()).and_then(|()| {
             tensorboard::export(&reader, path, args.selection.steps()?, &args.selection.metrics, progress)
         }),
@@ -98,8 +98,14 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     output::stdout_line(&format!("wrote {} to {}", output::count(written, "row", "rows"), path.display()))
 }
 
-fn to_file(store: &Store, args: &Args, format: Format, path: &Path, progress: impl FnMut(u64)) -> Result<u64, Failure> {
-    output::write_file(path, |out| history::write(store, &args.id, &args.selection, format, out, progress))
+fn to_file(
+    reader: &RunSnapshot,
+    args: &Args,
+    format: Format,
+    path: &Path,
+    progress: impl FnMut(u64),
+) -> Result<u64, Failure> {
+    output::write_file(path, |out| history::write(reader, &args.selection, format, out, progress))
 }
 
 fn progress_bar(rows: u64) -> indicatif::ProgressBar {

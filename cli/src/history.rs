@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::ops::RangeInclusive;
 
-use runstore::Store;
+use runstore::{RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output;
@@ -64,17 +64,17 @@ impl Selection {
     }
 }
 
-/// Writes the selected rows of run `id` to `out`; `progress` as for [`rows::stream`].
+/// Writes the selected rows of the run `reader` reads to `out`, live and archived from the
+/// one snapshot; `progress` as for [`rows::stream`].
 pub fn write(
-    store: &Store,
-    id: &str,
+    reader: &RunSnapshot,
     selection: &Selection,
     format: Format,
     out: &mut impl Write,
     progress: impl FnMut(u64),
 ) -> Result<u64, Failure> {
+    let id = reader.id();
     let steps = selection.steps()?;
-    let reader = store.open_run(id)?;
     let last = reader.info()?.last_step;
     let mut history = reader.history(steps.clone())?;
     rows::check_metrics(id, &selection.metrics, history.metrics())?;
@@ -100,7 +100,7 @@ pub fn write(
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let mut out = output::stdout();
-    write(store, &args.id, &args.selection, args.format, &mut out, |_| {})?;
+    write(&store.open_run(&args.id)?.snapshot()?, &args.selection, args.format, &mut out, |_| {})?;
     out.flush()?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use runstore::{RunReader, Store};
+use runstore::{RunSnapshot, Store};
 
 use crate::downsample::MinMax;
 use crate::exit::Failure;
@@ -67,7 +67,7 @@ pub struct Args {
 /// A run to plot, with the steps it shows.
 struct Source {
     id: String,
-    reader: RunReader,
+    reader: RunSnapshot,
     names: Vec<Arc<str>>,
     /// From the first row in range to the last step in range, as of now; `None` when empty.
     span: Option<(u64, u64)>,
@@ -154,7 +154,8 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
 }
 
 fn open(store: &Store, id: &str, steps: &RangeInclusive<u64>, all_branches: bool) -> Result<Source, Failure> {
-    let reader = store.open_run(id)?;
+    // One snapshot per run: its names, its x range and every series of one commit.
+    let reader = store.open_run(id)?.snapshot()?;
     let mut history = reader.history(steps.clone())?;
     let first = history.next_row()?.map(|row| row.step());
     let names = history.metrics().to_vec();

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use runstore::{Attempt, Branch, Filesystem, LockHolder, RunInfo, RunReader, Store};
+use runstore::{Attempt, Branch, Filesystem, LockHolder, RunInfo, RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
@@ -30,12 +30,13 @@ const SPARK: usize = 24;
 const LABEL: usize = 10;
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
-    let reader = store.open_run(&args.id)?;
+    // One snapshot: the state, attempts, names and curves must agree with each other.
+    let reader = store.open_run(&args.id)?.snapshot()?;
     let info = reader.info()?;
     let attempts = reader.attempts()?;
     let branches = reader.branches()?;
     let metrics = reader.metrics()?;
-    let holder = if info.state.is_live() { reader.holder()? } else { None };
+    let holder = if info.state.is_live() { reader.holder() } else { None };
     let linger_note = holder.as_ref().and_then(|holder| lingering_lock_note(store, holder));
     let stats = crate::stats::of_run(&reader, &info)?;
     let mut out = output::stdout();
@@ -149,7 +150,7 @@ struct Curve {
 
 /// Each metric with its summary value, its lowest and highest values, and its sparkline.
 fn curves(
-    reader: &RunReader,
+    reader: &RunSnapshot,
     info: &RunInfo,
     metrics: &[String],
     stats: &[(String, crate::stats::Stats)],

@@ -1,12 +1,12 @@
 //! One-line terminal sparklines of a metric's curve, computed from a streamed series.
 
-use runstore::RunReader;
+use runstore::RunSnapshot;
 
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// The curve of `metric` over steps `first..=last` in `width` characters: each character is the
 /// mean of the finite values in its share of the steps; a share without any is a space.
-pub fn sparkline(reader: &RunReader, metric: &str, first: u64, last: u64, width: usize) -> runstore::Result<String> {
+pub fn sparkline(reader: &RunSnapshot, metric: &str, first: u64, last: u64, width: usize) -> runstore::Result<String> {
     let mut sums = vec![0.0f64; width];
     let mut counts = vec![0u64; width];
     let span = u128::from(last.saturating_sub(first)) + 1;

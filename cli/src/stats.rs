@@ -1,6 +1,6 @@
 //! Each metric's last, lowest and highest value over a run's live history, in one pass.
 
-use runstore::{RunInfo, RunReader};
+use runstore::{RunInfo, RunSnapshot};
 
 use crate::exit::Failure;
 
@@ -16,7 +16,7 @@ pub struct Stats {
 }
 
 /// The stats of every metric of the run, in the order first logged (then summary-only values).
-pub fn of_run(reader: &RunReader, info: &RunInfo) -> Result<Vec<(String, Stats)>, Failure> {
+pub fn of_run(reader: &RunSnapshot, info: &RunInfo) -> Result<Vec<(String, Stats)>, Failure> {
     let mut by_id: Vec<Stats> = Vec::new();
     let mut history = reader.history(..)?;
     while let Some(row) = history.next_row()? {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use runstore::{Attempt, History, RunInfo, RunReader, RunState, Store};
+use runstore::{Attempt, History, RunInfo, RunSnapshot, RunState, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Failure;
@@ -66,6 +66,13 @@ struct Target {
     /// not have arrived.
     inflight: Option<(u64, u64)>,
     params: BTreeMap<String, String>,
+}
+
+impl Target {
+    /// The last step this MLflow run may hold: pushed, or sent in the batch in flight.
+    fn reached(&self) -> Option<u64> {
+        self.pushed_through.max(self.inflight.map(|(_, last)| last))
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -161,7 +168,8 @@ impl Syncer<'_> {
     }
 
     fn run(&mut self, store: &Store, id: &str) -> Result<(), Failure> {
-        let reader = store.open_run(id)?;
+        // One snapshot for the whole run: info, branches, attempts and every history pushed.
+        let reader = store.open_run(id)?.snapshot()?;
         let info = reader.info()?;
         let branches = reader.branches()?;
         let attempts = reader.attempts()?;
@@ -177,11 +185,13 @@ impl Syncer<'_> {
             }
         };
         for branch in branches.iter().filter(|branch| branch.id >= state.branches_seen) {
-            if state.live.pushed_through.is_some_and(|pushed| pushed > branch.rewound_to) {
-                // That MLflow run holds rows this rewind archived: it becomes the branch's run,
-                // and the live history starts a new one.
+            if state.live.reached().is_some_and(|reached| reached > branch.rewound_to) {
+                // That MLflow run holds (or may hold: a batch in flight) rows this rewind
+                // archived: it becomes the branch's run, with its batch in flight, and the live
+                // history starts a new one. What arrived of that batch is never matched against
+                // the rows logged again after the rewind.
                 let moved = std::mem::take(&mut state.live);
-                state.branches.insert(branch.id, Target { inflight: None, ..moved });
+                state.branches.insert(branch.id, moved);
             }
         }
         state.branches_seen = u32::try_from(branches.len()).unwrap_or(u32::MAX);
@@ -237,7 +247,7 @@ impl Syncer<'_> {
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
-        reader: &RunReader,
+        reader: &RunSnapshot,
         attempts: &[Attempt],
         job: &Job<'_>,
         target: &mut Target,

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::time::Duration;
 
-use runstore::{RunReader, Store};
+use runstore::{RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output;
@@ -47,11 +47,13 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let reader = store.open_run(&args.id)?;
     let mut writer = RowWriter::new(args.format, args.metrics.clone());
     let mut out = output::stdout();
-    // Whether the run was live before the rows were read: its final rows are in any read after
-    // it is seen not live, since a writer commits them before it lets go of the run.
-    let mut live = reader.state()?.is_live();
-    let mut branches = reader.info()?.branches;
-    let Window { rows, names, mut last } = last_rows(&reader, args.lines)?;
+    // Each poll reads one snapshot: its state, branches and rows are of one commit, so a run
+    // seen not live has all its rows in it, and a rewind is seen once, with the rows after it.
+    let snapshot = reader.snapshot()?;
+    let mut live = snapshot.state()?.is_live();
+    let mut branches = snapshot.info()?.branches;
+    let Window { rows, names, mut last } = last_rows(&snapshot, args.lines)?;
+    drop(snapshot);
     writer.names(&names);
     if let Some(&(step, _)) = rows.back() {
         writer.fit_step(step);
@@ -63,11 +65,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     drop(rows);
     while args.follow && live {
         std::thread::sleep(POLL);
-        let info = reader.info()?;
+        let snapshot = reader.snapshot()?;
+        let info = snapshot.info()?;
         live = info.state.is_live();
         if info.branches > branches {
             // A rewind: the steps after its target are logged again; follow from there.
-            for branch in reader.branches()?.iter().skip(branches as usize) {
+            for branch in snapshot.branches()?.iter().skip(branches as usize) {
                 output::warn(&format!(
                     "run {} was rewound to step {}; steps {}..={} are archived as branch {}",
                     args.id, branch.rewound_to, branch.first_step, branch.last_step, branch.id
@@ -77,7 +80,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             branches = info.branches;
         }
         let from = last.map_or(0, |step| step.saturating_add(1));
-        let mut history = reader.history(from..)?;
+        let mut history = snapshot.history(from..)?;
         writer.names(history.metrics());
         while let Some(row) = history.next_row()? {
             writer.row(&mut out, row.step(), row.points())?;
@@ -117,7 +120,7 @@ struct Window {
 
 /// The last `count` rows. Reads windows of steps ending at the last step, doubling them until
 /// they hold enough rows, so the cost follows `count`, not the length of the run.
-fn last_rows(reader: &RunReader, count: usize) -> Result<Window, Failure> {
+fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
     let last = reader.info()?.last_step;
     let (Some(last_step), true) = (last, count > 0) else {
         return Ok(Window { rows: VecDeque::new(), names: reader.history(..0)?.metrics().to_vec(), last });

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use runstore::{Attempt, History, RunReader};
+use runstore::{Attempt, History, RunSnapshot};
 
 use crate::exit::Failure;
 use crate::output;
@@ -157,7 +157,7 @@ fn write_history(
 /// Exports run `reader` to `dir`: the live history in `dir`, each archived branch in
 /// `dir/branch-<id>`, so TensorBoard shows them as runs side by side.
 pub fn export(
-    reader: &RunReader,
+    reader: &RunSnapshot,
     dir: &Path,
     steps: std::ops::RangeInclusive<u64>,
     metrics: &[String],

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use redb::{ReadOnlyDatabase, ReadableDatabase};
+use redb::ReadTransaction;
 
 use crate::error::{Context, Error, Result};
 use crate::format::block::{self, BlockHeader, DecodedBlock};
@@ -24,10 +24,10 @@ pub(crate) enum Table {
     Archive(u32),
 }
 
-/// A step range of one table of one run database.
+/// A step range of one table of one run database, read in the transaction of a snapshot.
 #[derive(Clone)]
 pub(crate) struct Segment {
-    pub(crate) db: Arc<ReadOnlyDatabase>,
+    pub(crate) tx: Arc<ReadTransaction>,
     pub(crate) path: PathBuf,
     pub(crate) table: Table,
     pub(crate) first: u64,
@@ -38,7 +38,7 @@ impl Segment {
     /// The blocks that may hold steps `first..=last` of this segment, in step order.
     fn blocks(&self, first: u64) -> Result<Blocks> {
         let path = &self.path;
-        let tx = self.db.begin_read().at(path)?;
+        let tx = &self.tx;
         match self.table {
             Table::Live => {
                 let table = tx.open_table(BLOCKS).at(path)?;
@@ -65,7 +65,7 @@ impl Segment {
     /// returns `false`.
     pub(crate) fn visit_backwards(&self, mut visit: impl FnMut(&[u8]) -> Result<bool>) -> Result<()> {
         let path = &self.path;
-        let tx = self.db.begin_read().at(path)?;
+        let tx = &self.tx;
         match self.table {
             Table::Live => {
                 let table = tx.open_table(BLOCKS).at(path)?;
@@ -256,16 +256,15 @@ impl Row {
     }
 }
 
-/// Streams a run's rows in step order (see [`crate::RunReader::history`]).
+/// Streams a run's rows in step order (see [`crate::RunSnapshot::history`]). It reads from its
+/// snapshot's transactions for its whole life.
 ///
 /// It is an [`Iterator`] of owned [`Row`]s; [`History::next_row`] lends rows without
 /// allocating, for the fastest replay.
 pub struct History {
     feed: BlockFeed,
+    /// The run's names, from the same snapshot as every block read.
     names: Vec<Arc<str>>,
-    /// Where the names come from, to read them again when a block written after they were read
-    /// names a new metric (a live writer commits new names with the first block using them).
-    names_source: Option<(Arc<ReadOnlyDatabase>, PathBuf)>,
     block: DecodedBlock,
     path: PathBuf,
     cursors: Vec<usize>,
@@ -278,15 +277,10 @@ pub struct History {
 }
 
 impl History {
-    pub(crate) fn new(
-        segments: VecDeque<Segment>,
-        names: Vec<Arc<str>>,
-        names_source: Option<(Arc<ReadOnlyDatabase>, PathBuf)>,
-    ) -> History {
+    pub(crate) fn new(segments: VecDeque<Segment>, names: Vec<Arc<str>>) -> History {
         History {
             feed: BlockFeed { segments, current: None },
             names,
-            names_source,
             block: DecodedBlock::default(),
             path: PathBuf::new(),
             cursors: Vec::new(),
@@ -372,14 +366,14 @@ impl History {
     fn load_next_block(&mut self) -> Result<bool> {
         let Some(FedBlock { bytes, first, last, path }) = self.feed.next()? else { return Ok(false) };
         let header: BlockHeader = block::decode(&bytes, &mut self.block).at(&path)?;
-        if self.block.columns().iter().any(|column| column.metric as usize >= self.names.len()) {
-            // The names were read in an earlier snapshot than this block (each segment reads in
-            // its own transaction): a new read has every name committed with the block.
-            if let Some((db, names_path)) = &self.names_source {
-                self.names = crate::read::reader::read_names(&db.begin_read().at(names_path)?, names_path)?;
-            }
-            let known = self.names.len();
-            if self.block.columns().iter().any(|column| column.metric as usize >= known) {
+        // Names and blocks come from one snapshot, so a column of this run names a known metric.
+        // A block of a fork's ancestor may also hold rows after the fork step, logged later with
+        // metrics the fork does not know (or knows under another id): those rows are never
+        // yielded, so only a column with a point in the segment's range must be known.
+        let known = self.names.len();
+        let steps = &self.block.steps;
+        for column in self.block.columns().iter().filter(|column| column.metric as usize >= known) {
+            if (0..header.rows).any(|row| column.has_row(row) && steps[row] >= first && steps[row] <= last) {
                 return Err(Error::corrupt(&path, "a block names an unknown metric"));
             }
         }

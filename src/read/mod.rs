@@ -4,3 +4,4 @@
 pub(crate) mod check;
 pub(crate) mod history;
 pub(crate) mod reader;
+pub(crate) mod snapshot;

@@ -49,6 +49,9 @@ pub struct Run {
     points: Vec<(u32, f64)>,
     next_step: u64,
     last_step: Option<u64>,
+    /// The step a `log_at` may merge into: the last row this run stores itself (a fork's
+    /// inherited rows are its parent's).
+    merge_step: Option<u64>,
     durability: Durability,
     flush_rows: usize,
     signal_listener: Option<Arc<dyn signals::Listener>>,
@@ -167,7 +170,10 @@ impl Shared {
             let mut all_names = names;
             all_names.append(&mut pending.new_names);
             pending.new_names = all_names;
+            // A value set in the failed commit yields to a row logged meanwhile with its metric,
+            // as it would have had the commit succeeded (the rows are stored before the sets).
             let mut all_sets = sets;
+            all_sets.retain(|(metric, _)| !pending.rows.metrics.contains(metric));
             all_sets.append(&mut pending.summary_sets);
             pending.summary_sets = all_sets;
         }
@@ -261,6 +267,7 @@ impl Run {
         }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
+        let merge_step = writer.own_last_step();
         let attempt = writer.attempt();
         let previous = writer.previous();
         let shared = Arc::new(Shared {
@@ -293,6 +300,7 @@ impl Run {
             points: Vec::new(),
             next_step,
             last_step,
+            merge_step,
             durability,
             flush_rows,
             signal_listener: None,
@@ -382,7 +390,9 @@ impl Run {
     /// of the row is stored); the error of a background flush that failed since the last call
     /// ([`Error::Storage`], [`Error::Io`]), reported once — the rows it concerned stay
     /// buffered, and the next flush opens the database again and retries them. A failure that a
-    /// later flush made good (every buffered row stored) is not reported.
+    /// later flush made good (every buffered row stored) is not reported. With
+    /// [`Durability::EveryLog`], the error of this row's own commit: the row is taken (the step
+    /// advances) but not yet durable; it stays buffered and the next flush stores it.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -403,13 +413,15 @@ impl Run {
     }
 
     /// Logs one row at `step`, which must be at least the next step; logging again at the last
-    /// logged step merges the keys into that row (a key given twice keeps the later value).
+    /// logged step merges the keys into that row (a key given twice keeps the later value). A
+    /// fork's rows up to its fork step are its parent's: they are never merged into.
     ///
     /// # Errors
     ///
     /// [`Error::StepRegression`] for a step below the last logged one (or below the next step
-    /// when the run has no rows), [`Error::StepOutOfRange`] for `u64::MAX`, and the errors of
-    /// [`Run::log`]. Nothing is stored on error.
+    /// when the run has no rows of its own, such as a fork at its fork step),
+    /// [`Error::StepOutOfRange`] for `u64::MAX` (nothing of the row is taken for these), and the
+    /// errors of [`Run::log`].
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -429,12 +441,12 @@ impl Run {
         if let Some(error) = self.shared.take_failure() {
             return Err(error);
         }
-        if step < self.next_step && Some(step) != self.last_step {
+        if step < self.next_step && Some(step) != self.merge_step {
             return Err(Error::StepRegression {
                 id: self.id.clone(),
                 requested: step,
                 next: self.next_step,
-                last: self.last_step,
+                last: self.merge_step,
             });
         }
         if step == u64::MAX {
@@ -478,6 +490,7 @@ impl Run {
             }
         }
         self.last_step = Some(step);
+        self.merge_step = Some(step);
         self.next_step = step + 1;
         if self.durability == Durability::EveryLog {
             self.shared.flush(None, false)?;
@@ -486,7 +499,8 @@ impl Run {
     }
 
     /// Sets a summary value (such as `best_acc`) that is not simply a metric's last value. A
-    /// later `log` of the same name replaces it, as in W&B.
+    /// later `log` of the same name replaces it, as in W&B. It is not tied to a step: a rewind,
+    /// which recomputes the logged values of the summary from the live history, keeps it.
     ///
     /// # Errors
     ///
@@ -581,6 +595,7 @@ impl Run {
         let branch = writer.rewind(&self.id, step, attempt)?;
         self.next_step = writer.next_step();
         self.last_step = writer.last_step();
+        self.merge_step = writer.own_last_step();
         Ok(branch.map(|(id, record)| Branch::from_record(id, record)))
     }
 

@@ -232,6 +232,13 @@ impl Writer {
         self.progress.last_step
     }
 
+    /// The last step of this run's own rows, the one a `log_at` may merge into: `None` while a
+    /// fork's last row is its parent's (inherited rows are read from the parent, never merged).
+    pub(crate) fn own_last_step(&self) -> Option<u64> {
+        let inherited = |last: &u64| self.fork.as_ref().is_some_and(|fork| *last <= fork.step);
+        self.progress.last_step.filter(|last| !inherited(last))
+    }
+
     pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }
@@ -432,7 +439,10 @@ impl Writer {
             }
             progress.summary = summary_of(&logged);
             progress.updated_at_ms = sys::now_ms();
-            if let Some(ending) = extras.state {
+            // A mark that does not close the attempt (preempting, from a signal thread that took
+            // the slot after the final commit) never changes a state the attempt ended with.
+            let ended = !RunState::try_from(progress.state).at(&path)?.is_live();
+            if let Some(ending) = extras.state.filter(|_| extras.close_attempt || !ended) {
                 progress.state = ending.state.into();
                 progress.exit_code = ending.exit_code;
                 if extras.close_attempt {

@@ -20,4 +20,5 @@ mod preemption;
 mod races;
 mod resume_policy;
 mod rewind_fork;
+mod snapshots;
 mod support;

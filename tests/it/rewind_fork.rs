@@ -426,3 +426,98 @@ fn tags_and_notes_are_edited_after_creation_in_one_transaction() {
     live.finish(0).unwrap();
     assert!(t.store.check("r").unwrap().is_healthy());
 }
+
+#[test]
+fn rewinding_a_crashed_run_from_outside_closes_the_dead_attempt_as_it_died() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    for step in 0..50 {
+        run.log(row(step)).unwrap();
+    }
+    run.finish(0).unwrap();
+    // Attempt 2 logs 50..99, flushes, and is killed.
+    let mut command = child("writer", &t.path);
+    command
+        .env("RUNSTORE_RUN_ID", "r")
+        .env("RUNSTORE_RESUME", "must")
+        .env("TEST_ROWS", "50")
+        .env("TEST_FLUSH_EVERY", "50")
+        .env("TEST_END", "hold");
+    let mut process = command.spawn().expect("spawn");
+    let mut reports = Reports::of(&mut process);
+    reports.expect("holding");
+    process.kill().expect("SIGKILL");
+    process.wait().unwrap();
+    let died_at = t.store.open_run("r").unwrap().info().unwrap().updated_at;
+
+    t.store.rewind("r", 20).unwrap();
+    t.store.init(options().id("r").resume(Resume::Must)).unwrap().finish(0).unwrap();
+    let attempts = t.store.open_run("r").unwrap().attempts().unwrap();
+    let dead = &attempts[1];
+    assert_eq!((dead.first_step, dead.last_step, dead.outcome), (50, Some(99), Some(RunState::Crashed)), "{dead:?}");
+    assert_eq!(dead.ended_at, Some(died_at), "it ended at its last commit, not at the rewind");
+    assert_eq!(attempts[2].first_step, 21);
+}
+
+#[test]
+fn a_value_logged_at_a_forks_fork_step_is_refused_not_lost() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    for step in 0..5 {
+        base.log(row(step)).unwrap();
+    }
+    base.finish(0).unwrap();
+    let refused = |run: &mut runstore::Run| {
+        let error = run.log_at(2, [("extra", 7.0)]).unwrap_err();
+        assert!(matches!(error, Error::StepRegression { requested: 2, next: 3, .. }), "{error:?}");
+    };
+    let mut fork = t.store.fork("base", 2, options().id("fk")).unwrap();
+    refused(&mut fork);
+    fork.log_at(3, [("extra", 8.0)]).unwrap();
+    fork.log_at(3, [("more", 9.0)]).unwrap(); // its own last row merges
+    fork.rewind(2).unwrap();
+    refused(&mut fork);
+    fork.finish(0).unwrap();
+    let mut again = t.store.init(options().id("fk").resume(Resume::Must)).unwrap();
+    refused(&mut again);
+    again.finish(0).unwrap();
+
+    let reader = t.store.open_run("fk").unwrap();
+    let info = reader.info().unwrap();
+    assert_eq!((info.rows, info.summary.get("extra")), (3, None), "{info:?}");
+    assert_eq!(reader.history(..).unwrap().count(), 3);
+    let check = t.store.check("fk").unwrap();
+    assert!(check.is_healthy(), "{:?}", check.problems);
+}
+
+#[test]
+fn a_rewind_recomputes_logged_summary_values_and_keeps_set_ones() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("s")).unwrap();
+    for step in 0..10u32 {
+        run.log([("loss", f64::from(step))]).unwrap();
+    }
+    run.set_summary("best_acc", 0.97).unwrap();
+    run.finish(0).unwrap();
+    t.store.rewind("s", 4).unwrap();
+    let summary = t.store.open_run("s").unwrap().info().unwrap().summary;
+    assert_eq!((summary["loss"], summary["best_acc"]), (4.0, 0.97), "{summary:?}");
+}
+
+#[test]
+fn a_fork_at_a_step_whose_values_are_nan_or_infinite_reads_and_keeps_them_bit_for_bit() {
+    let t = temp_store();
+    let odd_nan = f64::from_bits(0x7ff8_0000_0000_0123);
+    let mut base = t.store.init(options().id("base")).unwrap();
+    base.log([("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]).unwrap();
+    base.log([("a", f64::NAN), ("b", f64::INFINITY), ("c", f64::NEG_INFINITY), ("d", odd_nan)]).unwrap();
+    base.finish(0).unwrap();
+    let mut fork = t.store.fork("base", 1, options().id("fk")).unwrap();
+    fork.log([("e", 5.0)]).unwrap();
+    fork.rewind(1).unwrap(); // the summary comes back from the inherited values
+    fork.finish(0).unwrap();
+    let info = t.store.open_run("fk").unwrap().info().unwrap();
+    let bits: Vec<u64> = ["a", "b", "c", "d"].iter().map(|name| info.summary[*name].to_bits()).collect();
+    assert_eq!(bits, [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, odd_nan].map(f64::to_bits));
+    assert!(t.store.check("fk").unwrap().is_healthy());
+}

@@ -1,7 +1,7 @@
 //! The JSON answers about one run: its detail (attempts, branches, metrics), a metric's chart
 //! data downsampled to the chart's width, and the small status the page polls for live runs.
 
-use runstore::{Error, RunReader, Store, validate_metric_name, validate_run_id};
+use runstore::{Error, RunSnapshot, Store, validate_metric_name, validate_run_id};
 use serde::Serialize;
 
 use super::catalog::{RunRow, millis};
@@ -26,10 +26,11 @@ pub fn error_reply(error: &Error) -> Reply {
     Reply::error(status, &error.to_string())
 }
 
-/// Opens run `id`, validated before anything names a file.
-fn open(store: &Store, id: &str) -> Result<RunReader, Reply> {
+/// Opens run `id`, validated before anything names a file, as one snapshot: everything an
+/// answer says of the run is of one commit.
+fn open(store: &Store, id: &str) -> Result<RunSnapshot, Reply> {
     validate_run_id(id).map_err(|error| error_reply(&error))?;
-    store.open_run(id).map_err(|error| error_reply(&error))
+    store.open_run(id).and_then(|reader| reader.snapshot()).map_err(|error| error_reply(&error))
 }
 
 #[derive(Serialize)]
@@ -105,7 +106,7 @@ pub fn detail(store: &Store, id: &str) -> Reply {
                     by_attempt: branch.by_attempt,
                 })
                 .collect(),
-            holder: reader.holder()?.map(|holder| holder.to_string()),
+            holder: reader.holder().map(|holder| holder.to_string()),
         })
     };
     match read() {
