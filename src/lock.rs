@@ -6,11 +6,21 @@
 //! writer therefore retries for a few milliseconds before it reports [`Error::RunLocked`].
 //! A lock call that fails because the filesystem does not lock is never retried: it becomes
 //! [`Error::LocksUnsupported`] (see `fs_check`).
+//!
+//! A `flock` belongs to the open file, and a child process that the holder forks shares it until
+//! the child closes it (at `exec`, the descriptor being close-on-exec) or exits. So the lock can
+//! outlive its recorded holder's hold: for a moment (a subprocess being started), or for as long
+//! as a forked worker lives (a data loader forked by a training process that then died). A writer
+//! that finds the lock held while the record names a holder that cannot be holding it — this
+//! very process, which no longer does, or a process on this host that is gone — waits for such a
+//! copy to go, up to [`INHERITED_WAIT`], and otherwise says what holds the run.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::error::{Context, Error, Result};
 use crate::fs_check;
@@ -20,11 +30,49 @@ use crate::state::LockHolder;
 const RETRIES: u32 = 10;
 const RETRY_PAUSE: Duration = Duration::from_millis(1);
 
+/// How long a writer waits for a lock held only through a copy of its recorded holder's file.
+const INHERITED_WAIT: Duration = Duration::from_secs(2);
+
+/// The run locks this process holds now, by lock file: the record of a lock held elsewhere in
+/// this process names it as well as a copy inherited by a child does.
+static HELD: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+fn held_here(path: &Path, change: Option<bool>) -> bool {
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    let held = held.get_or_insert_with(HashSet::new);
+    match change {
+        Some(true) => held.insert(path.to_path_buf()),
+        Some(false) => held.remove(path),
+        None => held.contains(path),
+    }
+}
+
+/// Whether `holder`, recorded in the lock file at `path`, cannot be what holds the lock now: this
+/// process, which holds no lock on `path`, or a process of this host that is gone. Then a copy of
+/// its open lock file, inherited by a process it forked, holds the lock.
+fn holder_is_gone(path: &Path, holder: &LockHolder) -> bool {
+    if holder.pid == 0 || holder.host != crate::sys::hostname() {
+        return false;
+    }
+    if holder.pid == std::process::id() {
+        return !held_here(path, None);
+    }
+    // Where there is no /proc, nothing can be said: the holder counts as alive.
+    Path::new("/proc/self").exists() && !Path::new("/proc").join(holder.pid.to_string()).exists()
+}
+
 /// An exclusive lock on a run, held until dropped.
 #[derive(Debug)]
 pub(crate) struct RunLock {
     // Held for its lock; closing it releases the lock.
     _file: File,
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        held_here(&self.path, Some(false));
+    }
 }
 
 impl RunLock {
@@ -33,6 +81,7 @@ impl RunLock {
     pub(crate) fn acquire(path: &Path, id: &str) -> Result<RunLock> {
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
         let mut tries = 0;
+        let mut inherited_since: Option<Instant> = None;
         loop {
             match fs_check::try_lock(&file, false) {
                 Ok(()) => break,
@@ -41,7 +90,19 @@ impl RunLock {
                     std::thread::sleep(RETRY_PAUSE);
                 }
                 Err(TryLockError::WouldBlock) => {
-                    let holder = read_holder(&mut file).unwrap_or_else(LockHolder::unknown);
+                    let mut holder = read_holder(&mut file).unwrap_or_else(LockHolder::unknown);
+                    if holder_is_gone(path, &holder) {
+                        let since = *inherited_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() < INHERITED_WAIT {
+                            std::thread::sleep(Duration::from_millis(10));
+                            continue;
+                        }
+                        holder.task = Some(
+                            "no longer: a process it forked (a data-loader worker, say) still has the run's lock \
+                             file open, and holds the lock until it exits"
+                                .into(),
+                        );
+                    }
                     return Err(Error::RunLocked { id: id.to_string(), holder });
                 }
                 Err(TryLockError::Error(error)) => {
@@ -54,7 +115,8 @@ impl RunLock {
         file.set_len(0).at(path)?;
         file.seek(SeekFrom::Start(0)).at(path)?;
         file.write_all(&record).at(path)?;
-        Ok(RunLock { _file: file })
+        held_here(path, Some(true));
+        Ok(RunLock { _file: file, path: path.to_path_buf() })
     }
 
     /// Takes the lock without waiting, recording this process with `task`: for a reader that
@@ -72,10 +134,15 @@ impl RunLock {
                 file.set_len(0).at(path)?;
                 file.seek(SeekFrom::Start(0)).at(path)?;
                 file.write_all(&record).at(path)?;
-                Ok(RunLock { _file: file })
+                held_here(path, Some(true));
+                Ok(RunLock { _file: file, path: path.to_path_buf() })
             }
             Err(TryLockError::WouldBlock) => Err(Error::RunLocked { id: String::new(), holder: LockHolder::unknown() }),
-            Err(TryLockError::Error(error)) => fs_check::lock_failed(path, error).map(|()| RunLock { _file: file }),
+            Err(TryLockError::Error(error)) => {
+                fs_check::lock_failed(path, error)?;
+                held_here(path, Some(true));
+                Ok(RunLock { _file: file, path: path.to_path_buf() })
+            }
         }
     }
 }

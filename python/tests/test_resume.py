@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -168,3 +169,63 @@ def test_a_script_that_exits_without_finish_is_finished_at_exit_and_failed_after
         else:
             subprocess.run([sys.executable, "-c", code + "raise RuntimeError('boom')"], check=False)
         assert runstore.Api(store_dir).run(id).state == state
+
+
+def test_a_forked_worker_that_outlives_a_finished_run_delays_the_next_init_not_fails_it(store_dir):
+    # A data-loader worker forked while the run was open shares the run's lock file; after the
+    # run finishes, the worker still holds the lock until it exits. The next init in this
+    # process waits for it instead of refusing with its own pid.
+    code = f"""
+        import os, time, runstore
+        run = runstore.init(id="forked", dir={store_dir!r})
+        run.log({{"loss": 1.0}})
+        worker = os.fork()
+        if worker == 0:
+            time.sleep(0.5)
+            os._exit(0)
+        run.finish()
+        started = time.monotonic()
+        run = runstore.init(id="forked", resume="must", dir={store_dir!r})
+        waited = time.monotonic() - started
+        run.log({{"loss": 0.5}})
+        run.finish()
+        os.waitpid(worker, 0)
+        print(f"waited {{waited:.2f}}", flush=True)
+        """
+    out = python_child(code, stdout=subprocess.PIPE, text=True).communicate(timeout=60)[0]
+    waited = float(out.split()[-1])
+    assert waited > 0.1, out
+    assert runstore.Api(store_dir).run("forked").attempts[-1]["outcome"] == "finished"
+
+
+def test_a_worker_forked_by_a_writer_that_died_is_named_as_what_holds_the_run(store_dir):
+    code = f"""
+        import os, sys, time, runstore
+        run = runstore.init(id="orphaned", dir={store_dir!r})
+        run.log({{"loss": 1.0}})
+        worker = os.fork()
+        if worker == 0:
+            sys.stdin.readline()
+            os._exit(0)
+        print(worker, flush=True)
+        os._exit(137)  # the training process dies; its worker lives on
+        """
+    child = python_child(code, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()
+        child.wait(timeout=30)
+        with pytest.raises(runstore.RunLocked) as raised:
+            runstore.init(id="orphaned", resume="must", dir=store_dir)
+        assert raised.value.pid == child.pid, raised.value
+        assert "a process it forked" in str(raised.value), raised.value
+    finally:
+        child.stdin.write("\n")
+        child.stdin.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            run = runstore.init(id="orphaned", resume="must", dir=store_dir)
+            break
+        except runstore.RunLocked:
+            assert time.monotonic() < deadline, "the worker's exit frees the run"
+    run.finish()
