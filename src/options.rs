@@ -24,6 +24,21 @@ pub const ENV_PROJECT: &str = "RUNSTORE_PROJECT";
 /// checkpoint training restarts from.
 pub const ENV_RESUME_FROM: &str = "RUNSTORE_RESUME_FROM";
 /// The store directory (`RUNSTORE_DIR`, default `./.runstore`).
+///
+/// The variables' names, for a launcher that sets them for a training command:
+///
+/// ```
+/// use runstore::{ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID};
+///
+/// let mut command = std::process::Command::new("./train");
+/// command
+///     .env(ENV_DIR, "/scratch/runs")
+///     .env(ENV_RUN_ID, "resnet-7")
+///     .env(ENV_RESUME, "allow")
+///     .env(ENV_PROJECT, "cifar")
+///     .env(ENV_RESUME_FROM, "1000");
+/// assert_eq!(ENV_RESUME_FROM, "RUNSTORE_RESUME_FROM");
+/// ```
 pub const ENV_DIR: &str = "RUNSTORE_DIR";
 
 /// What `init` does when a run with the requested id exists, or does not.
@@ -218,6 +233,16 @@ impl RunOptions {
     }
 
     /// Adds one tag; on resume, tags are added to the stored ones.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::RunOptions;
+    ///
+    /// store.init(RunOptions::new().id("t").tag("baseline").tags(["cifar", "resnet"]))?.finish(0)?;
+    /// assert_eq!(store.open_run("t")?.info()?.tags, ["baseline", "cifar", "resnet"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
         self
@@ -275,6 +300,21 @@ impl RunOptions {
     /// with this one, its project, its tags and its name (as `NAME (fork at AT)`) are
     /// `source`'s unless these options give them, and `source` is unchanged. When the run already exists, the policy decides
     /// as usual (`allow` resumes the fork made earlier).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::RunOptions;
+    ///
+    /// let mut base = store.init(RunOptions::new().id("base"))?;
+    /// for step in 0..100 {
+    ///     base.log([("loss", 1.0 / (1.0 + f64::from(step)))])?;
+    /// }
+    /// base.finish(0)?;
+    /// let fork = store.init(RunOptions::new().id("low-lr").fork_of("base", 49).config(serde_json::json!({"lr": 1e-4})))?;
+    /// assert_eq!(fork.step(), 50);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fork_of(mut self, source: impl Into<String>, at: u64) -> Self {
         self.fork = Some((source.into(), at));
         self
@@ -282,12 +322,39 @@ impl RunOptions {
 
     /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`
     /// and `RUNSTORE_CONFIG`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::RunOptions;
+    ///
+    /// // Whatever RUNSTORE_RUN_ID says, this creates the run "probe".
+    /// let run = store.init(RunOptions::new().id("probe").ignore_environment())?;
+    /// assert_eq!(run.id(), "probe");
+    /// # run.finish(0)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn ignore_environment(mut self) -> Self {
         self.use_environment = false;
         self
     }
 
     /// The directory whose `auto` pointer is used and updated; default: the current directory.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path().join("store"))?;
+    /// use runstore::{Resume, RunOptions};
+    ///
+    /// let job = dir.path().join("job");
+    /// std::fs::create_dir(&job)?;
+    /// let auto = || RunOptions::new().resume(Resume::Auto).working_dir(&job);
+    /// let first = store.init(auto())?;
+    /// let id = first.id().to_string();
+    /// drop(first); // it did not finish: the next auto start in `job` resumes it
+    /// assert_eq!(store.init(auto())?.id(), id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.working_dir = Some(dir.into());
         self

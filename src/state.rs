@@ -110,6 +110,11 @@ impl fmt::Display for RunState {
 }
 
 /// The error of parsing a [`RunState`] or [`crate::Resume`] from text.
+///
+/// ```
+/// let error = "sleeping".parse::<runstore::RunState>().unwrap_err();
+/// assert!(error.to_string().starts_with("unknown run state \"sleeping\": expected one of"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {given:?}: expected one of {expected}")]
 pub struct ParseError {
@@ -290,6 +295,20 @@ pub struct RunInfo {
 
 /// An archived branch: the rows one rewind moved out of the live history. Readable with
 /// [`crate::RunReader::branch_history`]; never deleted implicitly.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+/// for step in 0..100 {
+///     run.log([("loss", f64::from(step))])?;
+/// }
+/// run.rewind(49)?; // training restarts from the checkpoint of step 49
+/// run.finish(0)?;
+/// let branch = &store.open_run("r")?.branches()?[0];
+/// assert_eq!((branch.id, branch.rewound_to, branch.first_step, branch.last_step, branch.rows), (0, 49, 50, 99, 50));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Branch {

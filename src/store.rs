@@ -33,6 +33,11 @@ pub(crate) const DATABASE: &str = "run.redb";
 pub(crate) const LOCK: &str = "lock";
 
 /// The default store directory, relative to the working directory.
+///
+/// ```
+/// // Store::from_env() opens this one when RUNSTORE_DIR is unset.
+/// assert_eq!(runstore::DEFAULT_DIR, ".runstore");
+/// ```
 pub const DEFAULT_DIR: &str = ".runstore";
 
 #[derive(Serialize, Deserialize)]
@@ -203,6 +208,18 @@ impl Store {
     ///
     /// The first error of [`Store::run_ids`] or [`RunReader::info`]; use `run_ids` and
     /// [`Store::open_run`] to read the others around a damaged run.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::{RunOptions, RunState};
+    ///
+    /// store.init(RunOptions::new().id("a"))?.finish(0)?;
+    /// store.init(RunOptions::new().id("b"))?.finish(1)?;
+    /// let states: Vec<_> = store.runs()?.into_iter().map(|info| (info.id, info.state)).collect();
+    /// assert_eq!(states, [("a".to_string(), RunState::Finished), ("b".to_string(), RunState::Failed)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn runs(&self) -> Result<Vec<RunInfo>> {
         self.run_ids()?.iter().map(|id| self.open_run(id)?.info()).collect()
     }

@@ -54,6 +54,17 @@ pub const ENV_TEST_FLOCK_ERRNO: &str = "RUNSTORE_TEST_FLOCK_ERRNO";
 pub const ENV_TEST_MOUNTINFO: &str = "RUNSTORE_TEST_MOUNTINFO";
 
 /// What a lock call did on a filesystem.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use runstore::{Filesystem, LockCall, LockSupport};
+///
+/// let fs = Filesystem::detect(dir.path())?;
+/// // The same filesystem, had its lock call failed with ENOLCK (37): writers would refuse.
+/// let failing = fs.with_lock_call(LockCall::Failed(37));
+/// assert!(matches!(failing.locks, LockSupport::Unsupported { .. }) && failing.locks.refuses());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LockCall {
@@ -66,6 +77,13 @@ pub enum LockCall {
 }
 
 /// How long the lock of a holder whose node died may outlive it.
+///
+/// ```
+/// use std::time::Duration;
+/// use runstore::Linger;
+///
+/// assert_eq!(Linger::Lease(Duration::from_secs(90)).to_string(), "for up to 90 s (the NFS lease)");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Linger {
@@ -188,6 +206,15 @@ impl Filesystem {
     /// # Errors
     ///
     /// [`Error::Io`] when no parent of `path` can be examined.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let fs = runstore::Filesystem::detect(&dir.path().join("not-yet/a-store"))?;
+    /// // The store does not exist yet: its nearest existing parent is examined.
+    /// assert!(dir.path().canonicalize()?.starts_with(&fs.path));
+    /// println!("{} on {:?}: locks {}", fs.fs_type, fs.mount_point, fs.locks.as_str());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn detect(path: &Path) -> Result<Filesystem> {
         let existing = path.ancestors().find(|dir| dir.exists()).unwrap_or(Path::new("."));
         let canonical = std::fs::canonicalize(existing).map_err(|error| Error::io(existing, error))?;
@@ -208,7 +235,7 @@ impl Filesystem {
     }
 
     /// The same filesystem, judged again with the outcome of another lock call (one that
-    /// `runstore doctor` made, say).
+    /// `runstore doctor` made, say). See [`LockCall`] for an example.
     #[must_use]
     pub fn with_lock_call(mut self, call: LockCall) -> Filesystem {
         self.lock_call = call;
@@ -265,6 +292,14 @@ pub fn fs_type_of_magic(magic: u64) -> Option<&'static str> {
 /// # Errors
 ///
 /// [`Error::InvalidEnvironment`] for a value other than `1`, `0` or empty.
+///
+/// ```
+/// // Unset in a normal environment: writers refuse where locks cannot keep one writer per run.
+/// if std::env::var_os(runstore::ENV_UNSAFE_LOCKS).is_none() {
+///     assert!(!runstore::unsafe_locks_allowed()?);
+/// }
+/// # Ok::<(), runstore::Error>(())
+/// ```
 pub fn unsafe_locks_allowed() -> Result<bool> {
     match std::env::var(ENV_UNSAFE_LOCKS) {
         Err(_) => Ok(false),

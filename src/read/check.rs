@@ -41,6 +41,18 @@ use crate::write::writer::builder;
 use crate::{guard, lock};
 
 /// Something wrong (or worth knowing) about a file of the store.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// store.init(runstore::RunOptions::new().id("r"))?.finish(0)?;
+/// std::fs::write(dir.path().join("runs/r/lock"), b"\x00garbage")?;
+/// let report = store.check("r")?;
+/// assert!(report.is_healthy()); // a garbled lock file is harmless: noted, not a problem
+/// let note = &report.notes[0];
+/// assert!(note.path.ends_with("lock") && note.detail.contains("holder record"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Problem {
@@ -159,6 +171,17 @@ impl RunCheck {
 }
 
 /// The outcome of checking every run of a store ([`Store::check_all`]).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// store.init(runstore::RunOptions::new().id("a"))?.finish(0)?;
+/// store.init(runstore::RunOptions::new().id("b"))?.finish(0)?;
+/// let report = store.check_all()?;
+/// assert!(report.is_healthy() && report.problems.is_empty());
+/// assert_eq!(report.runs.iter().map(|run| run.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreCheck {
