@@ -245,7 +245,7 @@ def main():
         def _():
             runstore("log", base, "loss=0.0625")
             said = sync(url, base).stdout
-            assert "1 rows (1 points) sent" in said, said
+            assert "1 row (1 point) sent" in said, said
             live, _ = mlflow_runs(client, base)
             assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr", "eval/acc", "eval/loss"}),
                                 history(base))
