@@ -6,7 +6,13 @@
 //! ```
 //!
 //! W1 log throughput and call latency, W2 resume time, W3 replay throughput, W4 bytes per point,
-//! W5 durable log calls against the fsync floor measured in the same run.
+//! W5 durable log calls against the fsync floor measured in the same run; Q1 a queue of N items:
+//! the sweep that fills it, then push, claim and settle in a fresh process (its peak memory
+//! shows that an agent's does not grow with the queue):
+//!
+//! ```text
+//! cargo run --release --example bench -- --workload Q1 --n 1000000
+//! ```
 
 use std::io::Write;
 use std::path::Path;
@@ -106,6 +112,59 @@ fn fsync_floor_ns(dir: &Path, count: usize) -> Result<u64, Error> {
     Ok(times[count / 2])
 }
 
+/// The median of `times` (milliseconds).
+fn median_ms(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Q1, first half: a sweep of `n` items into the queue `q` of the store at `dir`, in one
+/// transaction (as `runstore sweep` does); returns seconds.
+fn queue_sweep(dir: &Path, n: u64) -> Result<f64, Error> {
+    let store = Store::open(dir)?;
+    let configs = (0..n).map(|i| {
+        let mut config = serde_json::Map::new();
+        config.insert("lr".into(), serde_json::json!(1e-3 * f64::from(1 + u8::try_from(i % 7).unwrap_or(0))));
+        config.insert("seed".into(), serde_json::json!(i));
+        config
+    });
+    let started = Instant::now();
+    store.queue("q")?.push_all(configs)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Q1, second half, in a fresh process: 101 pushes, claims and settles on the queue at `dir`;
+/// prints their medians and this process's peak resident memory.
+fn queue_operations(dir: &Path, n: u64) -> Result<(), Error> {
+    let store = Store::open(dir)?;
+    let queue = store.queue("q")?;
+    let (mut pushes, mut claims, mut settles) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..101 {
+        let started = Instant::now();
+        queue.push(Some(&format!("extra-{i}")), serde_json::json!({"i": i}))?;
+        pushes.push(started.elapsed().as_secs_f64() * 1e3);
+        let started = Instant::now();
+        let claim = queue.claim()?.ok_or("the queue has pending items")?;
+        claims.push(started.elapsed().as_secs_f64() * 1e3);
+        let started = Instant::now();
+        claim.settle(runstore::ItemExit::Code { code: 0 }, 3)?;
+        settles.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    println!(
+        r#"{{"workload":"Q1-ops","n":{n},"push_ms_median":{:.3},"claim_ms_median":{:.3},"settle_ms_median":{:.3},"peak_rss_kib":{peak_kib}}}"#,
+        median_ms(pushes),
+        median_ms(claims),
+        median_ms(settles)
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     let mut workload = "all".to_string();
     let mut n: u64 = 100_000;
@@ -115,7 +174,12 @@ fn main() -> Result<(), Error> {
             "--workload" => workload = args.next().ok_or("--workload needs a value")?.to_uppercase(),
             "--n" => n = args.next().ok_or("--n needs a value")?.parse()?,
             "--bench" => {} // passed by `cargo bench`
-            other => return Err(format!("unknown argument {other:?}; use --workload W1..W5|all --n N").into()),
+            "--queue-operations" => {
+                // The fresh process of Q1: --queue-operations DIR.
+                let dir = args.next().ok_or("--queue-operations needs a directory")?;
+                return queue_operations(Path::new(&dir), n);
+            }
+            other => return Err(format!("unknown argument {other:?}; use --workload W1..W5|Q1|all --n N").into()),
         }
     }
     let all = workload == "ALL";
@@ -170,6 +234,19 @@ fn main() -> Result<(), Error> {
             r#"{{"workload":"W5","n":{n},"calls_per_sec":{calls:.0},"latency":{},"fsync_floor_ns":{floor},"p50_over_floor":{ratio:.2}}}"#,
             latency_json(&histogram)
         );
+    }
+    if workload == "Q1" {
+        let dir = tempfile::tempdir()?;
+        let seconds = queue_sweep(dir.path(), n)?;
+        let bytes = support::disk_bytes(dir.path());
+        println!(r#"{{"workload":"Q1-sweep","n":{n},"seconds":{seconds:.3},"bytes":{bytes}}}"#);
+        let status = std::process::Command::new(std::env::current_exe()?)
+            .args(["--n", &n.to_string(), "--queue-operations"])
+            .arg(dir.path())
+            .status()?;
+        if !status.success() {
+            return Err(format!("the queue operations process failed: {status}").into());
+        }
     }
     Ok(())
 }

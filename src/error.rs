@@ -250,8 +250,13 @@ impl Error {
 
     pub(crate) fn storage(path: impl AsRef<Path>, source: impl Into<redb::Error>) -> Self {
         let source: redb::Error = source.into();
-        if let redb::Error::Corrupted(detail) = source {
-            return Error::Corrupt { path: path.as_ref().to_path_buf(), detail };
+        match source {
+            redb::Error::Corrupted(detail) => return Error::Corrupt { path: path.as_ref().to_path_buf(), detail },
+            // redb's word for a file that is not a database at all ("magic number mismatch").
+            redb::Error::Io(error) if error.kind() == io::ErrorKind::InvalidData => {
+                return Error::Corrupt { path: path.as_ref().to_path_buf(), detail: error.to_string() };
+            }
+            _ => {}
         }
         Error::Storage { path: path.as_ref().to_path_buf(), source: Box::new(source) }
     }

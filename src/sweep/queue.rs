@@ -1,19 +1,19 @@
 //! Named queues of run specs for preemptible sweeps, and exclusive claims on their items.
 //!
 //! ```text
-//! <store>/queues/<name>/queue.json     {"runstore_queue":1,"items":[...]}: the items, in queue order
+//! <store>/queues/<name>/queue.redb     the items, in queue order (see `items`)
 //! <store>/queues/<name>/lock           flock held (blocking) for the milliseconds of each operation
 //! <store>/queues/<name>/claims/<item>  flock held by the agent process running the item
 //! ```
 //!
-//! Every operation takes the queue lock, reads `queue.json`, and writes it back whole (temporary
-//! file, fsync, rename, directory fsync) before it lets go: operations are serialised across
-//! processes and a crash leaves the old file or the new one. A claim marks the first claimable
-//! item running and takes the item's claim lock, which its agent holds until it settles the
-//! item. The OS releases the claim lock when the agent dies, so a running item whose claim lock
-//! is free belongs to a dead agent and is claimable again — no heartbeat, no timeout. Claim
-//! locks are taken and released only under the queue lock, so a claimer never mistakes a live
-//! claim for a dead one.
+//! Every operation takes the queue lock, then reads and changes the items in one durable redb
+//! transaction before it lets go: operations are serialised across processes and a crash leaves
+//! the queue as it was before the operation or after it. A claim marks the first claimable item
+//! running and takes the item's claim lock, which its agent holds until it settles the item.
+//! The OS releases the claim lock when the agent dies, so a running item whose claim lock is
+//! free belongs to a dead agent and is claimable again — no heartbeat, no timeout. Claim locks
+//! are taken and released only under the queue lock, so a claimer never mistakes a live claim
+//! for a dead one.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
@@ -22,8 +22,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::items::{FILE, ItemRecord, Items, LEGACY_FILE};
 use crate::error::{Context, Error, Result};
-use crate::files::{sync_dir, write_atomically};
+use crate::files::sync_dir;
 use crate::id::{generate_run_id, validate_run_id};
 use crate::options::json_kind;
 use crate::state::LockHolder;
@@ -39,12 +40,11 @@ use crate::sys;
 pub const ENV_CONFIG: &str = "RUNSTORE_CONFIG";
 
 const QUEUES: &str = "queues";
-const FILE: &str = "queue.json";
 const LOCK: &str = "lock";
 const CLAIMS: &str = "claims";
 
-/// The version of `queue.json` this build reads and writes.
-const QUEUE_FORMAT_VERSION: u32 = 1;
+/// How many open items a claim reads at a time while it looks for a claimable one.
+const CLAIM_PAGE: usize = 64;
 
 /// The state of a queue item.
 ///
@@ -236,49 +236,6 @@ impl QueueItem {
     }
 }
 
-/// An item as stored in `queue.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ItemRecord {
-    id: String,
-    config: Map<String, Value>,
-    state: ItemState,
-    attempts: u32,
-    failures: u32,
-    #[serde(default)]
-    last_exit: Option<ItemExit>,
-    #[serde(default)]
-    claimant: Option<LockHolder>,
-    created_at_ms: u64,
-    updated_at_ms: u64,
-}
-
-impl ItemRecord {
-    fn to_item(&self) -> QueueItem {
-        QueueItem {
-            id: self.id.clone(),
-            config: self.config.clone(),
-            state: self.state,
-            attempts: self.attempts,
-            failures: self.failures,
-            last_exit: self.last_exit,
-            claimant: self.claimant.clone(),
-            created_at: sys::from_ms(self.created_at_ms),
-            updated_at: sys::from_ms(self.updated_at_ms),
-        }
-    }
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct QueueFile {
-    runstore_queue: u32,
-    items: Vec<ItemRecord>,
-}
-
-#[derive(Deserialize)]
-struct Version {
-    runstore_queue: u32,
-}
-
 /// What becomes of an item after an attempt that ended with `exit`: its new state and failure
 /// count. `max_attempts` is how many failing attempts it gets (at least one).
 pub(crate) fn next_state(exit: ItemExit, failures: u32, max_attempts: u32) -> (ItemState, u32) {
@@ -343,7 +300,8 @@ impl Store {
         for entry in entries {
             let entry = entry.at(&queues)?;
             let Ok(name) = entry.file_name().into_string() else { continue };
-            if validate_run_id(&name).is_ok() && entry.path().join(FILE).is_file() {
+            let dir = entry.path();
+            if validate_run_id(&name).is_ok() && (dir.join(FILE).is_file() || dir.join(LEGACY_FILE).is_file()) {
                 names.push(name);
             }
         }
@@ -417,7 +375,7 @@ impl Queue {
     /// ```
     #[must_use]
     pub fn exists(&self) -> bool {
-        self.dir.join(FILE).is_file()
+        self.dir.join(FILE).is_file() || self.dir.join(LEGACY_FILE).is_file()
     }
 
     /// Adds an item at the end of the queue, creating the queue if needed: the run `id` (a
@@ -491,39 +449,40 @@ impl Queue {
             }
         }
         let _lock = self.lock()?;
-        let mut file = self.read()?.unwrap_or_default();
+        let items = Items::open(&self.dir, true)?.ok_or_else(|| Error::QueueNotFound { name: self.name.clone() })?;
+        let mut change = items.begin()?;
         let now = sys::now_ms();
-        let mut taken: std::collections::HashSet<String> = file.items.iter().map(|item| item.id.clone()).collect();
-        let first = file.items.len();
+        // Generated ids must not name an existing run (the item would resume it): for a sweep,
+        // the store's runs are listed once rather than looked up per item.
+        let generated = new.iter().filter(|(id, _)| id.is_none()).count();
+        let runs: Option<std::collections::HashSet<String>> =
+            if generated > 64 { Some(self.store.run_ids()?.into_iter().collect()) } else { None };
+        let mut taken = std::collections::HashSet::new();
+        let mut records = Vec::with_capacity(new.len());
         for (id, config) in new {
             let id = match id {
-                Some(id) if taken.contains(&id) => {
+                Some(id) if taken.contains(&id) || change.contains(&id)? => {
                     return Err(Error::QueueItemExists { queue: self.name.clone(), item: id });
                 }
                 Some(id) => id,
                 None => loop {
-                    // Not an item of this queue, and not an existing run (which the item would resume).
                     let id = generate_run_id();
-                    if !taken.contains(&id) && !self.store.exists(&id)? {
+                    let is_run = match &runs {
+                        Some(runs) => runs.contains(&id),
+                        None => self.store.exists(&id)?,
+                    };
+                    if !taken.contains(&id) && !is_run && !change.contains(&id)? {
                         break id;
                     }
                 },
             };
             taken.insert(id.clone());
-            file.items.push(ItemRecord {
-                id,
-                config,
-                state: ItemState::Pending,
-                attempts: 0,
-                failures: 0,
-                last_exit: None,
-                claimant: None,
-                created_at_ms: now,
-                updated_at_ms: now,
-            });
+            records.push(ItemRecord::new(id, config, now));
         }
-        self.write(&mut file)?;
-        Ok(file.items[first..].iter().map(ItemRecord::to_item).collect())
+        change.push(&records)?;
+        let pushed = records.iter().map(ItemRecord::to_item).collect();
+        change.commit()?;
+        Ok(pushed)
     }
 
     /// Every item, in queue order, as it stands now. A running item whose agent died (its claim
@@ -545,9 +504,10 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn items(&self) -> Result<Vec<QueueItem>> {
-        let (_lock, file) = self.open()?;
-        let mut items = Vec::with_capacity(file.items.len());
-        for record in &file.items {
+        let (_lock, stored) = self.open()?;
+        let records = stored.all()?;
+        let mut items = Vec::with_capacity(records.len());
+        for record in &records {
             let mut item = record.to_item();
             if item.state == ItemState::Running && self.claimant_is_gone(&record.id)? {
                 item.state = ItemState::Pending;
@@ -578,16 +538,17 @@ impl Queue {
     /// ```
     pub fn remove(&self, id: &str) -> Result<QueueItem> {
         validate_run_id(id)?;
-        let (_lock, mut file) = self.open()?;
-        let Some(index) = file.items.iter().position(|item| item.id == id) else {
+        let (_lock, stored) = self.open()?;
+        let mut change = stored.begin()?;
+        let Some((seq, removed)) = change.find(id)? else {
             return Err(Error::QueueItemNotFound { queue: self.name.clone(), item: id.to_string() });
         };
         let Some(claim_lock) = self.try_claim_lock(id)? else {
-            let claimant = file.items[index].claimant.clone().unwrap_or_else(LockHolder::unknown);
+            let claimant = removed.claimant.clone().unwrap_or_else(LockHolder::unknown);
             return Err(Error::QueueItemClaimed { queue: self.name.clone(), item: id.to_string(), claimant });
         };
-        let removed = file.items.remove(index);
-        self.write(&mut file)?;
+        change.remove(seq, id)?;
+        change.commit()?;
         let claim_path = self.claim_path(id);
         // Deleted while locked, under the queue lock: nobody can hold or take it meanwhile.
         std::fs::remove_file(&claim_path).at(&claim_path)?;
@@ -622,43 +583,43 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn claim(&self) -> Result<Option<Claim>> {
-        let (_lock, mut file) = self.open()?;
-        for index in 0..file.items.len() {
-            let lost = match file.items[index].state {
-                ItemState::Pending => false,
-                ItemState::Running => true,
-                ItemState::Done | ItemState::Failed => continue,
-            };
-            let id = file.items[index].id.clone();
-            // Held: a live agent runs it.
-            let Some(claim_lock) = self.try_claim_lock(&id)? else { continue };
-            if self.run_is_live(&id)? {
-                continue;
+        let (_lock, stored) = self.open()?;
+        let mut change = stored.begin()?;
+        let mut from = 0;
+        loop {
+            let page = change.open_items(from, CLAIM_PAGE)?;
+            let Some(&(page_end, _)) = page.last() else { return Ok(None) };
+            for (seq, mut record) in page {
+                let lost = record.state == ItemState::Running;
+                // Held: a live agent runs it.
+                let Some(claim_lock) = self.try_claim_lock(&record.id)? else { continue };
+                if self.run_is_live(&record.id)? {
+                    continue;
+                }
+                let holder = LockHolder::current();
+                if lost {
+                    record.last_exit = Some(ItemExit::Lost);
+                }
+                record.state = ItemState::Running;
+                record.attempts = record.attempts.saturating_add(1);
+                record.claimant = Some(holder.clone());
+                record.updated_at_ms = sys::now_ms();
+                change.put(seq, &record)?;
+                change.commit()?;
+                return Ok(Some(Claim { queue: self.clone(), item: record.to_item(), holder, lock: claim_lock }));
             }
-            let holder = LockHolder::current();
-            let item = &mut file.items[index];
-            if lost {
-                item.last_exit = Some(ItemExit::Lost);
-            }
-            item.state = ItemState::Running;
-            item.attempts = item.attempts.saturating_add(1);
-            item.claimant = Some(holder.clone());
-            item.updated_at_ms = sys::now_ms();
-            let claimed = item.to_item();
-            self.write(&mut file)?;
-            return Ok(Some(Claim { queue: self.clone(), item: claimed, holder, lock: claim_lock }));
+            from = page_end + 1;
         }
-        Ok(None)
     }
 
-    /// Takes the queue lock and reads the queue, which must exist.
-    fn open(&self) -> Result<(QueueLock, QueueFile)> {
+    /// Takes the queue lock and opens the queue's items, which must exist.
+    fn open(&self) -> Result<(QueueLock, Items)> {
         if !self.exists() {
             return Err(Error::QueueNotFound { name: self.name.clone() });
         }
         let lock = self.lock()?;
-        let file = self.read()?.ok_or_else(|| Error::QueueNotFound { name: self.name.clone() })?;
-        Ok((lock, file))
+        let items = Items::open(&self.dir, false)?.ok_or_else(|| Error::QueueNotFound { name: self.name.clone() })?;
+        Ok((lock, items))
     }
 
     /// Takes the queue lock, waiting for other processes' operations (milliseconds each).
@@ -696,46 +657,6 @@ impl Queue {
             Some(_probe) => Ok(!self.run_is_live(id)?),
             None => Ok(false),
         }
-    }
-
-    /// The queue file, or `None` if there is none yet.
-    fn read(&self) -> Result<Option<QueueFile>> {
-        let path = self.dir.join(FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(Error::io(&path, error)),
-        };
-        let version: Version = serde_json::from_slice(&bytes)
-            .map_err(|error| Error::corrupt(&path, format!("not a queue file: {error}")))?;
-        if version.runstore_queue > QUEUE_FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                path,
-                found: version.runstore_queue,
-                supported: QUEUE_FORMAT_VERSION,
-            });
-        }
-        let file: QueueFile = serde_json::from_slice(&bytes)
-            .map_err(|error| Error::corrupt(&path, format!("not a queue file: {error}")))?;
-        if let Some(bad) = file.items.iter().find(|item| validate_run_id(&item.id).is_err()) {
-            return Err(Error::corrupt(&path, format!("item id {:?} is not a valid run id", bad.id)));
-        }
-        Ok(Some(file))
-    }
-
-    /// Replaces the queue file: temporary file, fsync, rename, directory fsync. One item per
-    /// line, so that the file reads well.
-    fn write(&self, file: &mut QueueFile) -> Result<()> {
-        file.runstore_queue = QUEUE_FORMAT_VERSION;
-        let path = self.dir.join(FILE);
-        let mut text = format!("{{\"runstore_queue\":{},\"items\":[", file.runstore_queue);
-        for (index, item) in file.items.iter().enumerate() {
-            text.push_str(if index == 0 { "\n" } else { ",\n" });
-            let json = serde_json::to_string(item).map_err(|error| Error::io(&path, error.into()))?;
-            text.push_str(&json);
-        }
-        text.push_str("\n]}\n");
-        write_atomically(&path, "queue-", text.as_bytes())
     }
 }
 
@@ -862,15 +783,19 @@ impl Claim {
     /// free claim lock.
     fn update(self, change: impl FnOnce(&mut ItemRecord)) -> Result<QueueItem> {
         let Claim { queue, item, holder: _, lock } = self;
-        let (queue_lock, mut file) = queue.open()?;
-        let Some(record) = file.items.iter_mut().find(|record| record.id == item.id) else {
+        let (queue_lock, stored) = queue.open()?;
+        let mut transaction = stored.begin()?;
+        let Some((seq, mut record)) = transaction.find(&item.id)? else {
             return Err(Error::QueueItemNotFound { queue: queue.name.clone(), item: item.id });
         };
-        change(record);
+        change(&mut record);
         record.claimant = None;
         record.updated_at_ms = sys::now_ms();
         let settled = record.to_item();
-        queue.write(&mut file)?;
+        transaction.put(seq, &record)?;
+        transaction.commit()?;
+        // The database closes before the queue lock goes: the next process opens it at once.
+        drop(stored);
         drop(lock);
         drop(queue_lock);
         Ok(settled)
@@ -918,15 +843,68 @@ mod tests {
     }
 
     #[test]
-    fn a_newer_queue_file_is_refused() {
+    fn a_newer_or_damaged_queue_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let queue = store.queue("q").unwrap();
         queue.push(None, serde_json::json!({})).unwrap();
         let file = dir.path().join(QUEUES).join("q").join(FILE);
-        std::fs::write(&file, r#"{"runstore_queue":2,"items":[]}"#).unwrap();
-        assert!(matches!(queue.items(), Err(Error::UnsupportedFormat { found: 2, .. })));
+        {
+            let db = redb::Database::open(&file).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(redb::TableDefinition::<&str, u64>::new("meta")).unwrap().insert("format", 3).unwrap();
+            tx.commit().unwrap();
+        }
+        assert!(matches!(queue.items(), Err(Error::UnsupportedFormat { found: 3, supported: 2, .. })));
         std::fs::write(&file, "{").unwrap();
+        let error = queue.claim().unwrap_err();
+        assert!(matches!(error, Error::Corrupt { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_format_1_queue_file_is_converted_once_with_every_item_and_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let queue = store.queue("q").unwrap();
+        let queue_dir = dir.path().join(QUEUES).join("q");
+        std::fs::create_dir_all(queue_dir.join(CLAIMS)).unwrap();
+        let item = |id: &str, state: &str| {
+            format!(
+                r#"{{"id":"{id}","config":{{"lr":0.1}},"state":"{state}","attempts":1,"failures":0,"created_at_ms":1,"updated_at_ms":2}}"#
+            )
+        };
+        let legacy = format!(
+            "{{\"runstore_queue\":1,\"items\":[\n{},\n{},\n{}\n]}}\n",
+            item("b", "done"),
+            item("a", "pending"),
+            item("c", "failed")
+        );
+        std::fs::write(queue_dir.join(LEGACY_FILE), legacy).unwrap();
+        assert!(queue.exists());
+        assert_eq!(store.queue_names().unwrap(), ["q"]);
+        let items = queue.items().unwrap();
+        let ids: Vec<_> = items.iter().map(|item| (item.id.as_str(), item.state)).collect();
+        assert_eq!(ids, [("b", ItemState::Done), ("a", ItemState::Pending), ("c", ItemState::Failed)]);
+        assert!(queue_dir.join(FILE).is_file() && !queue_dir.join(LEGACY_FILE).exists());
+        assert!(queue_dir.join("queue.json.migrated").is_file(), "the old file is kept, renamed");
+        // The converted queue works as any other: the pending item is claimed, then nothing.
+        let claim = queue.claim().unwrap().expect("a is pending");
+        assert_eq!(claim.item().id, "a");
+        claim.settle(ItemExit::Code { code: 0 }, 3).unwrap();
+        assert!(queue.claim().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_newer_format_1_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let queue_dir = dir.path().join(QUEUES).join("q");
+        std::fs::create_dir_all(&queue_dir).unwrap();
+        std::fs::write(queue_dir.join(LEGACY_FILE), r#"{"runstore_queue":7,"items":[]}"#).unwrap();
+        let queue = store.queue("q").unwrap();
+        assert!(matches!(queue.items(), Err(Error::UnsupportedFormat { found: 7, .. })));
+        assert!(!queue_dir.join(FILE).exists());
+        std::fs::write(queue_dir.join(LEGACY_FILE), "{").unwrap();
         assert!(matches!(queue.claim(), Err(Error::Corrupt { .. })));
     }
 }
