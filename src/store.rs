@@ -575,20 +575,45 @@ fn dedupe(items: Vec<String>) -> Vec<String> {
 #[derive(Debug)]
 pub(crate) struct AutoPointer {
     path: PathBuf,
-    dir: String,
+    /// The canonical working directory's raw bytes: two directories are one only if these are.
+    dir: Vec<u8>,
 }
 
+/// A pointer file: `dir` is the directory as text; a directory whose name is not UTF-8 also
+/// has `dir_hex`, its raw bytes, since the text is lossy.
 #[derive(Serialize, Deserialize)]
 struct PointerRecord {
     dir: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir_hex: Option<String>,
     run_id: String,
 }
 
+impl PointerRecord {
+    /// The raw bytes of the directory the record is for (`None` for a damaged `dir_hex`).
+    fn dir_bytes(&self) -> Option<Vec<u8>> {
+        match &self.dir_hex {
+            None => Some(self.dir.clone().into_bytes()),
+            Some(hex) => {
+                let digits = hex.as_bytes();
+                if digits.len() % 2 != 0 {
+                    return None;
+                }
+                digits
+                    .chunks(2)
+                    .map(|pair| std::str::from_utf8(pair).ok().and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+                    .collect()
+            }
+        }
+    }
+}
+
 /// The run id an `auto` pointer file names, if its bytes hold a pointer record (for the working
-/// directory `dir`, when given) naming a valid id.
-pub(crate) fn decode_pointer(bytes: &[u8], dir: Option<&str>) -> Option<String> {
+/// directory whose raw bytes are `dir`, when given) naming a valid id.
+pub(crate) fn decode_pointer(bytes: &[u8], dir: Option<&[u8]>) -> Option<String> {
     let record: PointerRecord = serde_json::from_slice(bytes).ok()?;
-    (dir.is_none_or(|dir| record.dir == dir) && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
+    let for_dir = dir.is_none_or(|dir| record.dir_bytes().as_deref() == Some(dir));
+    (for_dir && validate_run_id(&record.run_id).is_ok()).then_some(record.run_id)
 }
 
 impl AutoPointer {
@@ -597,8 +622,10 @@ impl AutoPointer {
             Some(dir) => dir.to_path_buf(),
             None => std::env::current_dir().at(Path::new("."))?,
         };
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir).to_string_lossy().into_owned();
-        let name = format!("{:016x}.json", sys::stable_hash(dir.as_bytes()));
+        // Keyed on the raw bytes: directories that differ only in bytes that are not UTF-8 are
+        // different directories (their lossy texts are the same).
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir).into_os_string().into_encoded_bytes();
+        let name = format!("{:016x}.json", sys::stable_hash(&dir));
         Ok(AutoPointer { path: store.root.join(AUTO).join(name), dir })
     }
 
@@ -610,8 +637,14 @@ impl AutoPointer {
     fn write(&self, id: &str) -> Result<()> {
         let parent = self.path.parent().unwrap_or(&self.path);
         std::fs::create_dir_all(parent).at(parent)?;
-        let record =
-            serde_json::to_vec(&PointerRecord { dir: self.dir.clone(), run_id: id.to_string() }).unwrap_or_default();
+        let (dir, dir_hex) = match std::str::from_utf8(&self.dir) {
+            Ok(text) => (text.to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(&self.dir).into_owned(),
+                Some(self.dir.iter().map(|byte| format!("{byte:02x}")).collect()),
+            ),
+        };
+        let record = serde_json::to_vec(&PointerRecord { dir, dir_hex, run_id: id.to_string() }).unwrap_or_default();
         write_atomically(&self.path, "pointer-", &record)
     }
 

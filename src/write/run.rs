@@ -48,6 +48,9 @@ pub struct Run {
     points: Vec<(u32, f64)>,
     next_step: u64,
     last_step: Option<u64>,
+    /// The step a `log_at` may merge into: the last row this run stores itself (a fork's
+    /// inherited rows are its parent's).
+    merge_step: Option<u64>,
     durability: Durability,
     flush_rows: usize,
     signal_listener: Option<Arc<dyn signals::Listener>>,
@@ -257,6 +260,7 @@ impl Run {
         }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
+        let merge_step = writer.own_last_step();
         let attempt = writer.attempt();
         let previous = writer.previous();
         let shared = Arc::new(Shared {
@@ -288,6 +292,7 @@ impl Run {
             points: Vec::new(),
             next_step,
             last_step,
+            merge_step,
             durability,
             flush_rows,
             signal_listener: None,
@@ -378,12 +383,13 @@ impl Run {
     }
 
     /// Logs one row at `step`, which must be at least the next step; logging again at the last
-    /// logged step merges the keys into that row (a key given twice keeps the later value).
+    /// logged step merges the keys into that row (a key given twice keeps the later value). A
+    /// fork's rows up to its fork step are its parent's: they are never merged into.
     ///
     /// # Errors
     ///
     /// [`Error::StepRegression`] for a step below the last logged one (or below the next step
-    /// when the run has no rows), [`Error::StepOutOfRange`] for `u64::MAX`, and the errors of
+    /// when the run has no rows of its own, such as a fork at its fork step), [`Error::StepOutOfRange`] for `u64::MAX`, and the errors of
     /// [`Run::log`]. Nothing is stored on error.
     ///
     /// ```
@@ -404,7 +410,7 @@ impl Run {
         if let Some(error) = self.shared.take_failure() {
             return Err(error);
         }
-        if step < self.next_step && Some(step) != self.last_step {
+        if step < self.next_step && Some(step) != self.merge_step {
             return Err(Error::StepRegression { id: self.id.clone(), requested: step, next: self.next_step });
         }
         if step == u64::MAX {
@@ -448,6 +454,7 @@ impl Run {
             }
         }
         self.last_step = Some(step);
+        self.merge_step = Some(step);
         self.next_step = step + 1;
         if self.durability == Durability::EveryLog {
             self.shared.flush(None, false)?;
@@ -510,6 +517,7 @@ impl Run {
         let branch = writer.rewind(&self.id, step, attempt)?;
         self.next_step = writer.next_step();
         self.last_step = writer.last_step();
+        self.merge_step = writer.own_last_step();
         Ok(branch.map(|(id, record)| Branch::from_record(id, record)))
     }
 

@@ -232,6 +232,13 @@ impl Writer {
         self.progress.last_step
     }
 
+    /// The last step of this run's own rows, the one a `log_at` may merge into: `None` while a
+    /// fork's last row is its parent's (inherited rows are read from the parent, never merged).
+    pub(crate) fn own_last_step(&self) -> Option<u64> {
+        let inherited = |last: &u64| self.fork.as_ref().is_some_and(|fork| *last <= fork.step);
+        self.progress.last_step.filter(|last| !inherited(last))
+    }
+
     pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }

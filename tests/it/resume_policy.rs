@@ -255,3 +255,27 @@ fn auto_starts_a_new_run_when_the_pointed_run_is_live_in_another_process() {
     while reports.next().is_some() {}
     assert!(process.wait().unwrap().success());
 }
+
+#[test]
+fn directories_that_differ_only_in_bytes_that_are_not_utf8_have_their_own_auto_runs() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = temp_store();
+    let work = tempfile::tempdir().unwrap();
+    let first = work.path().join(std::ffi::OsStr::from_bytes(b"job\xff"));
+    let second = work.path().join(std::ffi::OsStr::from_bytes(b"job\xfe"));
+    std::fs::create_dir(&first).unwrap();
+    std::fs::create_dir(&second).unwrap();
+
+    let mut run = t.store.init(options().resume(Resume::Auto).working_dir(&first)).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    let first_id = run.id().to_string();
+    drop(run); // stopped without finishing: `auto` from this directory resumes it
+
+    let other = t.store.init(options().resume(Resume::Auto).working_dir(&second)).unwrap();
+    assert!(!other.resumed() && other.id() != first_id, "the second directory started a run of its own");
+    other.finish(0).unwrap();
+    let again = t.store.init(options().resume(Resume::Auto).working_dir(&first)).unwrap();
+    assert!(again.resumed() && again.id() == first_id, "the first directory still resumes its run");
+    again.finish(0).unwrap();
+    assert!(t.store.check_all().unwrap().is_healthy());
+}

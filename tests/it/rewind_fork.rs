@@ -318,3 +318,34 @@ fn rewinding_a_crashed_run_from_outside_closes_the_dead_attempt_as_it_died() {
     assert_eq!(dead.ended_at, Some(died_at), "it ended at its last commit, not at the rewind");
     assert_eq!(attempts[2].first_step, 21);
 }
+
+#[test]
+fn a_value_logged_at_a_forks_fork_step_is_refused_not_lost() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    for step in 0..5 {
+        base.log(row(step)).unwrap();
+    }
+    base.finish(0).unwrap();
+    let refused = |run: &mut runstore::Run| {
+        let error = run.log_at(2, [("extra", 7.0)]).unwrap_err();
+        assert!(matches!(error, Error::StepRegression { requested: 2, next: 3, .. }), "{error:?}");
+    };
+    let mut fork = t.store.fork("base", 2, options().id("fk")).unwrap();
+    refused(&mut fork);
+    fork.log_at(3, [("extra", 8.0)]).unwrap();
+    fork.log_at(3, [("more", 9.0)]).unwrap(); // its own last row merges
+    fork.rewind(2).unwrap();
+    refused(&mut fork);
+    fork.finish(0).unwrap();
+    let mut again = t.store.init(options().id("fk").resume(Resume::Must)).unwrap();
+    refused(&mut again);
+    again.finish(0).unwrap();
+
+    let reader = t.store.open_run("fk").unwrap();
+    let info = reader.info().unwrap();
+    assert_eq!((info.rows, info.summary.get("extra")), (3, None), "{info:?}");
+    assert_eq!(reader.history(..).unwrap().count(), 3);
+    let check = t.store.check("fk").unwrap();
+    assert!(check.is_healthy(), "{:?}", check.problems);
+}
