@@ -1,7 +1,8 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo feature `fuzzing`; not a public API).
 //!
 //! Every decoder of stored bytes is reachable here: the row-block codec (whole blocks, steps
-//! only, metric ids, one metric), the XOR value streams, the postcard records (progress,
+//! only, metric ids, one metric), the format-2 chunks (row, point and time chunks, chunk
+//! summaries), the XOR value streams, the postcard records (progress,
 //! attempt, branch), the JSON run record, the lock holder record, the `auto` pointer, and the
 //! validation of run ids and metric names. Each function panics only when the code under test
 //! is wrong: a decoder that accepts bytes must give results that agree with its siblings and
@@ -10,7 +11,9 @@
 use crate::format::batch::RowBatch;
 use crate::format::block::{self, DecodedBlock, Encoder};
 use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
+use crate::format::summary::ChunkSummary;
 use crate::format::xor::{self, Predictor};
+use crate::format::{point_chunk, row_chunk, time_chunk};
 
 /// Decodes `bytes` as a row block every way the readers do, and checks that the ways agree and
 /// that a decoded block re-encodes to the same rows.
@@ -133,6 +136,61 @@ pub fn rows(data: &[u8]) {
     assert_eq!(total, rows.rows());
 }
 
+/// Decodes `data` as a row chunk (whole, steps only, range only), checks that the ways agree
+/// and that the decoded rows re-encode to the same steps and times.
+pub fn row_chunk(data: &[u8]) {
+    let range = row_chunk::range(data);
+    let (mut steps, mut times, mut only) = (Vec::new(), Vec::new(), Vec::new());
+    let stepped = row_chunk::decode_steps(data, &mut only);
+    let Ok(full) = row_chunk::decode(data, &mut steps, &mut times) else { return };
+    assert_eq!(range, Ok(full));
+    assert_eq!(stepped, Ok(full));
+    assert_eq!(only, steps);
+    assert_eq!((steps.len(), times.len()), (full.count, full.count));
+    assert!(steps.windows(2).all(|pair| pair[0] < pair[1]));
+    let mut bytes = Vec::new();
+    row_chunk::encode(&steps, &times, &mut bytes);
+    let (mut s, mut t) = (Vec::new(), Vec::new());
+    row_chunk::decode(&bytes, &mut s, &mut t).expect("an encoded row chunk decodes");
+    assert_eq!((s, t), (steps, times));
+}
+
+/// Decodes `data` as a point chunk, checks it against its range and steps-only decoding, and
+/// that its points re-encode bit-exact; also decodes it as a chunk summary.
+pub fn point_chunk(data: &[u8]) {
+    if let Ok(summary) = ChunkSummary::decode(data) {
+        assert_eq!(ChunkSummary::decode(&summary.encode()), Ok(summary));
+    }
+    let range = point_chunk::range(data);
+    let (mut steps, mut values, mut only) = (Vec::new(), Vec::new(), Vec::new());
+    let Ok(full) = point_chunk::decode(data, &mut steps, &mut values) else { return };
+    assert_eq!(range, Ok(full));
+    assert_eq!(point_chunk::decode_steps(data, &mut only), Ok(full));
+    assert_eq!(only, steps);
+    assert_eq!((steps.len(), values.len()), (full.count, full.count));
+    let mut bytes = Vec::new();
+    point_chunk::encode(&steps, &values, &mut Vec::new(), &mut bytes);
+    let (mut s, mut v) = (Vec::new(), Vec::new());
+    point_chunk::decode(&bytes, &mut s, &mut v).expect("an encoded point chunk decodes");
+    let bits = |values: &[f64]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+    assert_eq!((s, bits(&v)), (steps.clone(), bits(&values)));
+    let summary = ChunkSummary::of(&steps, &values);
+    assert_eq!(ChunkSummary::decode(&summary.encode()), Ok(summary));
+}
+
+/// Decodes `data` as a time chunk and checks that its samples re-encode bit-exact.
+pub fn time_chunk(data: &[u8]) {
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    let Ok(count) = time_chunk::decode(data, &mut times, &mut values) else { return };
+    assert_eq!((times.len(), values.len()), (count, count));
+    let mut bytes = Vec::new();
+    time_chunk::encode(&times, &values, &mut Vec::new(), &mut bytes);
+    let (mut t, mut v) = (Vec::new(), Vec::new());
+    time_chunk::decode(&bytes, &mut t, &mut v).expect("an encoded time chunk decodes");
+    let bits = |values: &[f64]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+    assert_eq!((t, bits(&v)), (times, bits(&values)));
+}
+
 /// Decodes `data` as a value stream of `count` values with either predictor, and checks that
 /// re-encoding the values gives them back.
 pub fn value_stream(data: &[u8]) {
@@ -226,6 +284,23 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         Encoder::default().encode(&batch, range, &mut bytes);
         seeds.push(("block", bytes));
     }
+    let steps: Vec<u64> = (0..300u64).map(|i| if i > 200 { i * 3 } else { i }).collect();
+    let times: Vec<u64> = (0..300u64).map(|i| 1_795_741_387_000 + i * 50 + i % 7).collect();
+    #[allow(clippy::cast_precision_loss)]
+    let values: Vec<f64> = steps.iter().map(|&s| if s % 7 == 0 { f64::NAN } else { 1.0 / (1.0 + s as f64) }).collect();
+    for range in [0..1, 0..200, 0..300] {
+        let mut bytes = Vec::new();
+        row_chunk::encode(&steps[range.clone()], &times[range.clone()], &mut bytes);
+        seeds.push(("row_chunk", bytes));
+        let mut bytes = Vec::new();
+        point_chunk::encode(&steps[range.clone()], &values[range.clone()], &mut Vec::new(), &mut bytes);
+        seeds.push(("point_chunk", bytes));
+        let summary = ChunkSummary::of(&steps[range.clone()], &values[range.clone()]);
+        seeds.push(("point_chunk", summary.encode().to_vec()));
+        let mut bytes = Vec::new();
+        time_chunk::encode(&times[range.clone()], &values[range], &mut Vec::new(), &mut bytes);
+        seeds.push(("time_chunk", bytes));
+    }
     let values: Vec<f64> = (0..64).map(|i| f64::from(i).cos()).collect();
     for predictor in [Predictor::Previous, Predictor::Linear] {
         let mut bytes = vec![(7 << 1) | predictor as u8];
@@ -283,6 +358,9 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
         "block" => block,
         "rows" => rows,
+        "row_chunk" => row_chunk,
+        "point_chunk" => point_chunk,
+        "time_chunk" => time_chunk,
         "value_stream" => value_stream,
         "records" => records,
         "lock_holder" => lock_holder,
@@ -293,7 +371,18 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 }
 
 /// The names of every target.
-pub const TARGETS: [&str; 7] = ["block", "rows", "value_stream", "records", "lock_holder", "auto_pointer", "names"];
+pub const TARGETS: [&str; 10] = [
+    "block",
+    "rows",
+    "row_chunk",
+    "point_chunk",
+    "time_chunk",
+    "value_stream",
+    "records",
+    "lock_holder",
+    "auto_pointer",
+    "names",
+];
 
 #[cfg(test)]
 mod tests {

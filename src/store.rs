@@ -641,7 +641,11 @@ impl AutoPointer {
             Ok(text) => (text.to_string(), None),
             Err(_) => (
                 String::from_utf8_lossy(&self.dir).into_owned(),
-                Some(self.dir.iter().map(|byte| format!("{byte:02x}")).collect()),
+                Some(self.dir.iter().fold(String::with_capacity(self.dir.len() * 2), |mut hex, byte| {
+                    use std::fmt::Write as _;
+                    let _ = write!(hex, "{byte:02x}");
+                    hex
+                })),
             ),
         };
         let record = serde_json::to_vec(&PointerRecord { dir, dir_hex, run_id: id.to_string() }).unwrap_or_default();

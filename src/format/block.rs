@@ -115,23 +115,6 @@ pub(crate) struct Encoder {
     stream: Vec<u8>,
 }
 
-/// Picks the predictor that codes an evenly spread sample of the column in fewer bits.
-fn choose_predictor(values: &[f64]) -> Predictor {
-    const RUN: usize = 32;
-    if values.len() < 3 {
-        return Predictor::Previous;
-    }
-    let (mut previous, mut linear) = (0, 0);
-    // A few runs of consecutive values from across the column (predictors need neighbours).
-    let stride = (values.len() / 4).max(RUN);
-    for start in (0..values.len()).step_by(stride) {
-        let run = &values[start..(start + RUN).min(values.len())];
-        previous += xor::estimate_bits(run, Predictor::Previous);
-        linear += xor::estimate_bits(run, Predictor::Linear);
-    }
-    if linear < previous { Predictor::Linear } else { Predictor::Previous }
-}
-
 impl Default for Encoder {
     fn default() -> Self {
         Encoder {
@@ -266,7 +249,7 @@ impl Encoder {
         put_varint(out, self.used as u64);
         for column in &self.columns[..self.used] {
             put_varint(out, u64::from(column.metric));
-            let predictor = choose_predictor(&column.values);
+            let predictor = xor::choose(&column.values);
             self.stream.clear();
             xor::encode(&column.values, predictor, &mut self.stream);
             let stream = &self.stream;
