@@ -60,7 +60,7 @@
 //!   and SIGINT.
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
-//! - **Checks**: [`Store::check`] verifies a run's file, records and blocks.
+//! - **Checks**: [`Store::check`] verifies a run's file, records and chunks.
 //!
 //! ## Environment
 //!

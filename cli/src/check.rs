@@ -10,7 +10,7 @@ use crate::output;
 /// Check runs for damage; exit 1 when any is found.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Reads every record and every block of a run, and runs the storage engine's
+Reads every record and every chunk of a run, and runs the storage engine's
 integrity check (page checksums) on a copy of its database, so that the run's
 files are never changed. A run being written is read from its last commit and
 the integrity check is skipped. Without ID, checks every run of the store and
@@ -92,12 +92,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
 
 fn text(out: &mut impl Write, run: &RunCheck) -> std::io::Result<()> {
     let what = format!(
-        "{} rows, {} archived in {} branch{}, {} blocks, {} attempt{}; integrity {}",
+        "{} rows, {} archived in {} branch{}, {} chunks, {} attempt{}; integrity {}",
         run.rows,
         run.archived_rows,
         run.branches,
         if run.branches == 1 { "" } else { "es" },
-        run.blocks,
+        run.chunks,
         run.attempts,
         if run.attempts == 1 { "" } else { "s" },
         run.integrity.as_str()
@@ -125,7 +125,7 @@ fn run_json(run: &RunCheck) -> serde_json::Value {
         "integrity": run.integrity.as_str(),
         "rows": run.rows,
         "archived_rows": run.archived_rows,
-        "blocks": run.blocks,
+        "chunks": run.chunks,
         "branches": run.branches,
         "attempts": run.attempts,
         "problems": run.problems.iter().map(problem_json).collect::<Vec<_>>(),

@@ -5,33 +5,21 @@
 
 pub(crate) mod batch;
 mod bits;
-pub(crate) mod block;
 #[cfg(test)]
 mod codec_tests;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) mod point_chunk;
 pub(crate) mod records;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) mod row_chunk;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) mod steps;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) mod summary;
 pub(crate) mod tables;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+#[allow(dead_code)] // The time-indexed series (system metrics) land next.
 pub(crate) mod time_chunk;
-// Format 2's codec lands before the writer and readers that use it.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 mod times;
 pub(crate) mod xor;
 
 /// The version of the run database format this code writes and reads.
-pub(crate) const RUN_FORMAT_VERSION: u32 = 1;
+pub(crate) const RUN_FORMAT_VERSION: u32 = 2;
 
 /// The version of the store directory layout this code writes and reads.
 pub(crate) const STORE_FORMAT_VERSION: u32 = 1;

@@ -66,6 +66,7 @@ pub(crate) fn decode(bytes: &[u8], steps_out: &mut Vec<u64>, values_out: &mut Ve
 }
 
 /// Decodes the steps of a point chunk only.
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) fn decode_steps(bytes: &[u8], steps_out: &mut Vec<u64>) -> Result<StepRange, Corrupt> {
     let mut reader = ByteReader::new(bytes);
     let range = read_range(&mut reader)?;

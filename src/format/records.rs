@@ -39,7 +39,9 @@ pub(crate) struct ForkOrigin {
     /// The last inherited row's step, if any row is inherited.
     pub(crate) inherited_last: Option<u64>,
     /// Last values of the metrics at the fork step, by metric id (ids are the parent's: a
-    /// fork starts with a copy of its parent's metric names).
+    /// fork starts with a copy of its parent's metric names). Stored as the values' bits: JSON
+    /// has no NaN or infinity.
+    #[serde(with = "value_bits")]
     pub(crate) inherited_summary: Vec<(u32, f64)>,
 }
 
@@ -56,6 +58,38 @@ pub(crate) struct BranchRecord {
     pub(crate) by_attempt: u32,
     /// The attempts whose steps the branch's rows fall in.
     pub(crate) attempts: Vec<u32>,
+    /// The checkpoints (sequence numbers) this rewind archived: their steps are after
+    /// `rewound_to`, so they are never a resume point again.
+    pub(crate) checkpoints: Vec<u32>,
+}
+
+/// A checkpoint of the training state, recorded with the rows it covers.
+#[allow(dead_code)] // Recorded and read by the checkpoint API, next.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct CheckpointRecord {
+    /// The last step the checkpoint covers.
+    pub(crate) step: u64,
+    /// The path as given (raw `OsStr` bytes).
+    pub(crate) path: Vec<u8>,
+    /// The path made absolute when it was recorded (raw `OsStr` bytes).
+    pub(crate) absolute: Vec<u8>,
+    /// A file's length, or the total length of a directory's files, when recorded.
+    pub(crate) size: u64,
+    pub(crate) time_ms: u64,
+    pub(crate) attempt: u32,
+    /// Set when a rewind below `step` archived it (the branch's id).
+    pub(crate) branch: Option<u32>,
+}
+
+#[allow(dead_code)]
+impl CheckpointRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        postcard::from_bytes(bytes).map_err(|_| Corrupt("checkpoint record does not decode"))
+    }
 }
 
 impl BranchRecord {
@@ -161,5 +195,20 @@ impl AttemptRecord {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
         postcard::from_bytes(bytes).map_err(|_| Corrupt("attempt record does not decode"))
+    }
+}
+
+/// `(id, f64)` pairs as `(id, u64 bits)` in JSON, which cannot hold NaN or infinities.
+mod value_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(pairs: &[(u32, f64)], serializer: S) -> Result<S::Ok, S::Error> {
+        let bits: Vec<(u32, u64)> = pairs.iter().map(|&(id, value)| (id, value.to_bits())).collect();
+        bits.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(u32, f64)>, D::Error> {
+        let bits = Vec::<(u32, u64)>::deserialize(deserializer)?;
+        Ok(bits.into_iter().map(|(id, bits)| (id, f64::from_bits(bits))).collect())
     }
 }

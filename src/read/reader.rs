@@ -177,13 +177,13 @@ impl RunReader {
 
     /// Streams the rows whose steps fall in `steps`, in step order, from a new snapshot that
     /// the history keeps for its whole life: rows committed, rewound or archived after this
-    /// call do not change what it yields. Memory stays bounded by one block, whatever the
+    /// call do not change what it yields. Memory stays bounded by one chunk per metric, whatever the
     /// history's length. A fork's rows up to its fork step come from its parent.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`] on a read error, [`Error::Corrupt`] when a fork's parent is missing;
-    /// the rows yield [`Error::Corrupt`] for a block that does not decode.
+    /// the rows yield [`Error::Corrupt`] for a chunk that does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         self.snapshot()?.history(steps)
     }

@@ -17,11 +17,12 @@ use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Read
 
 use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
-use crate::format::block;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
 use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META};
+use crate::format::{point_chunk, row_chunk};
 use crate::guard;
 use crate::lock;
+use crate::read::chunks::SegmentTables;
 use crate::read::history::{self, History, Segment, Series, Table};
 use crate::read::reader::{RunReader, bounds, read_names};
 use crate::state::{Attempt, Branch, RunInfo, RunState};
@@ -244,12 +245,12 @@ impl RunSnapshot {
     }
 
     /// Streams the rows whose steps fall in `steps`, in step order. Memory stays bounded by
-    /// one block, whatever the history's length. A fork's rows up to its fork step come from
+    /// one chunk per metric, whatever the history's length. A fork's rows up to its fork step come from
     /// its parent, as the snapshot saw it.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] on a read error; the rows yield [`Error::Corrupt`] for a block that
+    /// [`Error::Storage`] on a read error; the rows yield [`Error::Corrupt`] for a chunk that
     /// does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
@@ -320,8 +321,8 @@ impl RunSnapshot {
 
     /// What a fork of this run at step `at` starts from: the metric names, the branch count,
     /// the last row at or before `at`, the rows up to `at`, and each metric's value there. All
-    /// of it from this snapshot. Reads block headers backwards from `at` until every metric is
-    /// found, and forwards after `at` to count rows; it copies nothing.
+    /// of it from this snapshot. Reads the row chunk before `at` and each metric's chunk there,
+    /// and row-chunk headers after `at` to count rows; it copies nothing.
     pub(crate) fn fork_origin(&self, at: u64) -> Result<(ForkOrigin, Vec<String>, u64)> {
         guard::catch(&self.path, || self.fork_origin_unguarded(at))
     }
@@ -333,35 +334,42 @@ impl RunSnapshot {
         }
         let names = self.metrics()?;
         let parent_branches = branch_records(&self.tx, &self.path)?.last().map_or(0, |(id, _)| id + 1);
-        let mut missing: Vec<u32> = (0..u32::try_from(names.len()).unwrap_or(u32::MAX)).collect();
-        let mut summary = Vec::new();
+        let segments: Vec<(Segment, SegmentTables)> = history::narrow(self.segments.clone(), 0, at)
+            .into_iter()
+            .map(|segment| SegmentTables::open(&segment).map(|tables| (segment, tables)))
+            .collect::<Result<_>>()?;
+        let (mut steps, mut times, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        // The last row at or before `at`: the last row chunk of the last segment that has one.
         let mut inherited_last = None;
-        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for segment in history::narrow(self.segments.clone(), 0, at).iter().rev() {
-            if missing.is_empty() && inherited_last.is_some() {
-                break;
+        'rows: for (segment, tables) in segments.iter().rev() {
+            let mut upto = segment.last;
+            while let Some((key, bytes)) = tables.last_rows(upto)? {
+                row_chunk::decode(&bytes, &mut steps, &mut times).at(tables.path())?;
+                inherited_last = steps.iter().rev().copied().find(|s| *s >= segment.first && *s <= segment.last);
+                if inherited_last.is_some() || key <= segment.first {
+                    break;
+                }
+                upto = key - 1;
             }
-            let path = segment.path.clone();
-            segment.visit_backwards(|bytes| {
-                let header = block::decode_steps(bytes, &mut steps).at(&path)?;
-                let within = |step: &u64| *step >= segment.first && *step <= segment.last;
-                if inherited_last.is_none() {
-                    inherited_last = steps.iter().rev().copied().find(within);
+            if inherited_last.is_some() {
+                break 'rows;
+            }
+        }
+        // Each metric's last value at or before `at`: one chunk per metric and segment at most,
+        // since a chunk keyed inside a segment holds a point of it.
+        let mut summary = Vec::new();
+        for metric in 0..u32::try_from(names.len()).unwrap_or(u32::MAX) {
+            for (segment, tables) in segments.iter().rev() {
+                let Some((_, bytes)) = tables.last_points(metric, segment.last)? else { continue };
+                point_chunk::decode(&bytes, &mut steps, &mut values).at(tables.path())?;
+                let within = steps.iter().rposition(|s| *s >= segment.first && *s <= segment.last);
+                if let Some(index) = within {
+                    summary.push((metric, values[index]));
+                    break;
                 }
-                block::metric_ids(bytes, &mut ids).at(&path)?;
-                for metric in ids.iter().copied().filter(|id| missing.contains(id)).collect::<Vec<_>>() {
-                    points.clear();
-                    block::decode_metric(bytes, metric, &mut steps, &mut values, &mut points).at(&path)?;
-                    if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| within(step)) {
-                        summary.push((metric, value));
-                        missing.retain(|id| *id != metric);
-                    }
-                }
-                Ok(!(missing.is_empty() && inherited_last.is_some()) && header.first_step > segment.first)
-            })?;
+            }
         }
         let after = history::count_rows(history::narrow(self.segments.clone(), at.saturating_add(1), u64::MAX))?;
-        summary.sort_unstable_by_key(|&(id, _)| id);
         let origin =
             ForkOrigin { run: self.id.clone(), step: at, parent_branches, inherited_last, inherited_summary: summary };
         Ok((origin, names, self.progress.rows.saturating_sub(after)))

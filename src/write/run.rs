@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::format::batch::RowBatch;
-use crate::format::block::BlockSize;
 use crate::lock::RunLock;
 use crate::options::Durability;
 use crate::state::{Branch, RunState};
@@ -256,7 +255,7 @@ impl Run {
             pointer,
         } = parts;
         if durability == Durability::EveryLog {
-            writer.set_block_size(BlockSize::Small);
+            writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
         }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
@@ -427,6 +426,8 @@ impl Run {
                 }
             }
         }
+        // One clock read per row, outside the buffer's lock.
+        let time_ms = crate::sys::now_ms();
         {
             let mut pending = lock(&self.shared.pending);
             pending.new_names.extend(self.interner.added().map(str::to_string));
@@ -438,7 +439,7 @@ impl Run {
                 let points = &self.points;
                 pending.summary_sets.retain(|(id, _)| !points.iter().any(|(p, _)| p == id));
             }
-            pending.rows.push_row(step, &self.points);
+            pending.rows.push_row(step, time_ms, &self.points);
             let rows = pending.rows.rows();
             if rows >= self.flush_rows && self.flusher.is_some() {
                 // Wake the flusher once, as the buffer reaches the mark; while it commits, it

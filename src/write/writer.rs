@@ -13,13 +13,18 @@ use redb::{
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
 use crate::format::batch::RowBatch;
-use crate::format::block::{self, DecodedBlock, Encoder};
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
-use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::format::row_chunk;
+use crate::format::summary::ChunkSummary;
+use crate::format::tables::{
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, CHECKPOINTS, KEY_FORMAT, KEY_PROGRESS,
+    KEY_RUN, META, METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+};
 use crate::format::{Corrupt, RUN_FORMAT_VERSION};
 use crate::guard;
 use crate::state::RunState;
 use crate::sys;
+use crate::write::chunks::{self, ChunkSize, Scratch};
 
 /// Builds the redb handle every open of a run database uses: one mode for every process.
 pub(crate) fn builder() -> redb::Builder {
@@ -55,7 +60,7 @@ pub(crate) struct Extras<'a> {
 pub(crate) struct Reopen {
     path: PathBuf,
     previous: Option<Ending>,
-    size: block::BlockSize,
+    size: ChunkSize,
     /// Names stored before the failed commit.
     names_stored: u32,
 }
@@ -76,7 +81,7 @@ impl Reopen {
     pub(crate) fn open(&self) -> Result<(Writer, Landed)> {
         let mut writer = Writer::open(&self.path)?;
         writer.previous = self.previous;
-        writer.set_block_size(self.size);
+        writer.set_chunk_size(self.size);
         let names = writer.names_stored.saturating_sub(self.names_stored) as usize;
         let landed = Landed { names, rows_before: writer.progress.last_step };
         Ok((writer, landed))
@@ -100,9 +105,8 @@ pub(crate) struct Writer {
     attempt: u32,
     /// How the run stood before this attempt began (`None` for a new run).
     previous: Option<Ending>,
-    encoder: Encoder,
-    decoded: DecodedBlock,
-    merged: RowBatch,
+    size: ChunkSize,
+    scratch: Scratch,
 }
 
 impl Writer {
@@ -152,9 +156,16 @@ impl Writer {
             for (id, name) in (0u32..).zip(names) {
                 metrics.insert(id, name.as_str()).at(&temporary)?;
             }
-            tx.open_table(BLOCKS).at(&temporary)?;
+            tx.open_table(ROWS).at(&temporary)?;
+            tx.open_table(POINTS).at(&temporary)?;
+            tx.open_table(SUMMARIES).at(&temporary)?;
             tx.open_table(BRANCHES).at(&temporary)?;
-            tx.open_table(ARCHIVE).at(&temporary)?;
+            tx.open_table(ARCHIVE_ROWS).at(&temporary)?;
+            tx.open_table(ARCHIVE_POINTS).at(&temporary)?;
+            tx.open_table(ARCHIVE_SUMMARIES).at(&temporary)?;
+            tx.open_table(CHECKPOINTS).at(&temporary)?;
+            tx.open_table(SAMPLES).at(&temporary)?;
+            tx.open_table(SAMPLE_SUMMARIES).at(&temporary)?;
         }
         tx.commit().at(&temporary)?;
         std::fs::rename(&temporary, path).at(path)?;
@@ -213,9 +224,8 @@ impl Writer {
             names_stored,
             attempt,
             previous: None,
-            encoder: Encoder::default(),
-            decoded: DecodedBlock::default(),
-            merged: RowBatch::default(),
+            size: ChunkSize::Large,
+            scratch: Scratch::default(),
         })
     }
 
@@ -324,20 +334,15 @@ impl Writer {
         });
     }
 
-    /// Sets the size of the blocks written from now on: small when every row is committed alone.
-    pub(crate) fn set_block_size(&mut self, size: block::BlockSize) {
-        self.encoder.set_size(size);
+    /// Sets the size of the chunks written from now on: small when every row is committed alone.
+    pub(crate) fn set_chunk_size(&mut self, size: ChunkSize) {
+        self.size = size;
     }
 
     /// What it takes to open this writer again: after a failed commit redb refuses every later
     /// write on the same handle, so the handle is dropped and the database opened anew.
     pub(crate) fn reopen_plan(&self) -> Reopen {
-        Reopen {
-            path: self.path.clone(),
-            previous: self.previous,
-            size: self.encoder.size(),
-            names_stored: self.names_stored,
-        }
+        Reopen { path: self.path.clone(), previous: self.previous, size: self.size, names_stored: self.names_stored }
     }
 
     /// How the run stood before this attempt began; `None` for a run this attempt created.
@@ -407,40 +412,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends rows as blocks, first topping up the last stored block when it is short or when
-    /// the first new row continues its last step.
+    /// Appends the rows' steps and times to the row chunks and each metric's points to its
+    /// point chunks (see [`chunks`]), and advances the step counter.
     fn store_rows(&mut self, tx: &WriteTransaction, rows: &RowBatch, progress: &mut Progress) -> Result<()> {
         let path = &self.path;
-        let mut blocks = tx.open_table(BLOCKS).at(path)?;
-        let first_new = rows.first_step().unwrap_or_default();
-        let mut start = 0;
-        let mut added = rows.rows() as u64;
-        let last = blocks.last().at(path)?.map(|(key, value)| (key.value(), value.value().to_vec()));
-        if let Some((key, bytes)) = last {
-            let header = block::header(&bytes).at(path)?;
-            if bytes.len() < self.encoder.size().top_up_below() || header.last_step == first_new {
-                block::decode(&bytes, &mut self.decoded).at(path)?;
-                self.merged.clear();
-                self.decoded.append_to(&mut self.merged);
-                let want = self.encoder.target_rows().max(header.rows);
-                while start < rows.rows()
-                    && (self.merged.rows() < want || self.merged.last_step() == Some(rows.steps[start]))
-                {
-                    let (step, metrics, values) = rows.row(start);
-                    self.merged.push_points(step, metrics, values);
-                    start += 1;
-                }
-                added = added - start as u64 + (self.merged.rows() - header.rows) as u64;
-                blocks.remove(key).at(path)?;
-                let merged = &self.merged;
-                self.encoder
-                    .encode_blocks(merged, 0..merged.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
-                    .at(path)?;
-            }
-        }
-        self.encoder
-            .encode_blocks(rows, start..rows.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
-            .at(path)?;
+        let added = chunks::append_rows(tx, path, rows, self.size, &mut self.scratch)?;
+        chunks::append_points(tx, path, rows, self.size, &mut self.scratch)?;
         let last_step = rows.last_step().unwrap_or_default();
         progress.rows += added;
         progress.last_step = Some(last_step);
@@ -451,8 +428,9 @@ impl Writer {
 
 impl Writer {
     /// Moves the rows after step `to` out of the live history into a new archived branch, in one
-    /// transaction: the blocks after `to` are moved as they are, only the block holding `to` is
-    /// re-encoded, so the cost grows with the rows archived, not with the history. The step
+    /// transaction: the chunks after `to` are moved as they are, only the chunks holding `to` are
+    /// re-encoded, so the cost grows with the chunks archived and the metrics, not with the
+    /// history. The step
     /// counter becomes `to + 1` and the summary is recomputed from the live history.
     ///
     /// Returns the new branch's id and record, or `None` when no row is after `to`.
@@ -491,58 +469,24 @@ impl Writer {
         let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
         let branch = {
-            let mut blocks = tx.open_table(BLOCKS).at(&path)?;
-            let mut archive = tx.open_table(ARCHIVE).at(&path)?;
             let mut branches = tx.open_table(BRANCHES).at(&path)?;
             let branch_id = match branches.last().at(&path)? {
                 Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many branches")).at(&path)?,
                 None => 0,
             };
-            let mut moved = 0u64;
-            let mut first_archived = None;
-            // The block holding `to` is split: its head stays live, its tail is archived.
-            let straddling = blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)?;
-            let straddling = straddling.map(|(key, bytes)| (key.value(), bytes.value().to_vec()));
-            if let Some((key, bytes)) = straddling
-                && block::header(&bytes).at(&path)?.last_step > to
-            {
-                block::decode(&bytes, &mut self.decoded).at(&path)?;
-                self.merged.clear();
-                self.decoded.append_to(&mut self.merged);
-                let tail = self.merged.split_after(to);
-                blocks.remove(key).at(&path)?;
-                let head = &self.merged;
-                self.encoder
-                    .encode_blocks(head, 0..head.rows(), |first, b| blocks.insert(first, b).map(drop))
-                    .at(&path)?;
-                self.encoder
-                    .encode_blocks(&tail, 0..tail.rows(), |first, b| archive.insert((branch_id, first), b).map(drop))
-                    .at(&path)?;
-                moved += tail.rows() as u64;
-                first_archived = tail.first_step();
-            }
-            let after: Vec<(u64, Vec<u8>)> = blocks
-                .range(to.saturating_add(1)..)
-                .at(&path)?
-                .map(|entry| entry.map(|(key, bytes)| (key.value(), bytes.value().to_vec())))
-                .collect::<std::result::Result<_, _>>()
-                .at(&path)?;
-            for (key, bytes) in after {
-                moved += block::header(&bytes).at(&path)?.rows as u64;
-                first_archived.get_or_insert(key);
-                archive.insert((branch_id, key), bytes.as_slice()).at(&path)?;
-                blocks.remove(key).at(&path)?;
-            }
+            let archived = chunks::archive_after(&tx, &path, branch_id, to, self.names_stored, &mut self.scratch)?;
+            let moved = archived.rows;
+            let first_archived = archived.first_step;
             let last_archived = last.unwrap_or(to);
             let first_archived = first_archived.unwrap_or(last_archived);
-            progress.last_step = match blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)? {
-                Some((_, bytes)) => Some(block::header(bytes.value()).at(&path)?.last_step),
+            progress.last_step = match tx.open_table(ROWS).at(&path)?.last().at(&path)? {
+                Some((_, bytes)) => Some(row_chunk::range(bytes.value()).at(&path)?.last_step),
                 None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
             };
             progress.next_step = to.saturating_add(1);
             progress.rows = progress.rows.saturating_sub(moved);
             progress.updated_at_ms = sys::now_ms();
-            self.recompute_summary(&blocks, to, &mut logged)?;
+            self.recompute_summary(&tx, &mut logged)?;
             progress.summary = summary_of(&logged);
 
             let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
@@ -567,6 +511,7 @@ impl Writer {
                 rows: moved,
                 by_attempt,
                 attempts: overlapping,
+                checkpoints: Vec::new(),
             };
             branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
             tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
@@ -578,44 +523,25 @@ impl Writer {
         Ok(Some(branch))
     }
 
-    /// Sets each metric's summary to its last value at or before `to` in the live history: the
-    /// blocks are visited backwards, reading column headers only, until every metric is found;
-    /// a fork falls back to the values it inherited.
-    fn recompute_summary(
-        &mut self,
-        blocks: &redb::Table<u64, &[u8]>,
-        to: u64,
-        logged: &mut [Option<f64>],
-    ) -> Result<()> {
+    /// Sets each metric's summary to its last value in the live history (after a rewind moved
+    /// the later points out): the last live chunk summary of each metric, no values decoded; a
+    /// fork falls back to the values it inherited.
+    fn recompute_summary(&self, tx: &WriteTransaction, logged: &mut [Option<f64>]) -> Result<()> {
         let path = &self.path;
-        let mut missing: Vec<u32> =
-            (0u32..).zip(logged.iter()).filter(|(_, value)| value.is_some()).map(|(id, _)| id).collect();
-        logged.fill(None);
-        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for entry in blocks.range(..=to).at(path)?.rev() {
-            if missing.is_empty() {
-                break;
+        let summaries = tx.open_table(SUMMARIES).at(path)?;
+        let inherited = |metric: u32| {
+            let fork = self.fork.as_ref()?;
+            fork.inherited_summary.iter().find(|(id, _)| *id == metric).map(|&(_, value)| value)
+        };
+        for (metric, slot) in (0u32..).zip(logged.iter_mut()) {
+            if slot.is_none() {
+                continue;
             }
-            let (_, bytes) = entry.at(path)?;
-            block::metric_ids(bytes.value(), &mut ids).at(path)?;
-            let wanted: Vec<u32> = ids.iter().copied().filter(|id| missing.contains(id)).collect();
-            for metric in wanted {
-                points.clear();
-                block::decode_metric(bytes.value(), metric, &mut steps, &mut values, &mut points).at(path)?;
-                if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| *step <= to) {
-                    logged[metric as usize] = Some(value);
-                    missing.retain(|id| *id != metric);
-                }
-            }
-        }
-        if let Some(fork) = &self.fork {
-            for &(metric, value) in &fork.inherited_summary {
-                if missing.contains(&metric)
-                    && let Some(slot) = logged.get_mut(metric as usize)
-                {
-                    *slot = Some(value);
-                }
-            }
+            let last = summaries.range((metric, 0)..=(metric, u64::MAX)).at(path)?.next_back().transpose().at(path)?;
+            *slot = match last {
+                Some((_, bytes)) => Some(ChunkSummary::decode(bytes.value()).at(path)?.last),
+                None => inherited(metric),
+            };
         }
         Ok(())
     }
@@ -646,7 +572,7 @@ fn begin(db: &Database, path: &Path) -> Result<WriteTransaction> {
 pub(crate) fn check_format(path: &Path, marker: Option<&[u8]>) -> Result<()> {
     let bytes: [u8; 4] = marker.and_then(|m| m.try_into().ok()).ok_or(Corrupt("no format marker")).at(path)?;
     let found = u32::from_le_bytes(bytes);
-    if found > RUN_FORMAT_VERSION {
+    if found != RUN_FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found, supported: RUN_FORMAT_VERSION });
     }
     Ok(())

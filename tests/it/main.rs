@@ -10,6 +10,7 @@ mod crash_harness;
 mod crash_recovery;
 mod damage;
 mod damaged_files;
+mod fixture;
 mod full_disk;
 mod history;
 mod hostile_input;

@@ -1,0 +1,271 @@
+//! How a commit and a rewind change the chunk tables of a run database: the rows' steps and
+//! times are appended to the last row chunk, each metric's points to its own last point chunk
+//! (with that chunk's summary rewritten), and a rewind splits the chunks holding its step and
+//! moves every later chunk, bytes unchanged, to the archive tables.
+
+use std::path::Path;
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::error::{Context, Result};
+use crate::format::batch::RowBatch;
+use crate::format::summary::ChunkSummary;
+use crate::format::tables::{ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SUMMARIES};
+use crate::format::{point_chunk, row_chunk};
+
+/// How big the writer makes chunks: large while commits are a second apart, small when every
+/// row is committed alone (the last chunks are rewritten, and synced, at every commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkSize {
+    /// Row chunks of 8 192 rows (~10–20 KiB), point chunks of 2 048 points (~2–16 KiB).
+    Large,
+    /// Row chunks of 512 rows, point chunks of 256 points (~2 KiB at most).
+    Small,
+}
+
+impl ChunkSize {
+    fn rows(self) -> usize {
+        match self {
+            ChunkSize::Large => 8192,
+            ChunkSize::Small => 512,
+        }
+    }
+
+    fn points(self) -> usize {
+        match self {
+            ChunkSize::Large => 2048,
+            ChunkSize::Small => 256,
+        }
+    }
+}
+
+/// One metric's new points, gathered from a batch of rows.
+#[derive(Default)]
+struct MetricPoints {
+    steps: Vec<u64>,
+    values: Vec<f64>,
+}
+
+/// Memory reused from one commit to the next.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    steps: Vec<u64>,
+    times: Vec<u64>,
+    values: Vec<f64>,
+    bytes: Vec<u8>,
+    stream: Vec<u8>,
+    by_metric: Vec<MetricPoints>,
+    touched: Vec<u32>,
+}
+
+/// Appends the steps and times of `rows` (non-empty, starting at or after the last stored step)
+/// to the row chunks, topping up the last one. Returns how many rows are new: a first row at the
+/// last stored step merges into it (and keeps its time).
+pub(crate) fn append_rows(
+    tx: &WriteTransaction,
+    path: &Path,
+    rows: &RowBatch,
+    size: ChunkSize,
+    scratch: &mut Scratch,
+) -> Result<u64> {
+    let mut table = tx.open_table(ROWS).at(path)?;
+    let Scratch { steps, times, bytes, .. } = scratch;
+    steps.clear();
+    times.clear();
+    let mut start = 0;
+    let last = table.last().at(path)?.map(|(key, value)| (key.value(), value.value().to_vec()));
+    if let Some((_, chunk)) = last {
+        let range = row_chunk::range(&chunk).at(path)?;
+        let merges = rows.first_step() == Some(range.last_step);
+        if range.count < size.rows() || merges {
+            row_chunk::decode(&chunk, steps, times).at(path)?;
+            start = usize::from(merges);
+        }
+    }
+    steps.extend_from_slice(&rows.steps[start..]);
+    times.extend_from_slice(&rows.times[start..]);
+    for at in (0..steps.len()).step_by(size.rows()) {
+        let end = (at + size.rows()).min(steps.len());
+        bytes.clear();
+        row_chunk::encode(&steps[at..end], &times[at..end], bytes);
+        table.insert(steps[at], bytes.as_slice()).at(path)?;
+    }
+    Ok((rows.rows() - start) as u64)
+}
+
+/// Appends each metric's points of `rows` to its point chunks, topping up its last chunk (a
+/// point at that chunk's last step replaces it: the later value wins) and rewriting the
+/// summaries of the chunks it writes.
+pub(crate) fn append_points(
+    tx: &WriteTransaction,
+    path: &Path,
+    rows: &RowBatch,
+    size: ChunkSize,
+    scratch: &mut Scratch,
+) -> Result<()> {
+    gather(rows, scratch);
+    let mut points = tx.open_table(POINTS).at(path)?;
+    let mut summaries = tx.open_table(SUMMARIES).at(path)?;
+    let Scratch { steps, values, bytes, stream, by_metric, touched, .. } = scratch;
+    for &metric in touched.iter() {
+        let new = &mut by_metric[metric as usize];
+        steps.clear();
+        values.clear();
+        let last = points
+            .range((metric, 0)..=(metric, u64::MAX))
+            .at(path)?
+            .next_back()
+            .transpose()
+            .at(path)?
+            .map(|(_, value)| value.value().to_vec());
+        if let Some(chunk) = last {
+            let range = point_chunk::range(&chunk).at(path)?;
+            let merges = new.steps.first() == Some(&range.last_step);
+            if range.count < size.points() || merges {
+                point_chunk::decode(&chunk, steps, values).at(path)?;
+                if merges {
+                    steps.pop();
+                    values.pop();
+                }
+            }
+        }
+        steps.extend_from_slice(&new.steps);
+        values.extend_from_slice(&new.values);
+        new.steps.clear();
+        new.values.clear();
+        for at in (0..steps.len()).step_by(size.points()) {
+            let end = (at + size.points()).min(steps.len());
+            bytes.clear();
+            point_chunk::encode(&steps[at..end], &values[at..end], stream, bytes);
+            points.insert((metric, steps[at]), bytes.as_slice()).at(path)?;
+            let summary = ChunkSummary::of(&steps[at..end], &values[at..end]);
+            summaries.insert((metric, steps[at]), summary.encode().as_slice()).at(path)?;
+        }
+    }
+    touched.clear();
+    Ok(())
+}
+
+/// Splits `rows` by metric into `scratch.by_metric`, listing the metrics met in `touched` in id
+/// order. A metric given twice in one (merged) row keeps the later value.
+fn gather(rows: &RowBatch, scratch: &mut Scratch) {
+    let Scratch { by_metric, touched, .. } = scratch;
+    touched.clear();
+    for index in 0..rows.rows() {
+        let (step, metrics, values) = rows.row(index);
+        for (&metric, &value) in metrics.iter().zip(values) {
+            let slot = metric as usize;
+            if slot >= by_metric.len() {
+                by_metric.resize_with(slot + 1, MetricPoints::default);
+            }
+            let points = &mut by_metric[slot];
+            if points.steps.is_empty() {
+                touched.push(metric);
+            }
+            if points.steps.last() == Some(&step) {
+                if let Some(last) = points.values.last_mut() {
+                    *last = value;
+                }
+            } else {
+                points.steps.push(step);
+                points.values.push(value);
+            }
+        }
+    }
+    touched.sort_unstable();
+}
+
+/// What a rewind moved to the archive.
+pub(crate) struct Archived {
+    /// Rows moved.
+    pub(crate) rows: u64,
+    /// The first step moved, if any row was.
+    pub(crate) first_step: Option<u64>,
+}
+
+/// Moves every row and point after step `to` into archived branch `branch`: the chunks holding
+/// `to` are split (head kept, tail archived), every later chunk moves with its summary, bytes
+/// unchanged. `metrics` is the number of metric ids.
+pub(crate) fn archive_after(
+    tx: &WriteTransaction,
+    path: &Path,
+    branch: u32,
+    to: u64,
+    metrics: u32,
+    scratch: &mut Scratch,
+) -> Result<Archived> {
+    let after = to.saturating_add(1);
+    let mut archived = Archived { rows: 0, first_step: None };
+    {
+        let mut rows = tx.open_table(ROWS).at(path)?;
+        let mut archive = tx.open_table(ARCHIVE_ROWS).at(path)?;
+        let Scratch { steps, times, bytes, .. } = &mut *scratch;
+        let straddling = rows.range(..=to).at(path)?.next_back().transpose().at(path)?;
+        let straddling = straddling.map(|(key, value)| (key.value(), value.value().to_vec()));
+        if let Some((key, chunk)) = straddling
+            && row_chunk::range(&chunk).at(path)?.last_step > to
+        {
+            row_chunk::decode(&chunk, steps, times).at(path)?;
+            let keep = steps.partition_point(|&step| step <= to);
+            bytes.clear();
+            row_chunk::encode(&steps[..keep], &times[..keep], bytes);
+            rows.insert(key, bytes.as_slice()).at(path)?;
+            bytes.clear();
+            row_chunk::encode(&steps[keep..], &times[keep..], bytes);
+            archive.insert((branch, steps[keep]), bytes.as_slice()).at(path)?;
+            archived.rows += (steps.len() - keep) as u64;
+            archived.first_step = Some(steps[keep]);
+        }
+        let later: Vec<(u64, Vec<u8>)> = rows
+            .range(after..)
+            .at(path)?
+            .map(|entry| entry.map(|(key, value)| (key.value(), value.value().to_vec())))
+            .collect::<std::result::Result<_, _>>()
+            .at(path)?;
+        for (key, chunk) in later {
+            archived.rows += row_chunk::range(&chunk).at(path)?.count as u64;
+            archived.first_step.get_or_insert(key);
+            archive.insert((branch, key), chunk.as_slice()).at(path)?;
+            rows.remove(key).at(path)?;
+        }
+    }
+    let mut points = tx.open_table(POINTS).at(path)?;
+    let mut summaries = tx.open_table(SUMMARIES).at(path)?;
+    let mut archive = tx.open_table(ARCHIVE_POINTS).at(path)?;
+    let mut archive_summaries = tx.open_table(ARCHIVE_SUMMARIES).at(path)?;
+    let Scratch { steps, values, bytes, stream, .. } = scratch;
+    for metric in 0..metrics {
+        let straddling = points.range((metric, 0)..=(metric, to)).at(path)?.next_back().transpose().at(path)?;
+        let straddling = straddling.map(|(key, value)| (key.value().1, value.value().to_vec()));
+        if let Some((key, chunk)) = straddling
+            && point_chunk::range(&chunk).at(path)?.last_step > to
+        {
+            point_chunk::decode(&chunk, steps, values).at(path)?;
+            let keep = steps.partition_point(|&step| step <= to);
+            bytes.clear();
+            point_chunk::encode(&steps[..keep], &values[..keep], stream, bytes);
+            points.insert((metric, key), bytes.as_slice()).at(path)?;
+            let head = ChunkSummary::of(&steps[..keep], &values[..keep]);
+            summaries.insert((metric, key), head.encode().as_slice()).at(path)?;
+            bytes.clear();
+            point_chunk::encode(&steps[keep..], &values[keep..], stream, bytes);
+            archive.insert((branch, metric, steps[keep]), bytes.as_slice()).at(path)?;
+            let tail = ChunkSummary::of(&steps[keep..], &values[keep..]);
+            archive_summaries.insert((branch, metric, steps[keep]), tail.encode().as_slice()).at(path)?;
+        }
+        let later: Vec<(u64, Vec<u8>)> = points
+            .range((metric, after)..=(metric, u64::MAX))
+            .at(path)?
+            .map(|entry| entry.map(|(key, value)| (key.value().1, value.value().to_vec())))
+            .collect::<std::result::Result<_, _>>()
+            .at(path)?;
+        for (key, chunk) in later {
+            archive.insert((branch, metric, key), chunk.as_slice()).at(path)?;
+            points.remove((metric, key)).at(path)?;
+            if let Some(summary) = summaries.remove((metric, key)).at(path)? {
+                archive_summaries.insert((branch, metric, key), summary.value()).at(path)?;
+            }
+        }
+    }
+    Ok(archived)
+}
