@@ -696,3 +696,65 @@ fn every_acknowledged_row_survives_a_fault_at_every_write_or_sync() {
     eprintln!("{trials} faults injected, {} violations", violations.len());
     assert!(violations.is_empty(), "{} violations:\n{}", violations.len(), violations.join("\n"));
 }
+
+// ----------------------------------------------------------------------------------------------
+// Suspected bugs of issue #19, confirmed or ruled out.
+
+/// Trips the plan's fault at the next write or sync.
+fn trip_next(plan: &Installed) {
+    let mut plan = plan.0.lock().unwrap_or_else(PoisonError::into_inner);
+    plan.at = plan.ops + 1;
+}
+
+#[test]
+fn a_value_logged_after_a_set_summary_whose_commit_failed_wins_on_retry() {
+    let dir = scratch();
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let plan = Installed::new(Fault::Fail { forever: false }, u64::MAX, 1);
+    let mut run = store.init(options()).expect("init");
+    run.log([("x", 1.0)]).expect("log");
+    run.flush().expect("flush");
+    run.set_summary("x", 5.0).expect("set_summary");
+    trip_next(&plan);
+    assert!(run.flush().is_err(), "the injected fault fails the commit of the pinned value");
+    // Logged after the set: as in W&B, the later log replaces the set value.
+    run.log([("x", 7.0)]).expect("log");
+    run.flush().expect("the retry");
+    run.finish(0).expect("finish");
+    drop(plan);
+    assert_eq!(store.open_run(ID).expect("open").info().expect("info").summary["x"].to_bits(), 7.0f64.to_bits());
+}
+
+#[test]
+fn a_preempting_mark_after_the_final_commit_does_not_change_the_ended_state() {
+    // What a signal thread's flush does when it takes the writer's slot after `finish` committed
+    // and before the writer is taken away: a state change that does not close the attempt.
+    let dir = scratch();
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let path = store.database_path(ID);
+    drop(store.init(options()).expect("init").finish(0));
+    let mut writer = crate::write::writer::Writer::open(&path).expect("open");
+    let preempting = crate::write::writer::Ending { state: RunState::Preempting, exit_code: None };
+    let extras = crate::write::writer::Extras { state: Some(preempting), ..Default::default() };
+    writer.commit(&crate::format::batch::RowBatch::default(), &extras).expect("commit");
+    drop(writer);
+    assert_eq!(store.open_run(ID).expect("open").info().expect("info").state, RunState::Finished);
+}
+
+#[test]
+fn with_every_log_a_row_whose_commit_failed_stays_buffered_and_the_next_flush_stores_it() {
+    let dir = scratch();
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let plan = Installed::new(Fault::Fail { forever: false }, u64::MAX, 1);
+    let mut run = store.init(options().durability(Durability::EveryLog)).expect("init");
+    run.log([("x", 1.0)]).expect("log");
+    trip_next(&plan);
+    assert!(run.log([("x", 2.0)]).is_err(), "the row's own commit fails");
+    assert_eq!(run.step(), 2, "the row was taken");
+    run.flush().expect("the retry");
+    run.finish(0).expect("finish");
+    drop(plan);
+    let reader = store.open_run(ID).expect("open");
+    let rows: Vec<_> = reader.history(..).expect("history").map(|row| row.expect("row").get("x")).collect();
+    assert_eq!(rows, [Some(1.0), Some(2.0)], "as the documentation of `Run::log` says");
+}

@@ -51,12 +51,20 @@ impl RunLock {
         Ok(RunLock { _file: file })
     }
 
-    /// Takes the lock without waiting and without recording a holder: for a reader that must
-    /// briefly stand in for a dead writer (to let the database recover).
-    pub(crate) fn acquire_quietly(path: &Path) -> Result<RunLock> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
+    /// Takes the lock without waiting, recording this process with `task`: for a reader that
+    /// must briefly stand in for a dead writer (to let the database recover). A writer refused
+    /// meanwhile is told what holds the run.
+    pub(crate) fn acquire_quietly(path: &Path, task: &str) -> Result<RunLock> {
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
         match file.try_lock() {
-            Ok(()) => Ok(RunLock { _file: file }),
+            Ok(()) => {
+                let holder = LockHolder { task: Some(task.to_string()), ..LockHolder::current() };
+                let record = serde_json::to_vec(&holder).unwrap_or_default();
+                file.set_len(0).at(path)?;
+                file.seek(SeekFrom::Start(0)).at(path)?;
+                file.write_all(&record).at(path)?;
+                Ok(RunLock { _file: file })
+            }
             Err(TryLockError::WouldBlock) => Err(Error::RunLocked { id: String::new(), holder: LockHolder::unknown() }),
             Err(TryLockError::Error(error)) => Err(Error::io(path, error)),
         }

@@ -297,7 +297,7 @@ impl RunOptions {
         if !self.use_environment {
             return Ok(self);
         }
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let get = |name: &str| lookup(name).and_then(|value| environment_value(value.into())?.into_string().ok());
         if self.id.is_none() {
             self.id = get(ENV_RUN_ID).map(|id| id.trim().to_string());
         }
@@ -355,9 +355,28 @@ pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
+/// A variable's value as every variable of the library is read: trimmed, and unset when that
+/// leaves nothing. A value that is not UTF-8 (a path) is kept as it is unless empty.
+pub(crate) fn environment_value(value: std::ffi::OsString) -> Option<std::ffi::OsString> {
+    match value.to_str() {
+        Some(text) => Some(text.trim()).filter(|text| !text.is_empty()).map(std::ffi::OsString::from),
+        None => Some(value).filter(|value| !value.is_empty()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_variable_is_trimmed_and_a_blank_one_is_unset() {
+        let options = RunOptions::new()
+            .with_environment(env(&[("RUNSTORE_PROJECT", "  vision \t"), ("RUNSTORE_RUN_ID", "   ")]))
+            .unwrap();
+        assert_eq!((options.project.as_deref(), options.id.as_deref()), (Some("vision"), None));
+        assert_eq!(environment_value("   ".into()), None);
+        assert_eq!(environment_value(" /scratch/runs ".into()), Some("/scratch/runs".into()));
+    }
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |name| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_string())

@@ -149,18 +149,21 @@ pub struct LockHolder {
     /// When it took the lock.
     #[serde(with = "unix_ms")]
     pub since: SystemTime,
+    /// What it does, when it is not the run's writer (a reader recovering the database).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 impl LockHolder {
     /// This process, now.
     #[must_use]
     pub fn current() -> Self {
-        LockHolder { pid: std::process::id(), host: crate::sys::hostname(), since: SystemTime::now() }
+        LockHolder { pid: std::process::id(), host: crate::sys::hostname(), since: SystemTime::now(), task: None }
     }
 
     /// A holder whose record could not be read (the lock is held, the file says nothing).
     pub(crate) fn unknown() -> Self {
-        LockHolder { pid: 0, host: "unknown host".into(), since: UNIX_EPOCH }
+        LockHolder { pid: 0, host: "unknown host".into(), since: UNIX_EPOCH, task: None }
     }
 }
 
@@ -169,7 +172,11 @@ impl fmt::Display for LockHolder {
         if self.pid == 0 {
             return f.write_str("a process that has not recorded itself yet");
         }
-        write!(f, "pid {} on {} since {}", self.pid, self.host, crate::sys::format_rfc3339(self.since))
+        write!(f, "pid {} on {} since {}", self.pid, self.host, crate::sys::format_rfc3339(self.since))?;
+        match &self.task {
+            Some(task) => write!(f, " ({task})"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -99,7 +99,7 @@ impl Store {
     /// ```
     pub fn from_env() -> Result<Store> {
         let dir = std::env::var_os(ENV_DIR)
-            .filter(|dir| !dir.is_empty())
+            .and_then(crate::options::environment_value)
             .map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
         Store::open(dir)
     }
@@ -634,15 +634,24 @@ impl AutoPointer {
         decode_pointer(&std::fs::read(&self.path).ok()?, Some(&self.dir))
     }
 
-    fn write(&self, id: &str) -> Result<()> {
+    /// An exclusive `flock` on the `auto` directory, held while a pointer is read and changed:
+    /// a clear that read its run's id must not remove a pointer another `init` wrote since.
+    fn lock_pointers(&self) -> Result<std::fs::File> {
         let parent = self.path.parent().unwrap_or(&self.path);
         std::fs::create_dir_all(parent).at(parent)?;
+        let dir = std::fs::File::open(parent).at(parent)?;
+        dir.lock().at(parent)?;
+        Ok(dir)
+    }
+
+    fn write(&self, id: &str) -> Result<()> {
+        let _pointers = self.lock_pointers()?;
         let (dir, dir_hex) = match std::str::from_utf8(&self.dir) {
             Ok(text) => (text.to_string(), None),
             Err(_) => (
                 String::from_utf8_lossy(&self.dir).into_owned(),
-                Some(self.dir.iter().fold(String::with_capacity(self.dir.len() * 2), |mut hex, byte| {
-                    use std::fmt::Write as _;
+                Some(self.dir.iter().fold(String::new(), |mut hex, byte| {
+                    use std::fmt::Write;
                     let _ = write!(hex, "{byte:02x}");
                     hex
                 })),
@@ -654,6 +663,7 @@ impl AutoPointer {
 
     /// Removes the pointer if it still names `id` (a clean finish of that run).
     pub(crate) fn clear_if_names(&self, id: &str) -> Result<()> {
+        let _pointers = self.lock_pointers()?;
         if self.read().as_deref() == Some(id) {
             match std::fs::remove_file(&self.path) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&self.path, error)),

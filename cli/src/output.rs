@@ -84,15 +84,19 @@ pub fn non_finite(value: f64) -> Option<&'static str> {
 }
 
 /// Writes a value for scripts: the shortest text that reads back as the same `f64`
-/// (`0.25`, `1e-7`, `-0.0`), or `NaN`, `inf`, `-inf`.
+/// (`1`, `0.25`, `1e-7`, `-0.0`), or `NaN`, `inf`, `-inf`. Also valid JSON for a finite value.
 pub fn write_exact(out: &mut impl Write, value: f64) -> io::Result<()> {
-    match non_finite(value) {
-        Some(text) => out.write_all(text.as_bytes()),
-        None => match serde_json::Number::from_f64(value) {
-            Some(number) => write!(out, "{number}"),
-            None => write!(out, "{value}"),
-        },
+    if let Some(text) = non_finite(value) {
+        return out.write_all(text.as_bytes());
     }
+    if value == 0.0 && value.is_sign_negative() {
+        // `-0` reads back as -0.0 too, but says less plainly that the sign is kept.
+        return out.write_all(b"-0.0");
+    }
+    // Both forms are the shortest digits that read back; they differ in the exponent.
+    let plain = format!("{value}");
+    let exponent = format!("{value:e}");
+    out.write_all(if exponent.len() < plain.len() { exponent } else { plain }.as_bytes())
 }
 
 /// A value as JSON: a number, or the string `"NaN"`, `"inf"` or `"-inf"` (JSON has no such numbers).
@@ -214,6 +218,17 @@ mod tests {
     fn text_wraps_at_spaces() {
         assert_eq!(wrap("one two three\nfour", 8), ["one two", "three", "four"]);
         assert_eq!(wrap("abcdefghij", 5), ["abcd…"]);
+    }
+
+    #[test]
+    fn numbers_for_scripts_are_the_shortest_text_that_reads_back() {
+        for (value, expected) in
+            [(1.0, "1"), (0.25, "0.25"), (1e-7, "1e-7"), (-0.0, "-0.0"), (1e300, "1e300"), (1234.5, "1234.5")]
+        {
+            let mut text = Vec::new();
+            write_exact(&mut text, value).unwrap();
+            assert_eq!(String::from_utf8(text).unwrap(), expected);
+        }
     }
 
     #[test]

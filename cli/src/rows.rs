@@ -222,7 +222,11 @@ fn write_member(out: &mut impl Write, key: &str, value: f64) -> io::Result<()> {
     write!(out, ",{key}:")?;
     match output::non_finite(value) {
         Some(text) => write!(out, "\"{text}\""),
-        None => output::write_exact(out, value),
+        // JSON's own form of the number (`1.0` for 1): what JSON readers of the jsonl expect.
+        None => match serde_json::Number::from_f64(value) {
+            Some(number) => write!(out, "{number}"),
+            None => output::write_exact(out, value),
+        },
     }
 }
 

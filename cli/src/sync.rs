@@ -68,6 +68,13 @@ struct Target {
     params: BTreeMap<String, String>,
 }
 
+impl Target {
+    /// The last step this MLflow run may hold: pushed, or sent in the batch in flight.
+    fn reached(&self) -> Option<u64> {
+        self.pushed_through.max(self.inflight.map(|(_, last)| last))
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     url: String,
@@ -174,11 +181,13 @@ impl Syncer<'_> {
             }
         };
         for branch in branches.iter().filter(|branch| branch.id >= state.branches_seen) {
-            if state.live.pushed_through.is_some_and(|pushed| pushed > branch.rewound_to) {
-                // That MLflow run holds rows this rewind archived: it becomes the branch's run,
-                // and the live history starts a new one.
+            if state.live.reached().is_some_and(|reached| reached > branch.rewound_to) {
+                // That MLflow run holds (or may hold: a batch in flight) rows this rewind
+                // archived: it becomes the branch's run, with its batch in flight, and the live
+                // history starts a new one. What arrived of that batch is never matched against
+                // the rows logged again after the rewind.
                 let moved = std::mem::take(&mut state.live);
-                state.branches.insert(branch.id, Target { inflight: None, ..moved });
+                state.branches.insert(branch.id, moved);
             }
         }
         state.branches_seen = u32::try_from(branches.len()).unwrap_or(u32::MAX);

@@ -1,9 +1,10 @@
 //! Integrity checks of runs and of a whole store: `runstore check`.
 //!
-//! A run that no process writes is checked on a copy of its database, taken under the run's
-//! lock: redb's own integrity check (every page checksum of the committed trees, the allocator
-//! state) runs on the copy, so that the check never changes the run's file, not even by
-//! recovering it after a crash or repairing it. The copy is then read record by record and chunk
+//! A run that no process writes is checked on a copy of its database, taken without the run's
+//! lock (a writer may start at any time: the copy is kept only if the database did not change
+//! while it was made): redb's own integrity check (every page checksum of the committed trees,
+//! the allocator state) runs on the copy, so that the check never changes the run's file, not
+//! even by recovering it after a crash or repairing it, and never blocks a writer. The copy is then read record by record and chunk
 //! by chunk. A live run (its lock held by a writer) is read as a reader would, from the last
 //! commit; redb's integrity check is skipped, since it must not run beside a writer.
 //!
@@ -228,18 +229,16 @@ impl Store {
             }
         }
         let lock_path = dir.join(LOCK);
-        let lock = match lock::is_held(&lock_path) {
+        // The check never takes the run's lock, so a writer can start at any time during it:
+        // with no writer, the database is copied while it stays the same from end to end (a
+        // writer that starts changes it, and the copy is made again or given up).
+        let copy = match lock::is_held(&lock_path) {
             Ok(true) => None,
-            Ok(false) => match lock::RunLock::acquire_quietly(&lock_path) {
-                Ok(lock) => Some(Some(lock)),
-                Err(Error::RunLocked { .. }) => None,
-                // A read-only store, or no write permission: no writer can start either.
+            Ok(false) => match copy_unchanged(&database) {
+                Ok(copy) => copy,
                 Err(error) => {
-                    report.note(
-                        &lock_path,
-                        format!("cannot be locked ({}): checked without the lock", detail_of(&error)),
-                    );
-                    Some(None)
+                    report.problem(&database, format!("cannot be copied for the check: {error}"));
+                    return Ok(report);
                 }
             },
             Err(error) => {
@@ -247,14 +246,8 @@ impl Store {
                 return Ok(report);
             }
         };
-        if let Some(lock) = lock {
-            // Nobody writes the run: copy it under its lock, then check the copy.
-            let copy = copy_database(&database);
-            drop(lock);
-            match copy {
-                Ok(copy) => check_copy(&database, copy.path(), &mut report),
-                Err(error) => report.problem(&database, format!("cannot be copied for the check: {error}")),
-            }
+        if let Some(copy) = copy {
+            check_copy(&database, copy.path(), &mut report);
         } else {
             report.live = true;
             report.integrity = Integrity::SkippedLive;
@@ -401,6 +394,41 @@ fn copy_database(database: &Path) -> std::io::Result<TempFile> {
     let copy = TempFile::new_in(&std::env::temp_dir(), "runstore-check-")?;
     std::fs::copy(database, copy.path())?;
     Ok(copy)
+}
+
+/// How many times a copy is made again when the database changed while it was copied.
+const COPY_TRIES: u32 = 3;
+
+/// A copy of `database` during which the database did not change; `None` when a writer kept
+/// changing it (it is then checked as a live run). While it copies, a read transaction keeps
+/// the last commit's pages from reuse; a commit rewrites the header, and any write changes the
+/// modification time or the length, so the same header, length and time before and after the
+/// copy mean that the copy holds one commit whole.
+fn copy_unchanged(database: &Path) -> std::io::Result<Option<TempFile>> {
+    for _ in 0..COPY_TRIES {
+        let before = fingerprint(database)?;
+        // A database its writer left needing recovery cannot be opened read-only: nothing
+        // writes it then, unless a writer starts, which the fingerprint sees.
+        let db = builder().open_read_only(database).ok();
+        let pin = db.as_ref().and_then(|db| db.begin_read().ok());
+        let copy = copy_database(database)?;
+        drop(pin);
+        drop(db);
+        if fingerprint(database)? == before {
+            return Ok(Some(copy));
+        }
+    }
+    Ok(None)
+}
+
+/// The length, modification time and first page of a file.
+fn fingerprint(path: &Path) -> std::io::Result<(u64, Option<std::time::SystemTime>, Vec<u8>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut head = Vec::with_capacity(4096);
+    (&mut file).take(4096).read_to_end(&mut head)?;
+    Ok((meta.len(), meta.modified().ok(), head))
 }
 
 /// Runs redb's integrity check on the copy at `copy` of `database`, then walks it.

@@ -283,7 +283,7 @@ fn open_read_only(path: &Path, lock_path: &Path) -> Result<ReadOnlyDatabase> {
         match builder().open_read_only(path) {
             Ok(db) => return Ok(db),
             Err(redb::DatabaseError::RepairAborted) => {
-                match lock::RunLock::acquire_quietly(lock_path) {
+                match lock::RunLock::acquire_quietly(lock_path, "a reader recovering the database its writer left") {
                     Ok(_lock) => {
                         drop(builder().open(path).at(path)?);
                         continue;

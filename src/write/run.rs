@@ -168,7 +168,10 @@ impl Shared {
             let mut all_names = names;
             all_names.append(&mut pending.new_names);
             pending.new_names = all_names;
+            // A value set in the failed commit yields to a row logged meanwhile with its metric,
+            // as it would have had the commit succeeded (the rows are stored before the sets).
             let mut all_sets = sets;
+            all_sets.retain(|(metric, _)| !pending.rows.metrics.contains(metric));
             all_sets.append(&mut pending.summary_sets);
             pending.summary_sets = all_sets;
         }
@@ -361,7 +364,9 @@ impl Run {
     /// of the row is stored); the error of a background flush that failed since the last call
     /// ([`Error::Storage`], [`Error::Io`]), reported once — the rows it concerned stay
     /// buffered, and the next flush opens the database again and retries them. A failure that a
-    /// later flush made good (every buffered row stored) is not reported.
+    /// later flush made good (every buffered row stored) is not reported. With
+    /// [`Durability::EveryLog`], the error of this row's own commit: the row is taken (the step
+    /// advances) but not yet durable; it stays buffered and the next flush stores it.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -388,8 +393,9 @@ impl Run {
     /// # Errors
     ///
     /// [`Error::StepRegression`] for a step below the last logged one (or below the next step
-    /// when the run has no rows of its own, such as a fork at its fork step), [`Error::StepOutOfRange`] for `u64::MAX`, and the errors of
-    /// [`Run::log`]. Nothing is stored on error.
+    /// when the run has no rows of its own, such as a fork at its fork step),
+    /// [`Error::StepOutOfRange`] for `u64::MAX` (nothing of the row is taken for these), and the
+    /// errors of [`Run::log`].
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -464,7 +470,8 @@ impl Run {
     }
 
     /// Sets a summary value (such as `best_acc`) that is not simply a metric's last value. A
-    /// later `log` of the same name replaces it, as in W&B.
+    /// later `log` of the same name replaces it, as in W&B. It is not tied to a step: a rewind,
+    /// which recomputes the logged values of the summary from the live history, keeps it.
     ///
     /// # Errors
     ///

@@ -388,7 +388,10 @@ impl Writer {
             }
             progress.summary = summary_of(&logged);
             progress.updated_at_ms = sys::now_ms();
-            if let Some(ending) = extras.state {
+            // A mark that does not close the attempt (preempting, from a signal thread that took
+            // the slot after the final commit) never changes a state the attempt ended with.
+            let ended = !RunState::try_from(progress.state).at(&path)?.is_live();
+            if let Some(ending) = extras.state.filter(|_| extras.close_attempt || !ended) {
                 progress.state = ending.state.into();
                 progress.exit_code = ending.exit_code;
                 if extras.close_attempt {

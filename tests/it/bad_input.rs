@@ -158,3 +158,28 @@ fn reading_a_missing_run_is_run_not_found() {
     assert!(matches!(t.store.open_run("ghost"), Err(Error::RunNotFound { ref id }) if id == "ghost"));
     assert!(!t.store.exists("ghost").unwrap());
 }
+
+#[test]
+fn runstore_dir_is_trimmed_and_a_blank_one_means_the_default_store() {
+    let work = tempfile::tempdir().unwrap();
+    let padded = work.path().join("padded");
+    for (value, expected) in
+        [("   ".to_string(), work.path().join(".runstore")), (format!(" {} ", padded.display()), padded)]
+    {
+        let mut command = crate::support::child("writer", &expected);
+        command
+            .env("RUNSTORE_DIR", &value)
+            .env("RUNSTORE_RUN_ID", "r")
+            .env("RUNSTORE_RESUME", "allow")
+            .env("TEST_ROWS", "1")
+            .current_dir(work.path());
+        let mut process = command.spawn().unwrap();
+        let mut reports = crate::support::Reports::of(&mut process);
+        reports.expect("init");
+        while reports.next().is_some() {}
+        assert!(process.wait().unwrap().success());
+        assert!(expected.join("runs/r/run.redb").is_file(), "RUNSTORE_DIR={value:?}: the store is {expected:?}");
+    }
+    let names: Vec<_> = std::fs::read_dir(work.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "no directory named after blanks or with a trailing blank: {names:?}");
+}

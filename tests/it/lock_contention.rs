@@ -137,3 +137,47 @@ fn racers_refused_after_the_lock_never_see_the_database_still_open() {
         );
     }
 }
+
+/// `check` of a run nobody writes copies its database without taking the run's lock, so a
+/// writer that starts meanwhile (a cron check beside a starting job) is never refused: the lock
+/// is watched from another thread through a whole series of checks, and never seen held.
+#[test]
+fn check_never_holds_the_run_lock_so_a_starting_writer_is_never_refused() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("big")).unwrap();
+    for step in 0..30_000 {
+        run.log(crate::support::row(step)).unwrap();
+    }
+    run.finish(0).unwrap();
+    let lock = File::open(t.path.join("runs/big/lock")).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let held = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut held = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                match lock.try_lock_shared() {
+                    Ok(()) => lock.unlock().unwrap(),
+                    Err(_) => held += 1,
+                }
+            }
+            held
+        });
+        let reports: Vec<_> = (0..30).map(|_| t.store.check("big")).collect();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for report in reports {
+            let report = report.unwrap();
+            assert!(report.is_healthy(), "{:?}", report.problems);
+            assert_eq!(report.integrity, runstore::Integrity::Verified);
+        }
+        watcher.join().unwrap()
+    });
+    assert_eq!(held, 0, "the lock was seen held {held} times during the checks");
+    // And a writer starting during a check starts.
+    std::thread::scope(|scope| {
+        let checker = scope.spawn(|| t.store.check("big").unwrap());
+        for _ in 0..10 {
+            t.store.init(options().id("big").resume(Resume::Must)).unwrap().end_keeping_state().unwrap();
+        }
+        assert!(checker.join().unwrap().is_healthy());
+    });
+}

@@ -390,3 +390,17 @@ fn a_value_merged_into_the_last_row_in_a_later_commit_replaces_it() {
     assert_eq!((info.rows, info.summary["a"], info.summary["b"]), (2, 2.0, 4.0));
     assert!(t.store.check("r").unwrap().is_healthy());
 }
+
+#[test]
+fn a_rewind_recomputes_logged_summary_values_and_keeps_set_ones() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("s")).unwrap();
+    for step in 0..10u32 {
+        run.log([("loss", f64::from(step))]).unwrap();
+    }
+    run.set_summary("best_acc", 0.97).unwrap();
+    run.finish(0).unwrap();
+    t.store.rewind("s", 4).unwrap();
+    let summary = t.store.open_run("s").unwrap().info().unwrap().summary;
+    assert_eq!((summary["loss"], summary["best_acc"]), (4.0, 0.97), "{summary:?}");
+}

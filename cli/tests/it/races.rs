@@ -96,3 +96,71 @@ fn ls_skips_runs_deleted_while_it_lists() {
     assert_eq!(ls(&t.path).unwrap().len(), 2);
     assert!(failures.is_empty(), "ls failed {} of {listings} times: {failures:?}", failures.len());
 }
+
+/// `tail -f` on a run that rewinds faster than it polls: each poll reads one snapshot, so each
+/// rewind is announced once, and the last value printed for each step is the live one.
+#[test]
+fn tail_follows_rapid_rewinds_announcing_each_once_and_ending_on_the_live_values() {
+    use std::io::Read;
+    let t = crate::support::temp_store();
+    let mut run = t.store.init(crate::support::options().id("r")).unwrap();
+    for step in 0..20u32 {
+        run.log([("x", f64::from(step))]).unwrap();
+    }
+    run.flush().unwrap();
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_runstore"))
+        .arg("--dir")
+        .arg(&t.path)
+        .args(["tail", "-f", "-n", "0", "r", "--format", "jsonl"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stdout, mut stderr) = (tail.stdout.take().unwrap(), tail.stderr.take().unwrap());
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    for epoch in 1..=120u32 {
+        for _ in 0..6 {
+            let step = run.step();
+            #[allow(clippy::cast_precision_loss)]
+            run.log([("x", f64::from(epoch) * 1e6 + step as f64)]).unwrap();
+        }
+        run.flush().unwrap();
+        let back = run.step() - 4;
+        run.rewind(back).unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    run.finish(0).unwrap();
+    assert!(tail.wait().unwrap().success());
+    let mut warnings = String::new();
+    stderr.read_to_string(&mut warnings).unwrap();
+    let mut announced: Vec<u64> =
+        warnings.lines().map(|line| line.rsplit("branch ").next().unwrap().trim().parse().expect(line)).collect();
+    let count = announced.len();
+    announced.sort_unstable();
+    announced.dedup();
+    assert_eq!(announced.len(), count, "a rewind announced twice: {warnings}");
+    assert!(count > 0, "tail saw rewinds");
+
+    let mut last_printed = std::collections::BTreeMap::new();
+    for line in reading.join().unwrap().unwrap().lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        last_printed.insert(row["step"].as_u64().unwrap(), row["x"].as_f64().unwrap());
+    }
+    let live: std::collections::BTreeMap<u64, f64> = t
+        .store
+        .open_run("r")
+        .unwrap()
+        .history(20..)
+        .unwrap()
+        .map(|row| row.map(|row| (row.step(), row.get("x").unwrap())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let printed_live: std::collections::BTreeMap<u64, f64> =
+        last_printed.iter().filter(|(step, _)| live.contains_key(step)).map(|(&s, &v)| (s, v)).collect();
+    assert_eq!(printed_live, live, "the last value printed for each live step is its live value");
+}

@@ -4,7 +4,7 @@
 # PyPI into a virtual environment cached outside the clone (keyed by the requirements, so a
 # fresh clone reuses it). Without PyPI this says so and skips.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 
 requirements=("mlflow>=2.9,<4" "tensorboard>=2.14,<3")
 key=$(printf '%s\n' "$(python3 --version 2>&1)" "${requirements[@]}" | sha256sum | cut -c1-16)
