@@ -347,6 +347,10 @@ struct Model {
     allowed: Vec<RunState>,
     /// A rewind was started but not acknowledged: acknowledged rows may sit in an unknown branch.
     rewind_in_flight: bool,
+    /// Steps of acknowledged checkpoints that no acknowledged rewind archived.
+    checkpoints: Vec<u64>,
+    /// Steps of acknowledged checkpoints that an acknowledged rewind archived.
+    archived_checkpoints: Vec<u64>,
 }
 
 impl Model {
@@ -374,6 +378,9 @@ impl Model {
         if let Some(branch) = branch {
             self.archived.insert(branch, archived);
         }
+        let (gone, kept) = self.checkpoints.iter().partition(|&&step| step > to);
+        self.checkpoints = kept;
+        self.archived_checkpoints.extend::<Vec<u64>>(gone);
     }
 }
 
@@ -403,8 +410,11 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     log_all(&mut run, 0..300, 0)?;
-    run.flush()?;
+    // The checkpoint commits the rows it covers with it.
+    run.checkpoint(checkpoint_file(store))?;
     model.flushed(0..300, 0);
+    model.checkpoints.push(299);
+    run.flush()?;
     log_all(&mut run, (300..340).chain(345..350), 0)?;
     run.flush()?;
     model.flushed((300..340).chain(345..350), 0);
@@ -446,12 +456,24 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     log_all(&mut run, 331..400, 2)?;
-    run.flush()?;
+    run.checkpoint_at(390, checkpoint_file(store))?;
     model.flushed(331..400, 2);
+    model.checkpoints.push(390);
+    run.flush()?;
     model.may_become(RunState::Failed);
     run.finish(3)?;
     model.became(RunState::Failed);
     Ok(())
+}
+
+/// The file the workload's checkpoints name, beside the store (written once: runstore only
+/// stats it).
+fn checkpoint_file(store: &Store) -> std::path::PathBuf {
+    let path = store.path().with_extension("ckpt");
+    if !path.exists() {
+        std::fs::write(&path, b"state").expect("checkpoint file");
+    }
+    path
 }
 
 /// Checks the reopened store against what was acknowledged; returns the violations.
@@ -561,6 +583,28 @@ fn verify(store: &Store, model: &Model) -> Vec<String> {
     }
     if !model.allowed.contains(&info.state) {
         fail(format!("state {} where {:?} was allowed", info.state, model.allowed));
+    }
+    match reader.checkpoints() {
+        Err(error) => fail(format!("the checkpoints do not read: {error}")),
+        Ok(checkpoints) => {
+            for &step in &model.checkpoints {
+                // A rewind that failed after reaching the file archived what it covers.
+                let archived_ok = model.rewind_in_flight;
+                if !checkpoints.iter().any(|c| c.step == step && (c.branch.is_none() || archived_ok)) {
+                    fail(format!("acknowledged checkpoint at {step} is not live: {checkpoints:?}"));
+                }
+            }
+            for &step in &model.archived_checkpoints {
+                if !checkpoints.iter().any(|c| c.step == step && c.branch.is_some()) {
+                    fail(format!("checkpoint at {step} is not archived by its acknowledged rewind: {checkpoints:?}"));
+                }
+            }
+            for checkpoint in checkpoints.iter().filter(|c| c.branch.is_none()) {
+                if !live.contains_key(&checkpoint.step) {
+                    fail(format!("live checkpoint at {} covers a step that is not live", checkpoint.step));
+                }
+            }
+        }
     }
     match reader.holder() {
         Ok(None) => {}

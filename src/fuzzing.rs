@@ -25,7 +25,7 @@ pub fn row_chunk(data: &[u8]) {
     assert_eq!((steps.len(), times.len()), (full.count, full.count));
     assert!(steps.windows(2).all(|pair| pair[0] < pair[1]));
     let mut bytes = Vec::new();
-    row_chunk::encode(&steps, &times, &mut bytes);
+    row_chunk::encode(&steps, &times, &mut Vec::new(), &mut bytes);
     let (mut s, mut t) = (Vec::new(), Vec::new());
     row_chunk::decode(&bytes, &mut s, &mut t).expect("an encoded row chunk decodes");
     assert_eq!((s, t), (steps, times));
@@ -151,7 +151,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let values: Vec<f64> = steps.iter().map(|&s| if s % 7 == 0 { f64::NAN } else { 1.0 / (1.0 + s as f64) }).collect();
     for range in [0..1, 0..200, 0..300] {
         let mut bytes = Vec::new();
-        row_chunk::encode(&steps[range.clone()], &times[range.clone()], &mut bytes);
+        row_chunk::encode(&steps[range.clone()], &times[range.clone()], &mut Vec::new(), &mut bytes);
         seeds.push(("row_chunk", bytes));
         let mut bytes = Vec::new();
         point_chunk::encode(&steps[range.clone()], &values[range.clone()], &mut Vec::new(), &mut bytes);
@@ -199,6 +199,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         by_attempt: 2,
         attempts: vec![1, 2],
         checkpoints: vec![3],
+        restarted: false,
     };
     seeds.push(("records", branch.encode()));
     let checkpoint = CheckpointRecord {

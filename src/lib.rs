@@ -67,6 +67,7 @@
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
 //! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`].
 
+mod checkpoint;
 mod error;
 #[cfg(test)]
 mod fault_tests;
@@ -87,11 +88,12 @@ mod sweep;
 mod sys;
 mod write;
 
+pub use checkpoint::{Checkpoint, CheckpointChoice};
 pub use error::{Error, Result};
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
-pub use read::history::{History, Row, RowRef, Series};
+pub use read::history::{History, Row, RowRef, Series, TimedSeries};
 pub use read::reader::RunReader;
 pub use read::snapshot::RunSnapshot;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointChoice;
 use crate::error::{Context, Error, Result};
 use crate::files::{TempFile, sync_dir, write_atomically};
 use crate::format::STORE_FORMAT_VERSION;
@@ -307,19 +308,17 @@ impl Store {
             _ => None,
         };
         let decision = decide(&request, snapshot.as_ref())?;
+        let mut resumed_checkpoint = None;
         let (id, lock, writer, resumed) = match decision.action {
             Action::Resume { next_step } => {
                 let Some(LockedRun { writer: Some(mut writer), lock, id }) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
-                // A rewind that would fail is refused before the attempt is recorded.
-                if let Some(step) = options.resume_from {
-                    writer.check_rewind(&id, step)?;
-                }
-                writer.begin_attempt(&new_attempt(next_step), |record| update_record(record, &options, config))?;
-                if let Some(step) = options.resume_from {
-                    let attempt = writer.attempt();
-                    writer.rewind(&id, step, attempt)?;
+                let attempt = new_attempt(next_step);
+                let choice = Self::resume_attempt(&mut writer, &id, &options, &attempt, config)?;
+                if let Some(choice) = choice {
+                    warnings.extend(Self::checkpoint_warnings(&choice));
+                    resumed_checkpoint = choice.latest;
                 }
                 (id, lock, writer, true)
             }
@@ -353,7 +352,58 @@ impl Store {
             resumed,
             warnings: warnings.into_iter().chain(decision.warning).collect(),
             pointer,
+            resumed_checkpoint,
         })
+    }
+
+    /// Records a new attempt on a resumed run, rewinding it first as asked: to `resume_from`'s
+    /// step, or with `resume_from_checkpoint` to the latest checkpoint's step (or every row of
+    /// its own when there is none). A rewind that would fail is refused before the attempt is
+    /// recorded. Returns the checkpoint choice made, if one was asked for.
+    fn resume_attempt(
+        writer: &mut Writer,
+        id: &str,
+        options: &RunOptions,
+        attempt: &AttemptRecord,
+        config: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Option<CheckpointChoice>> {
+        let choice = if options.resume_from.is_none() && options.resume_from_checkpoint {
+            Some(crate::checkpoint::choose(&writer.checkpoints()?))
+        } else {
+            None
+        };
+        // `None`: no rewind; `Some(None)`: every row of the run's own.
+        let step = match &choice {
+            Some(choice) => choice.latest.as_ref().map(|checkpoint| checkpoint.step),
+            None => options.resume_from,
+        };
+        if let Some(step) = step {
+            writer.check_rewind(id, step)?;
+        }
+        writer.begin_attempt(attempt, |record| update_record(record, options, config))?;
+        let number = writer.attempt();
+        match (step, &choice) {
+            (Some(step), _) => drop(writer.rewind(id, step, number)?),
+            // No checkpoint to restart from: the program starts from scratch.
+            (None, Some(_)) => drop(writer.rewind_all(id, number)?),
+            (None, None) => {}
+        }
+        Ok(choice)
+    }
+
+    /// What a resume from checkpoint tells the user: the checkpoints skipped, or that none exists.
+    fn checkpoint_warnings(choice: &CheckpointChoice) -> Vec<String> {
+        let mut warnings: Vec<String> = choice
+            .missing
+            .iter()
+            .map(|missing| {
+                format!("checkpoint {} (step {}) no longer exists: skipped", missing.absolute.display(), missing.step)
+            })
+            .collect();
+        if choice.latest.is_none() {
+            warnings.push("no recorded checkpoint exists: the run starts again from the beginning".into());
+        }
+        warnings
     }
 
     /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given.

@@ -20,6 +20,9 @@ Output:
          \"NaN\", \"inf\", \"-inf\"
   table  aligned columns, for people
 Values are written in the shortest form that reads back as the same number.
+--time adds `_timestamp` (Unix seconds, to the millisecond, when the row was
+logged) and `_runtime` (seconds the run had been running: time spent dead
+between attempts is not counted) after `step`.
 
 Examples:
   runstore history resnet-7 > resnet-7.csv
@@ -51,6 +54,9 @@ pub struct Selection {
     /// Add archived branches, each row naming its branch.
     #[arg(long)]
     pub all_branches: bool,
+    /// Add `_timestamp` and `_runtime` (seconds) to each row
+    #[arg(long)]
+    pub time: bool,
 }
 
 impl Selection {
@@ -79,6 +85,7 @@ pub fn write(
     let mut history = reader.history(steps.clone())?;
     rows::check_metrics(id, &selection.metrics, history.metrics())?;
     let mut writer = RowWriter::new(format, selection.metrics.clone());
+    writer.with_time(selection.time);
     if let Some(last) = last {
         writer.fit_step(last);
     }

@@ -5,6 +5,7 @@
 
 mod agent;
 mod check;
+mod checkpoint;
 mod exit;
 mod export;
 mod fork;
@@ -66,7 +67,7 @@ Examples:
   runstore agent sweep-1 -- ./train
   runstore --dir /scratch/runs plot resnet-7 -o curves.svg")]
 struct Cli {
-    #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+    #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
     dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -82,6 +83,8 @@ enum Command {
     Plot(plot::Args),
     Export(export::Args),
     Rewind(rewind::Args),
+    Checkpoint(checkpoint::Args),
+    Checkpoints(checkpoint::ListArgs),
     Fork(fork::Args),
     Sync(sync::Args),
     Queue(queue::Args),
@@ -148,6 +151,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Plot(args) => plot::run(&store, args),
         Command::Export(args) => export::run(&store, args),
         Command::Rewind(args) => rewind::run(&store, args),
+        Command::Checkpoint(args) => checkpoint::run(&store, args),
+        Command::Checkpoints(args) => checkpoint::list(&store, args),
         Command::Fork(args) => fork::run(&store, args),
         Command::Sync(args) => sync::run(&store, args),
         Command::Queue(args) => queue::run(&store, args),

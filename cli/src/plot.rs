@@ -27,18 +27,40 @@ Examples:
   runstore plot resnet-7                         # writes resnet-7.svg
   runstore plot resnet-7 --metric loss --metric eval/loss -o loss.svg
   runstore plot resnet-7 --from 10000 -o - > tail.svg
-  runstore plot resnet-7 --all-branches        # archived branches faded, dashed")]
+  runstore plot resnet-7 --all-branches        # archived branches faded, dashed
+  runstore plot resnet-7 --x runtime           # x: seconds of running time
+
+--x runtime plots against the seconds the run had been running when each row
+was logged (time dead between attempts is not counted); --x time against the
+seconds since the first row plotted was logged.")]
 pub struct Args {
     /// The run id.
     id: String,
     #[command(flatten)]
     selection: Selection,
+    /// The x axis: step, runtime or time.
+    #[arg(long = "x", value_enum, default_value_t = Axis::Step)]
+    x: Axis,
     /// The SVG file, or - for stdout [default: ID.svg].
     #[arg(short = 'o', long = "output", value_name = "FILE.svg")]
     output: Option<PathBuf>,
 }
 
+/// What the curves are plotted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Axis {
+    /// The step.
+    Step,
+    /// Seconds of running time (dead time not counted).
+    Runtime,
+    /// Seconds since the first row plotted was logged.
+    Time,
+}
+
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    if args.x != Axis::Step {
+        return run_timed(store, args);
+    }
     let steps = args.selection.steps()?;
     // One snapshot: the names, the x range and every series of one commit.
     let reader = store.open_run(&args.id)?.snapshot()?;
@@ -77,7 +99,92 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         (first as f64, last.max(archived_last) as f64)
     });
     let chart = Chart { title: format!("run {}", args.id), x_title: "step".into(), y_title, x_range, series };
-    let svg = chart.render();
+    write_svg(args, &chart.render(), metrics.len())
+}
+
+/// Plots against runtime or time: the rows are read twice (the x range, then the curves), a
+/// few columns of points kept per metric.
+fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
+    let steps = args.selection.steps()?;
+    let reader = store.open_run(&args.id)?.snapshot()?;
+    let history = reader.history(steps.clone())?;
+    rows::check_metrics(&args.id, &args.selection.metrics, history.metrics())?;
+    let names: Vec<std::sync::Arc<str>> = history.metrics().to_vec();
+    let selected: Vec<usize> = if args.selection.metrics.is_empty() {
+        (0..names.len()).collect()
+    } else {
+        args.selection.metrics.iter().filter_map(|m| names.iter().position(|n| **n == **m)).collect()
+    };
+    let branches = if args.selection.all_branches { reader.branches()? } else { Vec::new() };
+    let mut histories = vec![history];
+    for branch in &branches {
+        histories.push(reader.branch_history(branch.id, steps.clone())?);
+    }
+    let x_of = |row: &runstore::RowRef<'_>| match args.x {
+        Axis::Runtime => row.runtime().as_secs_f64(),
+        _ => row.time().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64()),
+    };
+    // Pass 1: the x range over every history plotted.
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for history in &mut histories {
+        while let Some(row) = history.next_row()? {
+            let x = x_of(&row);
+            low = low.min(x);
+            high = high.max(x);
+        }
+    }
+    let origin = if args.x == Axis::Time && low.is_finite() { low } else { 0.0 };
+    // Pass 2: each history's curves, reduced to columns of x.
+    let mut curves: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
+    let span = (high - low).max(1e-9);
+    let mut fresh = vec![reader.history(steps.clone())?];
+    for branch in &branches {
+        fresh.push(reader.branch_history(branch.id, steps.clone())?);
+    }
+    for mut history in fresh {
+        let mut reducers: Vec<Reducer> = selected.iter().map(|_| Reducer::default()).collect();
+        while let Some(row) = history.next_row()? {
+            let x = x_of(&row) - origin;
+            // COLUMNS is small: exact in f64; the column index is within 0..COLUMNS.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let column = (((x + origin - low) / span) * COLUMNS as f64).min(COLUMNS as f64 - 1.0) as u64;
+            for &(id, value) in row.points() {
+                if let Some(slot) = selected.iter().position(|&s| s == id as usize)
+                    && value.is_finite()
+                {
+                    reducers[slot].push(column, x, value);
+                }
+            }
+        }
+        curves.push(reducers.into_iter().map(Reducer::finish).collect());
+    }
+    let mut curves = curves.into_iter();
+    let live = curves.next().unwrap_or_default();
+    let archived: Vec<Vec<Vec<(f64, f64)>>> = curves.collect();
+    let series: Vec<Series> = selected
+        .iter()
+        .enumerate()
+        .map(|(slot, &id)| Series {
+            name: names[id].to_string(),
+            points: live.get(slot).cloned().unwrap_or_default(),
+            branches: archived.iter().map(|curves| curves.get(slot).cloned().unwrap_or_default()).collect(),
+        })
+        .collect();
+    let y_title = if series.len() == 1 { series[0].name.clone() } else { "value".to_string() };
+    let x_title = match args.x {
+        Axis::Runtime => "runtime (s)".to_string(),
+        _ => format!("time (s since {})", output::time(runstore_time(origin))),
+    };
+    let x_range = low.is_finite().then_some((low - origin, high - origin));
+    let chart = Chart { title: format!("run {}", args.id), x_title, y_title, x_range, series };
+    write_svg(args, &chart.render(), selected.len())
+}
+
+fn runstore_time(seconds: f64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(seconds.max(0.0))
+}
+
+fn write_svg(args: &Args, svg: &str, metrics: usize) -> Result<(), Failure> {
     let path = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{}.svg", args.id)));
     if path.as_os_str() == "-" {
         let mut out = output::stdout();
@@ -86,7 +193,52 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         return Ok(());
     }
     output::write_file(&path, |out| Ok(out.write_all(svg.as_bytes())?))?;
-    output::stdout_line(&format!("wrote {} ({} metrics)", path.display(), metrics.len()))
+    output::stdout_line(&format!("wrote {} ({metrics} metrics)", path.display()))
+}
+
+/// Keeps the first, lowest, highest and last point of each column of x.
+#[derive(Default)]
+struct Reducer {
+    points: Vec<(f64, f64)>,
+    column: Option<(u64, [(f64, f64); 4])>,
+}
+
+impl Reducer {
+    fn push(&mut self, column: u64, x: f64, value: f64) {
+        match &mut self.column {
+            Some((current, cell)) if *current == column => {
+                if value < cell[1].1 {
+                    cell[1] = (x, value);
+                }
+                if value > cell[2].1 {
+                    cell[2] = (x, value);
+                }
+                cell[3] = (x, value);
+            }
+            _ => {
+                self.flush();
+                self.column = Some((column, [(x, value); 4]));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((_, [start, low, high, end])) = self.column.take() {
+            let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
+            let mut previous: Option<f64> = None;
+            for (x, value) in [start, a, b, end] {
+                if previous.is_none_or(|p| p.to_bits() != x.to_bits()) {
+                    self.points.push((x, value));
+                    previous = Some(x);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<(f64, f64)> {
+        self.flush();
+        self.points
+    }
 }
 
 /// The first, lowest, highest and last finite point of `series` in each of [`COLUMNS`] equal

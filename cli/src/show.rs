@@ -36,11 +36,14 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let attempts = reader.attempts()?;
     let branches = reader.branches()?;
     let metrics = reader.metrics()?;
+    let checkpoint = reader.latest_checkpoint()?;
     let holder = if info.state.is_live() { reader.holder() } else { None };
     let mut out = output::stdout();
     if args.json {
         let mut value = json(&info, &attempts, &metrics, holder.as_ref());
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
+        value["latest_checkpoint"] =
+            checkpoint.latest.as_ref().map_or(serde_json::Value::Null, crate::checkpoint::checkpoint_json);
         value["forked_from"] = info
             .forked_from
             .as_ref()
@@ -49,7 +52,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         writeln!(out)?;
     } else {
         let curves = curves(&reader, &info, &metrics)?;
-        text(&mut out, &info, &attempts, holder.as_ref(), &curves)?;
+        text(&mut out, &info, &attempts, holder.as_ref(), &curves, &checkpoint)?;
         branches_table(&mut out, &branches)?;
     }
     out.flush()?;
@@ -121,6 +124,7 @@ fn text(
     attempts: &[Attempt],
     holder: Option<&LockHolder>,
     curves: &[(String, String, String)],
+    checkpoint: &runstore::CheckpointChoice,
 ) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, label: &str, value: &str| -> std::io::Result<()> {
         for (index, line) in output::wrap(value, COLUMNS - LABEL - 2).iter().enumerate() {
@@ -148,6 +152,15 @@ fn text(
     field(out, "steps", &format!("next {}, last {last}, {} rows", info.next_step, info.rows))?;
     if let Some((parent, step)) = &info.forked_from {
         field(out, "forked", &format!("from run {parent} at step {step}"))?;
+    }
+    if let Some(latest) = &checkpoint.latest {
+        let mut text = format!("step {}: {}", latest.step, latest.path.display());
+        if !checkpoint.missing.is_empty() {
+            let _ = write!(text, " ({} newer missing)", checkpoint.missing.len());
+        }
+        field(out, "checkpoint", &text)?;
+    } else if !checkpoint.missing.is_empty() {
+        field(out, "checkpoint", &format!("none on disk ({} recorded, missing)", checkpoint.missing.len()))?;
     }
     field(out, "created", &output::time(info.created_at))?;
     field(out, "updated", &output::time(info.updated_at))?;

@@ -8,7 +8,7 @@ use runstore::{RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output;
-use crate::rows::{self, Format, RowWriter};
+use crate::rows::{self, Format, RowWriter, Stamp};
 
 /// How often `-f` looks for new rows.
 const POLL: Duration = Duration::from_millis(100);
@@ -40,12 +40,16 @@ pub struct Args {
     /// Output format: table, csv or jsonl.
     #[arg(long, value_enum, default_value_t = Format::Table, hide_possible_values = true)]
     format: Format,
+    /// Add `_timestamp` and `_runtime` (seconds) to each row
+    #[arg(long)]
+    time: bool,
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     rows::check_unique(&args.metrics)?;
     let reader = store.open_run(&args.id)?;
     let mut writer = RowWriter::new(args.format, args.metrics.clone());
+    writer.with_time(args.time);
     let mut out = output::stdout();
     // Each poll reads one snapshot: its state, branches and rows are of one commit, so a run
     // seen not live has all its rows in it, and a rewind is seen once, with the rows after it.
@@ -55,11 +59,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let Window { rows, names, mut last } = last_rows(&snapshot, args.lines)?;
     drop(snapshot);
     writer.names(&names);
-    if let Some(&(step, _)) = rows.back() {
+    if let Some(&(step, _, _)) = rows.back() {
         writer.fit_step(step);
     }
-    for (step, points) in &rows {
-        writer.row(&mut out, *step, points)?;
+    for (step, stamp, points) in &rows {
+        writer.row(&mut out, *step, *stamp, points)?;
     }
     out.flush()?;
     drop(rows);
@@ -83,7 +87,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         let mut history = snapshot.history(from..)?;
         writer.names(history.metrics());
         while let Some(row) = history.next_row()? {
-            writer.row(&mut out, row.step(), row.points())?;
+            writer.row(&mut out, row.step(), Stamp::of(&row), row.points())?;
             last = Some(row.step());
         }
         out.flush()?;
@@ -91,10 +95,13 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A row kept for the window: its step, time and points.
+type WindowRow = (u64, Stamp, Vec<(u32, f64)>);
+
 /// The last rows of a run, as of one snapshot.
 struct Window {
-    /// `(step, (metric id, value) pairs)`, oldest first.
-    rows: VecDeque<(u64, Vec<(u32, f64)>)>,
+    /// `(step, stamp, (metric id, value) pairs)`, oldest first.
+    rows: VecDeque<WindowRow>,
     /// The metric names the ids index.
     names: Vec<std::sync::Arc<str>>,
     /// The run's last step in that snapshot: following continues after it.
@@ -117,7 +124,7 @@ fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
             if rows.len() == count {
                 rows.pop_front();
             }
-            rows.push_back((row.step(), row.points().to_vec()));
+            rows.push_back((row.step(), Stamp::of(&row), row.points().to_vec()));
         }
         if rows.len() == count || from == 0 {
             return Ok(Window { rows, names: history.metrics().to_vec(), last });

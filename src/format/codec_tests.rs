@@ -97,7 +97,7 @@ fn row_chunks_round_trip_steps_and_times() {
         let n = count(&mut rng);
         let (steps, times) = (steps(&mut rng, n), times(&mut rng, n));
         let mut bytes = Vec::new();
-        row_chunk::encode(&steps, &times, &mut bytes);
+        row_chunk::encode(&steps, &times, &mut Vec::new(), &mut bytes);
         let (mut s, mut t) = (Vec::new(), Vec::new());
         let range = row_chunk::decode(&bytes, &mut s, &mut t).unwrap();
         assert_eq!((s.as_slice(), t.as_slice()), (steps.as_slice(), times.as_slice()));
@@ -206,7 +206,7 @@ fn damaged_chunks_are_errors_not_panics() {
     let values: Vec<f64> = steps.iter().map(|&s| (s as f64).sin()).collect();
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
     let mut rows = Vec::new();
-    row_chunk::encode(&steps, &times, &mut rows);
+    row_chunk::encode(&steps, &times, &mut Vec::new(), &mut rows);
     damage_never_panics(&rows, |bytes| row_chunk::decode(bytes, &mut a, &mut b).is_ok());
     damage_never_panics(&rows, |bytes| row_chunk::decode_steps(bytes, &mut a).is_ok());
     let mut points = Vec::new();
@@ -231,7 +231,7 @@ fn hostile_counts_are_refused_before_allocating() {
     assert!(time_chunk::decode(&bytes, &mut Vec::new(), &mut Vec::new()).is_err());
     // A row chunk whose chunk type is a point chunk's.
     let mut rows = Vec::new();
-    row_chunk::encode(&[1], &[2], &mut rows);
+    row_chunk::encode(&[1], &[2], &mut Vec::new(), &mut rows);
     rows[0] = 3;
     assert!(row_chunk::decode(&rows, &mut Vec::new(), &mut Vec::new()).is_err());
 }

@@ -61,10 +61,12 @@ pub(crate) struct BranchRecord {
     /// The checkpoints (sequence numbers) this rewind archived: their steps are after
     /// `rewound_to`, so they are never a resume point again.
     pub(crate) checkpoints: Vec<u32>,
+    /// Whether the rewind archived every row, step 0 included (a resume from checkpoint with
+    /// no checkpoint to restart from): `rewound_to` is then 0 and not a kept step.
+    pub(crate) restarted: bool,
 }
 
 /// A checkpoint of the training state, recorded with the rows it covers.
-#[allow(dead_code)] // Recorded and read by the checkpoint API, next.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct CheckpointRecord {
     /// The last step the checkpoint covers.
@@ -81,7 +83,6 @@ pub(crate) struct CheckpointRecord {
     pub(crate) branch: Option<u32>,
 }
 
-#[allow(dead_code)]
 impl CheckpointRecord {
     pub(crate) fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).unwrap_or_default()

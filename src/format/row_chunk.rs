@@ -10,12 +10,13 @@ use super::{ByteReader, Corrupt, times};
 
 const TAG: u8 = 2;
 
-/// Appends the row chunk of `steps` (non-empty, strictly increasing) and their `times`.
-pub(crate) fn encode(steps: &[u64], times: &[u64], out: &mut Vec<u8>) {
+/// Appends the row chunk of `steps` (non-empty, strictly increasing) and their `times`;
+/// `scratch` is reused memory.
+pub(crate) fn encode(steps: &[u64], times: &[u64], scratch: &mut Vec<u8>, out: &mut Vec<u8>) {
     debug_assert_eq!(steps.len(), times.len());
     out.push(TAG);
     steps::encode(steps, out);
-    times::encode(times, out);
+    times::encode(times, scratch, out);
 }
 
 fn read_range(reader: &mut ByteReader<'_>) -> Result<StepRange, Corrupt> {
@@ -47,7 +48,7 @@ pub(crate) fn decode_steps(bytes: &[u8], steps_out: &mut Vec<u64>) -> Result<Ste
     let mut reader = ByteReader::new(bytes);
     let range = read_range(&mut reader)?;
     steps::read_steps(&mut reader, range, steps_out)?;
-    times::skip(&mut reader, range.count)?;
+    times::skip(&mut reader)?;
     if !reader.is_empty() {
         return Err(Corrupt("row chunk has trailing bytes"));
     }

@@ -18,7 +18,7 @@ pub(crate) fn encode(times_ms: &[u64], values: &[f64], scratch: &mut Vec<u8>, ou
     debug_assert!(!times_ms.is_empty());
     out.push(TAG);
     put_varint(out, times_ms.len() as u64);
-    times::encode(times_ms, out);
+    times::encode(times_ms, scratch, out);
     encode_values(values, scratch, out);
 }
 

@@ -704,7 +704,7 @@ fn check_branches(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, know
         let agrees = walker.rows == record.rows
             && walker.first_step == Some(record.first_step)
             && walker.last_step == Some(record.last_step)
-            && record.rewound_to < record.first_step;
+            && (record.rewound_to < record.first_step || (record.restarted && record.first_step == 0));
         if !agrees {
             report.problem(
                 path,

@@ -10,11 +10,13 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use redb::ReadTransaction;
+use redb::{ReadTransaction, ReadableTable};
 
 use crate::error::{Context, Result};
+use crate::format::records::AttemptRecord;
+use crate::format::tables::ATTEMPTS;
 use crate::format::{point_chunk, row_chunk};
 use crate::guard;
 use crate::read::chunks::SegmentTables;
@@ -72,6 +74,39 @@ pub(crate) fn narrow(segments: Vec<Segment>, first: u64, last: u64) -> VecDeque<
             (segment.first <= segment.last).then_some(segment)
         })
         .collect()
+}
+
+/// The spans `[start, end]` (ms) of the attempts of the database a segment reads, in order: an
+/// attempt still open (or never closed) ends where the next begins, or never.
+fn attempt_spans(segment: &Segment) -> Result<Vec<(u64, u64)>> {
+    let table = segment.tx.open_table(ATTEMPTS).at(&segment.path)?;
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for entry in table.iter().at(&segment.path)? {
+        let (_, bytes) = entry.at(&segment.path)?;
+        let record = AttemptRecord::decode(bytes.value()).at(&segment.path)?;
+        if let Some(previous) = spans.last_mut() {
+            previous.1 = previous.1.min(record.started_at_ms).max(previous.0);
+        }
+        spans.push((record.started_at_ms, record.ended_at_ms.unwrap_or(u64::MAX).max(record.started_at_ms)));
+    }
+    Ok(spans)
+}
+
+/// The run's running time at wall-clock time `time` (ms): the attempts' time before it, not the
+/// time the run was dead between them. A time outside every attempt takes the runtime at the
+/// end of the attempt before it.
+fn runtime_at(spans: &[(u64, u64)], time: u64) -> u64 {
+    let mut total = 0u64;
+    for &(start, end) in spans {
+        if time < start {
+            break;
+        }
+        if time <= end {
+            return total.saturating_add(time - start);
+        }
+        total = total.saturating_add(end - start);
+    }
+    total
 }
 
 /// One metric's points in one segment, read a chunk at a time as the rows advance.
@@ -138,6 +173,8 @@ struct SegmentRows {
     times: Vec<u64>,
     index: usize,
     cursors: Vec<PointCursor>,
+    /// The attempts of this segment's database, for runtimes.
+    spans: Vec<(u64, u64)>,
 }
 
 impl SegmentRows {
@@ -146,7 +183,9 @@ impl SegmentRows {
         let next_key = tables.rows_start(segment.first)?;
         let mut cursors = Vec::with_capacity(metrics);
         cursors.resize_with(metrics, PointCursor::default);
+        let spans = attempt_spans(segment)?;
         Ok(SegmentRows {
+            spans,
             tables,
             first: segment.first,
             last: segment.last,
@@ -203,6 +242,7 @@ impl SegmentRows {
 pub struct RowRef<'a> {
     step: u64,
     time_ms: u64,
+    runtime_ms: u64,
     points: &'a [(u32, f64)],
     names: &'a [Arc<str>],
 }
@@ -218,6 +258,14 @@ impl<'a> RowRef<'a> {
     #[must_use]
     pub fn time(&self) -> SystemTime {
         crate::sys::from_ms(self.time_ms)
+    }
+
+    /// How long the run had been running when the row was logged: the attempts' running time
+    /// up to it, not the time the run was dead between attempts (W&B's `_runtime`). Rows a fork
+    /// inherited have their parent's runtime.
+    #[must_use]
+    pub fn runtime(&self) -> Duration {
+        Duration::from_millis(self.runtime_ms)
     }
 
     /// The value of `metric` in this row.
@@ -244,6 +292,7 @@ impl<'a> RowRef<'a> {
         Row {
             step: self.step,
             time_ms: self.time_ms,
+            runtime_ms: self.runtime_ms,
             values: self.points.iter().map(|&(id, value)| (Arc::clone(&self.names[id as usize]), value)).collect(),
         }
     }
@@ -254,6 +303,7 @@ impl<'a> RowRef<'a> {
 pub struct Row {
     step: u64,
     time_ms: u64,
+    runtime_ms: u64,
     values: Vec<(Arc<str>, f64)>,
 }
 
@@ -268,6 +318,12 @@ impl Row {
     #[must_use]
     pub fn time(&self) -> SystemTime {
         crate::sys::from_ms(self.time_ms)
+    }
+
+    /// How long the run had been running when the row was logged (see [`RowRef::runtime`]).
+    #[must_use]
+    pub fn runtime(&self) -> Duration {
+        Duration::from_millis(self.runtime_ms)
     }
 
     /// The value of `metric` in this row.
@@ -342,7 +398,9 @@ impl History {
         }
         let path = self.path();
         match guard::catch(&path, || self.advance()) {
-            Ok(Some((step, time_ms))) => Ok(Some(RowRef { step, time_ms, points: &self.points, names: &self.names })),
+            Ok(Some((step, time_ms, runtime_ms))) => {
+                Ok(Some(RowRef { step, time_ms, runtime_ms, points: &self.points, names: &self.names }))
+            }
             Ok(None) => {
                 self.done = true;
                 Ok(None)
@@ -354,8 +412,8 @@ impl History {
         }
     }
 
-    /// Moves to the next row, filling `points`.
-    fn advance(&mut self) -> Result<Option<(u64, u64)>> {
+    /// Moves to the next row, filling `points`: its step, time and runtime.
+    fn advance(&mut self) -> Result<Option<(u64, u64, u64)>> {
         loop {
             if self.current.is_none() {
                 let Some(segment) = self.segments.pop_front() else { return Ok(None) };
@@ -367,13 +425,13 @@ impl History {
                 continue;
             };
             self.points.clear();
-            let SegmentRows { tables, cursors, last, .. } = rows;
+            let SegmentRows { tables, cursors, last, spans, .. } = rows;
             for (metric, cursor) in (0u32..).zip(cursors.iter_mut()) {
                 if let Some(value) = cursor.value_at(tables, metric, step, *last)? {
                     self.points.push((metric, value));
                 }
             }
-            return Ok(Some((step, time)));
+            return Ok(Some((step, time, runtime_at(spans, time))));
         }
     }
 }
@@ -480,6 +538,62 @@ impl Iterator for Series {
             }
             Err(error) => {
                 self.metric = None;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+/// Streams one metric's points with the time each row was logged (see
+/// [`crate::RunReader::series_with_time`]): the metric's own chunks, joined with the row chunks
+/// for the times.
+pub struct TimedSeries {
+    series: Series,
+    rows: VecDeque<Segment>,
+    current: Option<SegmentRows>,
+}
+
+impl TimedSeries {
+    pub(crate) fn new(segments: VecDeque<Segment>, metric: Option<u32>) -> TimedSeries {
+        TimedSeries { series: Series::new(segments.clone(), metric), rows: segments, current: None }
+    }
+
+    /// The time of the row at `step`; rows are asked for in increasing step order.
+    fn time_of(&mut self, step: u64) -> Result<u64> {
+        loop {
+            if self.current.is_none() {
+                let Some(segment) = self.rows.pop_front() else {
+                    return Err(crate::Error::corrupt(PathBuf::new(), format!("a point at step {step} has no row")));
+                };
+                self.current = Some(SegmentRows::open(&segment, 0)?);
+            }
+            let Some(rows) = self.current.as_mut() else { continue };
+            match rows.next_row()? {
+                Some((at, time)) if at == step => return Ok(time),
+                Some((at, _)) if at < step => {}
+                Some(_) => {
+                    let path = rows.tables.path().to_path_buf();
+                    return Err(crate::Error::corrupt(path, format!("a point at step {step} has no row")));
+                }
+                None => self.current = None,
+            }
+        }
+    }
+}
+
+impl Iterator for TimedSeries {
+    type Item = Result<(u64, SystemTime, f64)>;
+
+    fn next(&mut self) -> Option<Result<(u64, SystemTime, f64)>> {
+        let (step, value) = match self.series.next()? {
+            Ok(point) => point,
+            Err(error) => return Some(Err(error)),
+        };
+        let path = self.series.path();
+        match guard::catch(&path, || self.time_of(step)) {
+            Ok(time) => Some(Ok((step, crate::sys::from_ms(time), value))),
+            Err(error) => {
+                self.series.metric = None;
                 Some(Err(error))
             }
         }

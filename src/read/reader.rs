@@ -198,6 +198,48 @@ impl RunReader {
         self.snapshot()?.series(metric, steps)
     }
 
+    /// As [`RunReader::series`], with the time each point's row was logged: `(step, time,
+    /// value)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("t"))?;
+    /// run.log([("loss", 0.5)])?;
+    /// run.finish(0)?;
+    /// let (step, time, loss) = store.open_run("t")?.series_with_time("loss", ..)?.next().unwrap()?;
+    /// assert_eq!((step, loss), (0, 0.5));
+    /// assert!(time <= std::time::SystemTime::now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn series_with_time(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<crate::TimedSeries> {
+        self.snapshot()?.series_with_time(metric, steps)
+    }
+
+    /// The run's checkpoints in the order recorded (see [`crate::Run::checkpoint`]), each with
+    /// whether its path exists now.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::snapshot`].
+    pub fn checkpoints(&self) -> Result<Vec<crate::Checkpoint>> {
+        self.snapshot()?.checkpoints()
+    }
+
+    /// The newest live checkpoint whose path exists, and the newer ones skipped because their
+    /// paths are gone: what a resume from checkpoint restarts from.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::snapshot`].
+    pub fn latest_checkpoint(&self) -> Result<crate::CheckpointChoice> {
+        self.snapshot()?.latest_checkpoint()
+    }
+
     /// The run's archived branches: the rows each rewind moved out of the live history.
     ///
     /// # Errors

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use crate::checkpoint::{Checkpoint, CheckpointChoice};
 use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
@@ -23,11 +24,11 @@ use crate::format::{point_chunk, row_chunk};
 use crate::guard;
 use crate::lock;
 use crate::read::chunks::SegmentTables;
-use crate::read::history::{self, History, Segment, Series, Table};
+use crate::read::history::{self, History, Segment, Series, Table, TimedSeries};
 use crate::read::reader::{RunReader, bounds, read_names};
 use crate::state::{Attempt, Branch, RunInfo, RunState};
 use crate::sys;
-use crate::write::writer::check_format;
+use crate::write::writer::{check_format, read_checkpoints};
 
 /// A fork's ancestry deeper than this is taken for damage (a cycle, most likely).
 const MAX_ANCESTRY: u32 = 64;
@@ -268,6 +269,16 @@ impl RunSnapshot {
         Ok(Series::new(history::narrow(self.segments.clone(), first, last), self.metric_id(metric)))
     }
 
+    /// As [`RunSnapshot::series`], with the time each point's row was logged.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn series_with_time(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<TimedSeries> {
+        let (first, last) = bounds(&steps);
+        Ok(TimedSeries::new(history::narrow(self.segments.clone(), first, last), self.metric_id(metric)))
+    }
+
     fn metric_id(&self, metric: &str) -> Option<u32> {
         self.names.iter().position(|name| &**name == metric).and_then(|id| u32::try_from(id).ok())
     }
@@ -317,6 +328,26 @@ impl RunSnapshot {
             first: record.first_step,
             last: record.last_step,
         })
+    }
+
+    /// The run's checkpoints in the order recorded, each with whether its path exists now.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::info`].
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let records = guard::catch(&self.path, || read_checkpoints(&self.tx, &self.path))?;
+        Ok(records.into_iter().map(|(number, record)| Checkpoint::from_record(number, record)).collect())
+    }
+
+    /// The checkpoint a resume from checkpoint would restart from: the newest live one whose
+    /// path exists, and the newer ones whose paths are gone (skipped, not an error).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::info`].
+    pub fn latest_checkpoint(&self) -> Result<CheckpointChoice> {
+        Ok(crate::checkpoint::choose(&self.checkpoints()?))
     }
 
     /// What a fork of this run at step `at` starts from: the metric names, the branch count,
@@ -415,14 +446,20 @@ fn ancestor_view(runs_dir: &Path, child: &Path, id: &str, upto: u64, epoch: u32,
     let mut cut = upto;
     let mut archived = Vec::new();
     for (branch, branch_record) in branch_records(&tx, &path)? {
-        if branch >= epoch && branch_record.rewound_to < cut {
+        if branch >= epoch && (branch_record.restarted || branch_record.rewound_to < cut) {
+            let first = if branch_record.restarted { 0 } else { branch_record.rewound_to.saturating_add(1) };
             archived.push(Segment {
                 tx: Arc::clone(&tx),
                 path: path.clone(),
                 table: Table::Archive(branch),
-                first: branch_record.rewound_to.saturating_add(1),
+                first,
                 last: cut,
             });
+            if branch_record.restarted {
+                // Every row up to the cut was archived at once: nothing earlier is live.
+                archived.reverse();
+                return Ok(archived);
+            }
             cut = branch_record.rewound_to;
         }
     }

@@ -13,30 +13,77 @@ use crate::format::summary::ChunkSummary;
 use crate::format::tables::{ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SUMMARIES};
 use crate::format::{point_chunk, row_chunk};
 
-/// How big the writer makes chunks: large while commits are a second apart, small when every
-/// row is committed alone (the last chunks are rewritten, and synced, at every commit).
+/// How big the writer makes chunks. A chunk is one redb value, stored in a page of a power-of-two
+/// size: a chunk just under a page keeps the rounding waste small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ChunkSize {
-    /// Row chunks of 8 192 rows (~10–20 KiB), point chunks of 2 048 points (~2–16 KiB).
+    /// About 15 KiB in a 16 KiB page: cheap top-ups of a thousand metrics' last chunks at each
+    /// commit, little waste.
     Large,
-    /// Row chunks of 512 rows, point chunks of 256 points (~2 KiB at most).
+    /// About 3 KiB in a 4 KiB page: for a commit per row, where the last chunks are rewritten
+    /// (and synced) at every commit.
     Small,
 }
 
 impl ChunkSize {
-    fn rows(self) -> usize {
+    /// The encoded size a chunk aims for.
+    fn target(self) -> usize {
         match self {
-            ChunkSize::Large => 8192,
-            ChunkSize::Small => 512,
+            ChunkSize::Large => 15 << 10,
+            ChunkSize::Small => 3 << 10,
         }
     }
 
-    fn points(self) -> usize {
+    /// The encoded size a chunk may not exceed (unless it holds one entry): one page, with room
+    /// for redb's leaf header.
+    fn limit(self) -> usize {
         match self {
-            ChunkSize::Large => 2048,
-            ChunkSize::Small => 256,
+            ChunkSize::Large => (16 << 10) - 512,
+            ChunkSize::Small => (4 << 10) - 512,
         }
     }
+
+    /// A last chunk shorter than this is topped up with the next entries.
+    fn top_up_below(self) -> usize {
+        self.target() * 7 / 8
+    }
+}
+
+/// The most rows in a row chunk, and points in a point chunk: bounds the work of a top-up.
+const MAX_ROWS: usize = 8192;
+const MAX_POINTS: usize = 16_384;
+
+/// Encodes entries `0..count` as chunks of about the target size: `encode(range, out)` encodes
+/// a range, `sink(range, bytes)` stores a chunk. `guess` is the entries per chunk to try
+/// first; it is updated from the bytes per entry seen.
+fn encode_sized(
+    count: usize,
+    size: ChunkSize,
+    max: usize,
+    guess: &mut usize,
+    bytes: &mut Vec<u8>,
+    mut encode: impl FnMut(std::ops::Range<usize>, &mut Vec<u8>),
+    mut sink: impl FnMut(std::ops::Range<usize>, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let (target, limit) = (size.target(), size.limit());
+    let mut start = 0;
+    while start < count {
+        let mut take = (*guess).clamp(1, max).min(count - start);
+        loop {
+            bytes.clear();
+            encode(start..start + take, bytes);
+            if bytes.len() <= limit || take == 1 {
+                break;
+            }
+            take = (take * target / bytes.len()).clamp(1, take - 1);
+        }
+        if bytes.len() > target / 4 || take == *guess {
+            *guess = (take * target / bytes.len().max(1)).clamp(16, max);
+        }
+        sink(start..start + take, bytes)?;
+        start += take;
+    }
+    Ok(())
 }
 
 /// One metric's new points, gathered from a batch of rows.
@@ -47,8 +94,10 @@ struct MetricPoints {
 }
 
 /// Memory reused from one commit to the next.
-#[derive(Default)]
 pub(crate) struct Scratch {
+    /// Rows and points per chunk to try first, learnt from the data.
+    rows_guess: usize,
+    points_guess: usize,
     steps: Vec<u64>,
     times: Vec<u64>,
     values: Vec<f64>,
@@ -56,6 +105,22 @@ pub(crate) struct Scratch {
     stream: Vec<u8>,
     by_metric: Vec<MetricPoints>,
     touched: Vec<u32>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            rows_guess: MAX_ROWS,
+            points_guess: 2048,
+            steps: Vec::new(),
+            times: Vec::new(),
+            values: Vec::new(),
+            bytes: Vec::new(),
+            stream: Vec::new(),
+            by_metric: Vec::new(),
+            touched: Vec::new(),
+        }
+    }
 }
 
 /// Appends the steps and times of `rows` (non-empty, starting at or after the last stored step)
@@ -69,7 +134,7 @@ pub(crate) fn append_rows(
     scratch: &mut Scratch,
 ) -> Result<u64> {
     let mut table = tx.open_table(ROWS).at(path)?;
-    let Scratch { steps, times, bytes, .. } = scratch;
+    let Scratch { steps, times, bytes, stream, rows_guess, .. } = scratch;
     steps.clear();
     times.clear();
     let mut start = 0;
@@ -77,19 +142,23 @@ pub(crate) fn append_rows(
     if let Some((_, chunk)) = last {
         let range = row_chunk::range(&chunk).at(path)?;
         let merges = rows.first_step() == Some(range.last_step);
-        if range.count < size.rows() || merges {
+        if (chunk.len() < size.top_up_below() && range.count < MAX_ROWS) || merges {
             row_chunk::decode(&chunk, steps, times).at(path)?;
             start = usize::from(merges);
         }
     }
     steps.extend_from_slice(&rows.steps[start..]);
     times.extend_from_slice(&rows.times[start..]);
-    for at in (0..steps.len()).step_by(size.rows()) {
-        let end = (at + size.rows()).min(steps.len());
-        bytes.clear();
-        row_chunk::encode(&steps[at..end], &times[at..end], bytes);
-        table.insert(steps[at], bytes.as_slice()).at(path)?;
-    }
+    let (steps, times) = (&*steps, &*times);
+    encode_sized(
+        steps.len(),
+        size,
+        MAX_ROWS,
+        rows_guess,
+        bytes,
+        |range, out| row_chunk::encode(&steps[range.clone()], &times[range], stream, out),
+        |range, chunk| table.insert(steps[range.start], chunk).map(drop).at(path),
+    )?;
     Ok((rows.rows() - start) as u64)
 }
 
@@ -106,7 +175,7 @@ pub(crate) fn append_points(
     gather(rows, scratch);
     let mut points = tx.open_table(POINTS).at(path)?;
     let mut summaries = tx.open_table(SUMMARIES).at(path)?;
-    let Scratch { steps, values, bytes, stream, by_metric, touched, .. } = scratch;
+    let Scratch { steps, values, bytes, stream, by_metric, touched, points_guess, .. } = scratch;
     for &metric in touched.iter() {
         let new = &mut by_metric[metric as usize];
         steps.clear();
@@ -121,7 +190,7 @@ pub(crate) fn append_points(
         if let Some(chunk) = last {
             let range = point_chunk::range(&chunk).at(path)?;
             let merges = new.steps.first() == Some(&range.last_step);
-            if range.count < size.points() || merges {
+            if (chunk.len() < size.top_up_below() && range.count < MAX_POINTS) || merges {
                 point_chunk::decode(&chunk, steps, values).at(path)?;
                 if merges {
                     steps.pop();
@@ -133,14 +202,22 @@ pub(crate) fn append_points(
         values.extend_from_slice(&new.values);
         new.steps.clear();
         new.values.clear();
-        for at in (0..steps.len()).step_by(size.points()) {
-            let end = (at + size.points()).min(steps.len());
-            bytes.clear();
-            point_chunk::encode(&steps[at..end], &values[at..end], stream, bytes);
-            points.insert((metric, steps[at]), bytes.as_slice()).at(path)?;
-            let summary = ChunkSummary::of(&steps[at..end], &values[at..end]);
-            summaries.insert((metric, steps[at]), summary.encode().as_slice()).at(path)?;
-        }
+        let (steps, values) = (&*steps, &*values);
+        encode_sized(
+            steps.len(),
+            size,
+            MAX_POINTS,
+            points_guess,
+            bytes,
+            |range, out| point_chunk::encode(&steps[range.clone()], &values[range], stream, out),
+            |range, chunk| {
+                let key = (metric, steps[range.start]);
+                points.insert(key, chunk).at(path)?;
+                let summary = ChunkSummary::of(&steps[range.clone()], &values[range]);
+                summaries.insert(key, summary.encode().as_slice()).at(path)?;
+                Ok(())
+            },
+        )?;
     }
     touched.clear();
     Ok(())
@@ -183,35 +260,40 @@ pub(crate) struct Archived {
     pub(crate) first_step: Option<u64>,
 }
 
-/// Moves every row and point after step `to` into archived branch `branch`: the chunks holding
-/// `to` are split (head kept, tail archived), every later chunk moves with its summary, bytes
-/// unchanged. `metrics` is the number of metric ids.
+/// Moves every row and point after step `to` (every one for `None`) into archived branch
+/// `branch`: the chunks holding `to` are split (head kept, tail archived), every later chunk
+/// moves with its summary, bytes unchanged. `metrics` is the number of metric ids.
 pub(crate) fn archive_after(
     tx: &WriteTransaction,
     path: &Path,
     branch: u32,
-    to: u64,
+    to: Option<u64>,
     metrics: u32,
     scratch: &mut Scratch,
 ) -> Result<Archived> {
-    let after = to.saturating_add(1);
+    let after = to.map_or(0, |to| to.saturating_add(1));
+    // With nothing kept, no chunk straddles: `..=to` is empty.
+    let kept = |step: u64| to.is_some_and(|to| step <= to);
     let mut archived = Archived { rows: 0, first_step: None };
     {
         let mut rows = tx.open_table(ROWS).at(path)?;
         let mut archive = tx.open_table(ARCHIVE_ROWS).at(path)?;
-        let Scratch { steps, times, bytes, .. } = &mut *scratch;
-        let straddling = rows.range(..=to).at(path)?.next_back().transpose().at(path)?;
+        let Scratch { steps, times, bytes, stream, .. } = &mut *scratch;
+        let straddling = match to {
+            Some(to) => rows.range(..=to).at(path)?.next_back().transpose().at(path)?,
+            None => None,
+        };
         let straddling = straddling.map(|(key, value)| (key.value(), value.value().to_vec()));
         if let Some((key, chunk)) = straddling
-            && row_chunk::range(&chunk).at(path)?.last_step > to
+            && !kept(row_chunk::range(&chunk).at(path)?.last_step)
         {
             row_chunk::decode(&chunk, steps, times).at(path)?;
-            let keep = steps.partition_point(|&step| step <= to);
+            let keep = steps.partition_point(|&step| kept(step));
             bytes.clear();
-            row_chunk::encode(&steps[..keep], &times[..keep], bytes);
+            row_chunk::encode(&steps[..keep], &times[..keep], stream, bytes);
             rows.insert(key, bytes.as_slice()).at(path)?;
             bytes.clear();
-            row_chunk::encode(&steps[keep..], &times[keep..], bytes);
+            row_chunk::encode(&steps[keep..], &times[keep..], stream, bytes);
             archive.insert((branch, steps[keep]), bytes.as_slice()).at(path)?;
             archived.rows += (steps.len() - keep) as u64;
             archived.first_step = Some(steps[keep]);
@@ -235,13 +317,16 @@ pub(crate) fn archive_after(
     let mut archive_summaries = tx.open_table(ARCHIVE_SUMMARIES).at(path)?;
     let Scratch { steps, values, bytes, stream, .. } = scratch;
     for metric in 0..metrics {
-        let straddling = points.range((metric, 0)..=(metric, to)).at(path)?.next_back().transpose().at(path)?;
+        let straddling = match to {
+            Some(to) => points.range((metric, 0)..=(metric, to)).at(path)?.next_back().transpose().at(path)?,
+            None => None,
+        };
         let straddling = straddling.map(|(key, value)| (key.value().1, value.value().to_vec()));
         if let Some((key, chunk)) = straddling
-            && point_chunk::range(&chunk).at(path)?.last_step > to
+            && !kept(point_chunk::range(&chunk).at(path)?.last_step)
         {
             point_chunk::decode(&chunk, steps, values).at(path)?;
-            let keep = steps.partition_point(|&step| step <= to);
+            let keep = steps.partition_point(|&step| kept(step));
             bytes.clear();
             point_chunk::encode(&steps[..keep], &values[..keep], stream, bytes);
             points.insert((metric, key), bytes.as_slice()).at(path)?;

@@ -5,8 +5,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::format::batch::RowBatch;
+use crate::format::records::CheckpointRecord;
 use crate::lock::RunLock;
 use crate::options::Durability;
 use crate::state::{Branch, RunState};
@@ -58,6 +60,8 @@ pub struct Run {
     warnings: Vec<String>,
     pointer: Option<AutoPointer>,
     previous: Option<Ending>,
+    /// The checkpoint a resume from checkpoint restarted from.
+    resumed_checkpoint: Option<Checkpoint>,
     lock: Option<RunLock>,
     closed: bool,
 }
@@ -115,12 +119,18 @@ impl Shared {
     /// Commits everything pending (with `state`, if given). Holding the slot lock across the
     /// swap and the commit keeps commits in log order.
     fn flush(&self, state: Option<Ending>, close_attempt: bool) -> Result<()> {
-        self.flush_in(&mut lock(&self.slot), state, close_attempt)
+        self.flush_in(&mut lock(&self.slot), state, close_attempt, None)
     }
 
     /// [`Shared::flush`] with the slot already locked. A success stores every buffered row,
     /// including those of any earlier failed flush, so it also clears that failure.
-    fn flush_in(&self, slot: &mut Slot, state: Option<Ending>, close_attempt: bool) -> Result<()> {
+    fn flush_in(
+        &self,
+        slot: &mut Slot,
+        state: Option<Ending>,
+        close_attempt: bool,
+        checkpoint: Option<&CheckpointRecord>,
+    ) -> Result<()> {
         let Slot { writer, reopen, spare } = slot;
         if writer.is_none()
             && let Some(plan) = reopen.as_ref()
@@ -144,13 +154,14 @@ impl Shared {
                 && pending.new_names.is_empty()
                 && pending.summary_sets.is_empty()
                 && state.is_none()
+                && checkpoint.is_none()
             {
                 return Ok(());
             }
             std::mem::swap(&mut pending.rows, spare);
             (std::mem::take(&mut pending.new_names), std::mem::take(&mut pending.summary_sets))
         };
-        let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt };
+        let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt, checkpoint };
         let result = open.commit(spare, &extras);
         let mut pending = lock(&self.pending);
         if let Ok(()) = &result {
@@ -220,7 +231,7 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
         let failed = {
             // Recorded under the slot lock, so that a later successful flush clears it.
             let mut slot = lock(&shared.slot);
-            shared.flush_in(&mut slot, None, false).map_err(|error| shared.record_failure(error)).is_err()
+            shared.flush_in(&mut slot, None, false, None).map_err(|error| shared.record_failure(error)).is_err()
         };
         if failed {
             // Retry on the next tick rather than spinning on a failing disk.
@@ -241,6 +252,7 @@ pub(crate) struct RunParts {
     pub(crate) resumed: bool,
     pub(crate) warnings: Vec<String>,
     pub(crate) pointer: Option<AutoPointer>,
+    pub(crate) resumed_checkpoint: Option<Checkpoint>,
 }
 
 impl Run {
@@ -256,6 +268,7 @@ impl Run {
             resumed,
             warnings,
             pointer,
+            resumed_checkpoint,
         } = parts;
         if durability == Durability::EveryLog {
             writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
@@ -303,6 +316,7 @@ impl Run {
             warnings,
             pointer,
             previous,
+            resumed_checkpoint,
             lock: Some(lock),
             closed: false,
         })
@@ -352,6 +366,76 @@ impl Run {
     #[must_use]
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The checkpoint this attempt resumed from, with
+    /// [`RunOptions::resume_from_checkpoint`](crate::RunOptions::resume_from_checkpoint): load
+    /// it, and train on from [`Run::step`]. `None` when no live checkpoint's file existed (the
+    /// run starts again from step 0) or when the option was not set.
+    #[must_use]
+    pub fn resumed_checkpoint(&self) -> Option<&Checkpoint> {
+        self.resumed_checkpoint.as_ref()
+    }
+
+    /// Records that the training state after the last logged step was saved at `path` (a
+    /// file or a directory, already saved and renamed into place). The record and every row
+    /// logged so far are committed in one durable transaction: once this returns, a crash
+    /// cannot lose a row the checkpoint covers, and a resume with
+    /// [`RunOptions::resume_from_checkpoint`](crate::RunOptions::resume_from_checkpoint) can
+    /// restart from it. runstore never opens or deletes the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BeyondHistory`] before any row is logged; [`Error::Io`] when `path` cannot be
+    /// read (it must exist); the errors of [`Run::flush`] (then nothing of the checkpoint is
+    /// stored and the rows stay buffered).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path().join("store"))?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("c"))?;
+    /// for step in 0..100 {
+    ///     run.log([("loss", 1.0 / (1.0 + step as f64))])?;
+    /// }
+    /// let path = dir.path().join("step-99.pt");
+    /// std::fs::write(&path, b"weights")?;
+    /// let checkpoint = run.checkpoint(&path)?;
+    /// assert_eq!((checkpoint.step, checkpoint.size), (99, 7));
+    /// run.finish(0)?;
+    /// let latest = store.open_run("c")?.latest_checkpoint()?.latest.expect("on disk");
+    /// assert_eq!(latest.path, path);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(&mut self, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
+        let Some(step) = self.last_step else {
+            return Err(Error::BeyondHistory { id: self.id.clone(), requested: 0, last: None });
+        };
+        self.checkpoint_at(step, path)
+    }
+
+    /// As [`Run::checkpoint`], for the state after `step` (at most the last logged step): for
+    /// a checkpoint saved asynchronously while training went on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BeyondHistory`] for a step after the last logged one, else as
+    /// [`Run::checkpoint`].
+    pub fn checkpoint_at(&mut self, step: u64, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
+        if self.last_step.is_none_or(|last| step > last) {
+            return Err(Error::BeyondHistory { id: self.id.clone(), requested: step, last: self.last_step });
+        }
+        let record = checkpoint::record(path.as_ref(), step, self.attempt)?;
+        self.shared.flush_in(&mut lock(&self.shared.slot), None, false, Some(&record))?;
+        let slot = lock(&self.shared.slot);
+        let stored = slot.writer.as_ref().map(Writer::checkpoints).transpose()?.unwrap_or_default();
+        drop(slot);
+        stored
+            .into_iter()
+            .rev()
+            .find(|checkpoint| {
+                checkpoint.step == step && checkpoint.absolute.as_os_str().as_encoded_bytes() == record.absolute
+            })
+            .ok_or_else(|| Error::corrupt(path.as_ref(), "a checkpoint just recorded is missing"))
     }
 
     /// Logs one row at [`Run::step`] and advances the step.
@@ -412,6 +496,44 @@ impl Run {
         I: IntoIterator<Item = (K, f64)>,
         K: AsRef<str>,
     {
+        self.log_row(step, None, metrics)
+    }
+
+    /// Logs one row at `step` with the time it was taken at, instead of now: for importing
+    /// history recorded elsewhere. The step rules are [`Run::log_at`]'s; times need not
+    /// increase. A row merged into the last one keeps that row's time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::log_at`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let mut run = store.init(runstore::RunOptions::new().id("imported"))?;
+    /// let logged = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// run.log_at_time(0, logged, [("loss", 0.9)])?;
+    /// run.finish(0)?;
+    /// let row = store.open_run("imported")?.history(..)?.next().unwrap()?;
+    /// assert_eq!(row.time(), logged);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_at_time<I, K>(&mut self, step: u64, time: std::time::SystemTime, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        self.log_row(step, Some(crate::sys::to_ms(time)), metrics)
+    }
+
+    #[inline]
+    fn log_row<I, K>(&mut self, step: u64, time_ms: Option<u64>, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
         if let Some(error) = self.shared.take_failure() {
             return Err(error);
         }
@@ -433,7 +555,7 @@ impl Run {
             }
         }
         // One clock read per row, outside the buffer's lock.
-        let time_ms = crate::sys::now_ms();
+        let time_ms = time_ms.unwrap_or_else(crate::sys::now_ms);
         {
             let mut pending = lock(&self.shared.pending);
             pending.new_names.extend(self.interner.added().map(str::to_string));

@@ -13,7 +13,9 @@ use redb::{
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
 use crate::format::batch::RowBatch;
-use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
+use crate::format::records::{
+    AttemptRecord, BranchRecord, CheckpointRecord, ForkOrigin, Progress, RunRecord, StateTag,
+};
 use crate::format::row_chunk;
 use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
@@ -53,6 +55,8 @@ pub(crate) struct Extras<'a> {
     pub(crate) state: Option<Ending>,
     /// Whether the state change closes the current attempt.
     pub(crate) close_attempt: bool,
+    /// A checkpoint recorded with these rows (its step is among the stored rows after them).
+    pub(crate) checkpoint: Option<&'a CheckpointRecord>,
 }
 
 /// How to open a writer again after a failed commit (see [`Writer::reopen_plan`]).
@@ -253,6 +257,15 @@ impl Writer {
         self.attempt
     }
 
+    /// The run's checkpoints as stored, with their files' existence checked now.
+    pub(crate) fn checkpoints(&self) -> Result<Vec<crate::checkpoint::Checkpoint>> {
+        guard::catch(&self.path, || {
+            let tx = self.db.begin_read().at(&self.path)?;
+            let records = read_checkpoints(&tx, &self.path)?;
+            Ok(records.into_iter().map(|(n, r)| crate::checkpoint::Checkpoint::from_record(n, r)).collect())
+        })
+    }
+
     /// The metric names stored so far, in id order.
     pub(crate) fn names(&self) -> Result<Vec<String>> {
         guard::catch(&self.path, || self.names_unguarded())
@@ -406,6 +419,22 @@ impl Writer {
                     attempts.insert(self.attempt, record.encode().as_slice()).at(&path)?;
                 }
             }
+            if let Some(checkpoint) = extras.checkpoint {
+                if progress.last_step.is_none_or(|last| checkpoint.step > last) {
+                    let run = path.parent().and_then(Path::file_name).unwrap_or_default();
+                    return Err(Error::BeyondHistory {
+                        id: run.to_string_lossy().into_owned(),
+                        requested: checkpoint.step,
+                        last: progress.last_step,
+                    });
+                }
+                let mut checkpoints = tx.open_table(CHECKPOINTS).at(&path)?;
+                let number = match checkpoints.last().at(&path)? {
+                    Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many checkpoints")).at(&path)?,
+                    None => 0,
+                };
+                checkpoints.insert(number, checkpoint.encode().as_slice()).at(&path)?;
+            }
             tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
         }
         tx.commit().at(&path)?;
@@ -439,7 +468,23 @@ impl Writer {
     /// Returns the new branch's id and record, or `None` when no row is after `to`.
     pub(crate) fn rewind(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
-        guard::catch(&path, || self.rewind_unguarded(id, to, by_attempt))
+        if !self.check_rewind(id, to)? {
+            return Ok(None);
+        }
+        guard::catch(&path, || self.rewind_unguarded(Some(to), by_attempt))
+    }
+
+    /// Archives every row of the run's own (a fork keeps its inherited rows: it is rewound to
+    /// its fork step), for a program that starts from scratch. `None` when there is none.
+    pub(crate) fn rewind_all(&mut self, id: &str, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+        if let Some(fork) = self.fork.clone() {
+            return self.rewind(id, fork.step, by_attempt);
+        }
+        if self.progress.last_step.is_none() {
+            return Ok(None);
+        }
+        let path = self.path.clone();
+        guard::catch(&path, || self.rewind_unguarded(None, by_attempt))
     }
 
     /// Whether a rewind to `to` is possible: `Ok(true)` when it would archive rows, `Ok(false)`
@@ -462,12 +507,11 @@ impl Writer {
         Ok(archives)
     }
 
-    fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+    /// Moves the rows after `to` (all rows for `None`) into a new branch; the caller checked
+    /// that some row is after it.
+    fn rewind_unguarded(&mut self, to: Option<u64>, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
         let last = self.progress.last_step;
-        if !self.check_rewind(id, to)? {
-            return Ok(None);
-        }
         let mut progress = self.progress.clone();
         let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
@@ -480,13 +524,13 @@ impl Writer {
             let archived = chunks::archive_after(&tx, &path, branch_id, to, self.names_stored, &mut self.scratch)?;
             let moved = archived.rows;
             let first_archived = archived.first_step;
-            let last_archived = last.unwrap_or(to);
+            let last_archived = last.or(to).unwrap_or_default();
             let first_archived = first_archived.unwrap_or(last_archived);
             progress.last_step = match tx.open_table(ROWS).at(&path)?.last().at(&path)? {
                 Some((_, bytes)) => Some(row_chunk::range(bytes.value()).at(&path)?.last_step),
                 None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
             };
-            progress.next_step = to.saturating_add(1);
+            progress.next_step = to.map_or(0, |to| to.saturating_add(1));
             progress.rows = progress.rows.saturating_sub(moved);
             progress.updated_at_ms = sys::now_ms();
             self.recompute_summary(&tx, &mut logged)?;
@@ -506,15 +550,17 @@ impl Writer {
                     overlapping.push(number.value());
                 }
             }
+            let archived_checkpoints = archive_checkpoints(&tx, &path, branch_id, to)?;
             let record = BranchRecord {
                 created_at_ms: progress.updated_at_ms,
-                rewound_to: to,
+                rewound_to: to.unwrap_or_default(),
                 first_step: first_archived,
                 last_step: last_archived,
                 rows: moved,
                 by_attempt,
                 attempts: overlapping,
-                checkpoints: Vec::new(),
+                checkpoints: archived_checkpoints,
+                restarted: to.is_none(),
             };
             branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
             tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
@@ -548,6 +594,36 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Marks the live checkpoints after step `to` as belonging to branch `branch` (a rewind below
+/// them archived the state they hold); returns their numbers.
+fn archive_checkpoints(tx: &WriteTransaction, path: &Path, branch: u32, to: Option<u64>) -> Result<Vec<u32>> {
+    let mut table = tx.open_table(CHECKPOINTS).at(path)?;
+    let mut changed = Vec::new();
+    for entry in table.iter().at(path)? {
+        let (number, bytes) = entry.at(path)?;
+        let record = CheckpointRecord::decode(bytes.value()).at(path)?;
+        if record.branch.is_none() && to.is_none_or(|to| record.step > to) {
+            changed.push((number.value(), record));
+        }
+    }
+    for (number, record) in &mut changed {
+        record.branch = Some(branch);
+        table.insert(*number, record.encode().as_slice()).at(path)?;
+    }
+    Ok(changed.into_iter().map(|(number, _)| number).collect())
+}
+
+/// Reads the checkpoint records of a run database in one transaction.
+pub(crate) fn read_checkpoints(tx: &redb::ReadTransaction, path: &Path) -> Result<Vec<(u32, CheckpointRecord)>> {
+    let table = tx.open_table(CHECKPOINTS).at(path)?;
+    let mut out = Vec::new();
+    for entry in table.iter().at(path)? {
+        let (number, bytes) = entry.at(path)?;
+        out.push((number.value(), CheckpointRecord::decode(bytes.value()).at(path)?));
+    }
+    Ok(out)
 }
 
 fn summary_of(logged: &[Option<f64>]) -> Vec<(u32, f64)> {

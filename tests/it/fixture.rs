@@ -1,8 +1,8 @@
 //! The format-2 fixture: `tests/fixtures/format-2/` is a small store written by a format-2 build,
 //! committed to the repository; every later build must open it and read it whole, forever.
 //!
-//! It holds a run with three attempts, a rewind (one archived branch) and a sparse metric; a
-//! fork of it; a wide run (64 metrics); NaN, infinities and a signed zero; a queue of three
+//! It holds a run with three attempts, a rewind (one archived branch), a sparse metric and
+//! checkpoints (one archived by the rewind); a fork of it; a wide run (64 metrics); NaN, infinities and a signed zero; a queue of three
 //! items. `write_format_2_fixture` made it (ignored: run it only to add to the fixture while
 //! format 2 is unreleased, never to change what it holds):
 //!
@@ -53,16 +53,25 @@ fn write_format_2_fixture() {
     let path = dir.path().join("store");
     let store = Store::open(&path).unwrap();
 
+    let checkpoint = |step: u64| {
+        let path = dir.path().join(format!("ckpt-{step}.pt"));
+        std::fs::write(&path, vec![7u8; usize::try_from(step).unwrap()]).unwrap();
+        path
+    };
     let mut run = store.init(options("base").resume(Resume::Never)).unwrap();
     for step in 0..300 {
         run.log([("loss", value(step, 0)), ("acc", value(step, 1))]).unwrap();
     }
+    run.checkpoint(checkpoint(299)).unwrap();
     run.finish(0).unwrap();
     let mut run = store.init(options("base").resume(Resume::Must)).unwrap();
     for step in 300..400 {
         run.log([("loss", value(step, 0)), ("acc", value(step, 1))]).unwrap();
         if step % 50 == 0 {
             run.log_at(step, [("eval/acc", value(step, 2))]).unwrap();
+        }
+        if step % 50 == 49 {
+            run.checkpoint(checkpoint(step)).unwrap();
         }
     }
     run.finish(0).unwrap();
@@ -150,6 +159,12 @@ fn the_format_2_fixture_opens_and_reads_forever() {
     assert_eq!(eval, [300, 350].map(|s| (s, bits(value(s, 2)))));
     let archived: Vec<u64> = base.branch_series(0, "loss", ..).unwrap().map(|p| bits(p.unwrap().1)).collect();
     assert_eq!(archived, (351..400).map(|s| bits(value(s, 0))).collect::<Vec<_>>());
+    let checkpoints = base.checkpoints().unwrap();
+    let summary: Vec<(u32, u64, u64, u32, Option<u32>)> =
+        checkpoints.iter().map(|c| (c.number, c.step, c.size, c.attempt, c.branch)).collect();
+    assert_eq!(summary, [(0, 299, 299, 1, None), (1, 349, 349, 2, None), (2, 399, 399, 2, Some(0))]);
+    assert!(checkpoints.iter().all(|c| c.path.ends_with(format!("ckpt-{}.pt", c.step))));
+    assert_eq!(branches[0].checkpoints, [2]);
     assert!(store.check("base").unwrap().is_healthy());
 
     let fork: Vec<(u64, u64)> =

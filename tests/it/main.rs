@@ -5,6 +5,7 @@
 #![allow(clippy::float_cmp)]
 
 mod bad_input;
+mod checkpoints;
 mod children;
 mod crash_harness;
 mod crash_recovery;

@@ -19,3 +19,4 @@ mod races;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;
+mod time_checkpoints;
