@@ -60,12 +60,14 @@ fn main() -> ExitCode {
         println!("VIOLATION {violation}");
     }
     println!(
-        "kills: {}, violations: {}, rows checked: {} ({} reported durable), children that finished before \
-         their kill: {}, in {:.0} s",
+        "kills: {}, violations: {}, rows checked: {} ({} reported durable), snapshots read and forks made \
+         beside the children: {} and {}, children that finished before their kill: {}, in {:.0} s",
         tally.kills,
         tally.violations.len(),
         tally.rows_checked,
         tally.durable_checked,
+        tally.snapshots_read,
+        tally.forks_made,
         tally.unkilled,
         started.elapsed().as_secs_f64()
     );

@@ -729,6 +729,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_auto_pointer_written_while_a_clear_is_under_way_survives_it() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let pointer = AutoPointer::new(&store, Some(work.path())).unwrap();
+        pointer.write("a").unwrap();
+        // A finishing run `a` clears the pointer: it has read it and not yet removed it.
+        let clearing = pointer.lock_pointers().unwrap();
+        assert_eq!(pointer.read().as_deref(), Some("a"));
+        let written = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            // Meanwhile another `auto` start in the same directory writes its run's pointer.
+            scope.spawn(|| {
+                pointer.write("b").unwrap();
+                written.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!written.load(Ordering::SeqCst), "the write waits for the clear");
+            std::fs::remove_file(&pointer.path).unwrap(); // the clear's remove
+            drop(clearing);
+        });
+        assert_eq!(pointer.read().as_deref(), Some("b"), "the new pointer is not lost");
+        pointer.clear_if_names("a").unwrap();
+        assert_eq!(pointer.read().as_deref(), Some("b"), "a clear for another run leaves it");
+    }
+
+    #[test]
     fn configs_merge_without_dropping_keys() {
         let mut base = serde_json::json!({"lr": 0.1, "model": {"depth": 12, "width": 768}, "seed": 1});
         let update = serde_json::json!({"lr": 0.05, "model": {"depth": 24}, "epochs": 3});

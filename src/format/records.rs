@@ -39,10 +39,68 @@ pub(crate) struct ForkOrigin {
     /// The last inherited row's step, if any row is inherited.
     pub(crate) inherited_last: Option<u64>,
     /// Last values of the metrics at the fork step, by metric id (ids are the parent's: a
-    /// fork starts with a copy of its parent's metric names). Stored as the values' bits: JSON
-    /// has no NaN or infinity.
-    #[serde(with = "value_bits")]
+    /// fork starts with a copy of its parent's metric names).
+    #[serde(with = "json_values")]
     pub(crate) inherited_summary: Vec<(u32, f64)>,
+}
+
+/// `(metric id, value)` pairs in JSON, which has no NaN or infinity: a finite value is a
+/// number; `inf`, `-inf`, `NaN` (or `NaN:0x<bits>` for another NaN) are strings, so that the
+/// value reads back bit for bit. A `null` (how records before this encoding held a non-finite
+/// value) reads as NaN.
+mod json_values {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(f64),
+        Text(String),
+        Null(Option<()>),
+    }
+
+    pub(crate) fn serialize<S: Serializer>(pairs: &[(u32, f64)], serializer: S) -> Result<S::Ok, S::Error> {
+        let encoded: Vec<(u32, Value)> = pairs
+            .iter()
+            .map(|&(id, value)| {
+                let text = |text: &str| Value::Text(text.to_string());
+                let value = match value {
+                    value if value.is_finite() => Value::Number(value),
+                    f64::INFINITY => text("inf"),
+                    f64::NEG_INFINITY => text("-inf"),
+                    nan if nan.to_bits() == f64::NAN.to_bits() => text("NaN"),
+                    nan => Value::Text(format!("NaN:0x{:016x}", nan.to_bits())),
+                };
+                (id, value)
+            })
+            .collect();
+        encoded.serialize(serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(u32, f64)>, D::Error> {
+        let encoded: Vec<(u32, Value)> = Vec::deserialize(deserializer)?;
+        encoded
+            .into_iter()
+            .map(|(id, value)| {
+                let value = match value {
+                    Value::Number(value) => value,
+                    Value::Null(_) => f64::NAN,
+                    Value::Text(text) => match text.as_str() {
+                        "inf" => f64::INFINITY,
+                        "-inf" => f64::NEG_INFINITY,
+                        "NaN" => f64::NAN,
+                        other => other
+                            .strip_prefix("NaN:0x")
+                            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                            .map(f64::from_bits)
+                            .filter(|value| value.is_nan())
+                            .ok_or_else(|| D::Error::custom("not a value"))?,
+                    },
+                };
+                Ok((id, value))
+            })
+            .collect()
+    }
 }
 
 /// An archived branch: rows a rewind moved out of the live history.
@@ -196,20 +254,5 @@ impl AttemptRecord {
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
         postcard::from_bytes(bytes).map_err(|_| Corrupt("attempt record does not decode"))
-    }
-}
-
-/// `(id, f64)` pairs as `(id, u64 bits)` in JSON, which cannot hold NaN or infinities.
-mod value_bits {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(pairs: &[(u32, f64)], serializer: S) -> Result<S::Ok, S::Error> {
-        let bits: Vec<(u32, u64)> = pairs.iter().map(|&(id, value)| (id, value.to_bits())).collect();
-        bits.serialize(serializer)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(u32, f64)>, D::Error> {
-        let bits = Vec::<(u32, u64)>::deserialize(deserializer)?;
-        Ok(bits.into_iter().map(|(id, bits)| (id, f64::from_bits(bits))).collect())
     }
 }

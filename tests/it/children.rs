@@ -272,3 +272,34 @@ fn creator() {
     }
     say("done");
 }
+
+/// A writer that churns one run (`RUNSTORE_RUN_ID`): `TEST_ATTEMPTS` attempts, each resuming
+/// it, logging 60 rows of `loss` and a metric new to the attempt (`m<attempt>`) with a flush
+/// every 20, rewinding 25 steps, logging 10 more, and finishing (which compacts). It says
+/// `attempt N` as each begins and `done` at the end.
+#[test]
+#[ignore = "a child process of other tests"]
+fn churner() {
+    if std::env::var(CHILD).as_deref() != Ok("churner") {
+        return;
+    }
+    let store = Store::from_env().expect("store");
+    let attempts = u32::try_from(number("TEST_ATTEMPTS").unwrap_or(10)).expect("TEST_ATTEMPTS");
+    for attempt in 0..attempts {
+        let mut run = store.init(RunOptions::new().resume(runstore::Resume::Allow)).expect("init");
+        say(format!("attempt {attempt}"));
+        let metric = format!("m{attempt}");
+        for row in 0..70u32 {
+            if row == 60 {
+                let back = run.step() - 25;
+                run.rewind(back).expect("rewind");
+            }
+            run.log([("loss", f64::from(row)), (metric.as_str(), f64::from(attempt))]).expect("log");
+            if row % 20 == 19 {
+                run.flush().expect("flush");
+            }
+        }
+        run.finish(0).expect("finish");
+    }
+    say("done");
+}

@@ -15,7 +15,10 @@
 //! - the state is what the reported steps allow (crashed, or preempted once marked; finished or
 //!   failed when a finish was under way), and so is the last attempt's outcome;
 //! - the lock is free, and `init(allow)` resumes at the step after the last stored row (or
-//!   after the last rewind's step).
+//!   after the last rewind's step);
+//! - while the child writes, the parent reads every run the child holds through snapshots, each
+//!   whole (as many rows as its progress record says, a finished attempt closed), and forks
+//!   them now and then: a fork's history never changes, whatever its parent does after.
 //!
 //! This file is shared: the test binary runs a short version (`crash_harness::tests`), and
 //! `examples/crash_soak.rs` includes it for the long one. It uses only `runstore` and std.
@@ -545,6 +548,9 @@ pub struct Tally {
     pub rows_checked: u64,
     /// Rows the children reported durable, checked after each kill.
     pub durable_checked: u64,
+    /// Snapshots read by the parent while the child wrote, and forks it made of live runs.
+    pub snapshots_read: u64,
+    pub forks_made: u64,
     /// Every broken invariant, with the seed that shows it.
     pub violations: Vec<String>,
 }
@@ -782,17 +788,32 @@ pub fn soak(
     let mut store_dir: Option<tempfile::TempDir> = None;
     let mut models = BTreeMap::new();
     let mut queue = QueueModel::default();
+    let mut forks: BTreeMap<String, u64> = BTreeMap::new();
     for round in 0..kills {
         if round % chain.max(1) == 0 {
             store_dir = Some(scratch());
             models = BTreeMap::new();
             queue = QueueModel::default();
+            forks = BTreeMap::new();
         }
         let path = store_dir.as_ref().map(|dir| dir.path().join("store")).expect("a store");
         let child_seed = schedule.next();
         let wait_reports = schedule.below(40);
         let delay = Duration::from_micros(schedule.below(15_000));
-        let (killed, reports) = kill_one(spawn(&path, child_seed), wait_reports, delay);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (killed, reports, read) = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| read_while_written(&path, &stop, child_seed));
+            let (killed, reports) = kill_one(spawn(&path, child_seed), wait_reports, delay, &|| {
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                while !reader.is_finished() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            (killed, reports, reader.join().expect("the reader thread"))
+        });
+        tally.snapshots_read += read.snapshots;
+        tally.forks_made += read.forks.len() as u64;
+        forks.extend(read.forks);
         if killed {
             tally.kills += 1;
         } else {
@@ -803,11 +824,13 @@ pub fn soak(
             apply(&mut models, report, &mut violations);
             queue.apply(report);
         }
+        violations.extend(read.violations);
         let store = Store::open(&path);
         match store {
             Ok(store) => {
                 violations.extend(verify(&store, &mut models, &mut tally));
                 violations.extend(queue.verify(&store));
+                violations.extend(verify_forks(&store, &forks));
             }
             Err(error) => violations.push(format!("the store does not open: {error}")),
         }
@@ -819,9 +842,108 @@ pub fn soak(
     tally
 }
 
+/// What the parent read while a child wrote.
+struct Read {
+    snapshots: u64,
+    /// The forks it made, with the digest of each one's history.
+    forks: BTreeMap<String, u64>,
+    violations: Vec<String>,
+}
+
+/// A digest of a history: its steps and points, in order.
+fn digest(history: runstore::History) -> Result<(u64, u64), runstore::Error> {
+    let (mut hash, mut rows) = (0xcbf2_9ce4_8422_2325_u64, 0);
+    let mut mix = |word: u64| hash = (hash ^ word).wrapping_mul(0x0100_0000_01b3);
+    for row in history {
+        let row = row?;
+        mix(row.step());
+        for (name, value) in row.iter() {
+            name.bytes().for_each(|byte| mix(u64::from(byte)));
+            mix(value.to_bits());
+        }
+        rows += 1;
+    }
+    Ok((hash, rows))
+}
+
+/// Reads the runs the child writes, each from one snapshot, until `stop`: every snapshot is
+/// whole (its history has the rows and last step its progress record says, a finished last
+/// attempt is closed), whatever the child commits, rewinds, finishes or compacts meanwhile.
+/// Now and then it forks a live run at a flushed step and keeps the fork's digest: a fork's
+/// history never changes, whatever its parent does after. Only runs whose lock the child holds
+/// are read, so that a reader never stands in for the child to recover a database.
+fn read_while_written(path: &Path, stop: &std::sync::atomic::AtomicBool, seed: u64) -> Read {
+    let mut read = Read { snapshots: 0, forks: BTreeMap::new(), violations: Vec::new() };
+    let mut rng = Rng::new(seed ^ 0xF0_F0);
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_micros(300));
+        let Ok(store) = Store::open(path) else { continue };
+        for name in RUNS {
+            let Ok(lock) = std::fs::File::open(path.join("runs").join(name).join("lock")) else { continue };
+            if lock.try_lock_shared().is_ok() {
+                continue; // not written now
+            }
+            let Ok(snapshot) = store.open_run(name).and_then(|reader| reader.snapshot()) else { continue };
+            let outcome = (|| -> Result<Option<String>, runstore::Error> {
+                let info = snapshot.info()?;
+                let (_, rows) = digest(snapshot.history(..)?)?;
+                let last = snapshot.history(..)?.last().transpose()?.map(|row| row.step());
+                if (rows, last) != (info.rows, info.last_step) {
+                    return Ok(Some(format!("{rows} rows up to {last:?}, but progress says {info:?}")));
+                }
+                let attempts = snapshot.attempts()?;
+                // A crashed last attempt is derived, not yet closed; any other outcome is stored.
+                let derived = |outcome: RunState| outcome == RunState::Crashed || outcome == RunState::Preempted;
+                if let Some(attempt) = attempts.last()
+                    && attempt.outcome.is_some_and(|outcome| !outcome.is_live() && !derived(outcome))
+                    && attempt.ended_at.is_none()
+                {
+                    return Ok(Some(format!("an ended attempt without an end: {attempt:?}")));
+                }
+                Ok(None)
+            })();
+            read.snapshots += 1;
+            match outcome {
+                Ok(None) => {}
+                Ok(Some(problem)) => {
+                    read.violations.push(format!("a snapshot of {name} read while written: {problem}"));
+                }
+                Err(error) => read.violations.push(format!("a snapshot of {name} read while written fails: {error}")),
+            }
+            if let (Some(last), 0) = (snapshot.info().ok().and_then(|info| info.last_step), rng.below(20)) {
+                let id = format!("{name}-fork-{}", rng.next() % 1_000_000);
+                let at = last / 2;
+                // The parent may rewind below `at` first: then there is nothing to fork there.
+                if let Ok(fork) = store.fork(name, at, RunOptions::new().ignore_environment().id(&id)) {
+                    match fork.finish(0).and_then(|()| digest(store.open_run(&id)?.history(..)?)) {
+                        Ok((hash, _)) => {
+                            read.forks.insert(id, hash);
+                        }
+                        Err(error) => read.violations.push(format!("fork {id} of a live run: {error}")),
+                    }
+                }
+            }
+        }
+    }
+    read
+}
+
+/// Every fork made reads the same history as when it was made, and reads whole.
+fn verify_forks(store: &Store, forks: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (id, expected) in forks {
+        match store.open_run(id).and_then(|reader| digest(reader.history(..)?)) {
+            Ok((hash, _)) if hash == *expected => {}
+            Ok(_) => violations.push(format!("fork {id}: its history changed")),
+            Err(error) => violations.push(format!("fork {id} does not read: {error}")),
+        }
+    }
+    violations
+}
+
 /// Starts the child, waits for `wait_reports` reports and `delay`, and SIGKILLs it. Returns
 /// whether the kill ended it, and every whole report it made.
-fn kill_one(mut command: Command, wait_reports: u64, delay: Duration) -> (bool, Vec<String>) {
+fn kill_one(mut command: Command, wait_reports: u64, delay: Duration, before_kill: &dyn Fn()) -> (bool, Vec<String>) {
     command.stdout(Stdio::piped()).stdin(Stdio::null());
     let mut child: Child = command.spawn().expect("spawn the workload");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -844,6 +966,7 @@ fn kill_one(mut command: Command, wait_reports: u64, delay: Duration) -> (bool, 
         }
     }
     std::thread::sleep(delay);
+    before_kill();
     let killed = matches!(child.try_wait(), Ok(None));
     let _ = child.kill();
     let status = child.wait().expect("wait for the child");
@@ -911,15 +1034,19 @@ mod tests {
         };
         let tally = soak(20, 0x5EED_0001, 10, &spawn, &mut |_| {});
         eprintln!(
-            "crash harness: {} kills, {} rows checked, {} durable rows checked, {} violations",
+            "crash harness: {} kills, {} rows checked, {} durable rows checked, {} snapshots read and {} forks made \
+             while written, {} violations",
             tally.kills,
             tally.rows_checked,
             tally.durable_checked,
+            tally.snapshots_read,
+            tally.forks_made,
             tally.violations.len()
         );
         assert!(tally.violations.is_empty(), "{}", tally.violations.join("\n"));
         assert!(tally.kills >= 15, "most children were killed: {tally:?}");
         assert!(tally.durable_checked > 0);
+        assert!(tally.snapshots_read > 0 && tally.forks_made > 0, "readers and forks ran beside the writer: {tally:?}");
     }
 
     /// The crash harness's workload (`crash_harness::child_main`), seeded by `TEST_SEED`, on the

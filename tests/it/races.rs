@@ -264,3 +264,61 @@ fn several_readers_following_a_live_writer_each_see_a_growing_bit_exact_prefix()
     while writer_reports.next().is_some() {}
     assert!(writer.wait().unwrap().success());
 }
+
+/// Readers and a fork beside a process that churns the fork's parent: it resumes it, logs a
+/// metric new to each attempt, rewinds, finishes and compacts, again and again. Each snapshot of
+/// the parent is whole, and the fork's history, made before, never changes.
+#[test]
+fn readers_and_a_fork_stay_consistent_while_the_parent_logs_new_metrics_rewinds_finishes_and_compacts() {
+    let t = temp_store();
+    let mut parent = t.store.init(options().id("parent")).unwrap();
+    for step in 0..100 {
+        parent.log(row(step)).unwrap();
+    }
+    parent.finish(0).unwrap();
+    t.store.fork("parent", 80, options().id("fork")).unwrap().finish(0).unwrap();
+    // Rows as steps and value bits: NaN values must compare equal to themselves.
+    let bits = |history: runstore::History| -> Vec<(u64, Vec<(String, u64)>)> {
+        history
+            .map(|row| {
+                let row = row.unwrap();
+                (row.step(), row.iter().map(|(name, value)| (name.to_string(), value.to_bits())).collect())
+            })
+            .collect()
+    };
+    let fork_rows = bits(t.store.open_run("fork").unwrap().history(..).unwrap());
+    assert_eq!(fork_rows.len(), 81);
+
+    let mut command = child("churner", &t.path);
+    command.env("RUNSTORE_RUN_ID", "parent").env("TEST_ATTEMPTS", "12");
+    let mut process = command.spawn().expect("spawn the churner");
+    let mut reports = Reports::of(&mut process);
+    reports.expect("attempt 0");
+    let (done, mut snapshots, mut problems) = (std::sync::atomic::AtomicBool::new(false), 0, Vec::new());
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            while reports.next().is_some_and(|report| report != "done") {}
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let parent = t.store.open_run("parent").unwrap();
+        let fork = t.store.open_run("fork").unwrap();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            let snapshot = parent.snapshot().unwrap();
+            let info = snapshot.info().unwrap();
+            let rows: Vec<runstore::Row> = snapshot.history(..).unwrap().map(Result::unwrap).collect();
+            if (rows.len() as u64, rows.last().map(runstore::Row::step)) != (info.rows, info.last_step) {
+                problems.push(format!("parent: {} rows, progress {info:?}", rows.len()));
+            }
+            if bits(fork.history(..).unwrap()) != fork_rows {
+                problems.push("the fork's history changed".to_string());
+            }
+            snapshots += 1;
+        }
+        waiter.join().unwrap();
+    });
+    assert!(process.wait().unwrap().success());
+    assert!(problems.is_empty(), "{} problems in {snapshots} reads, the first: {:?}", problems.len(), problems.first());
+    assert!(snapshots > 10, "{snapshots} reads beside the writer");
+    let check = t.store.check_all().unwrap();
+    assert!(check.is_healthy(), "{:?}", check.runs.iter().map(|run| &run.problems).collect::<Vec<_>>());
+}

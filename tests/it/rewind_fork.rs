@@ -404,3 +404,21 @@ fn a_rewind_recomputes_logged_summary_values_and_keeps_set_ones() {
     let summary = t.store.open_run("s").unwrap().info().unwrap().summary;
     assert_eq!((summary["loss"], summary["best_acc"]), (4.0, 0.97), "{summary:?}");
 }
+
+#[test]
+fn a_fork_at_a_step_whose_values_are_nan_or_infinite_reads_and_keeps_them_bit_for_bit() {
+    let t = temp_store();
+    let odd_nan = f64::from_bits(0x7ff8_0000_0000_0123);
+    let mut base = t.store.init(options().id("base")).unwrap();
+    base.log([("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)]).unwrap();
+    base.log([("a", f64::NAN), ("b", f64::INFINITY), ("c", f64::NEG_INFINITY), ("d", odd_nan)]).unwrap();
+    base.finish(0).unwrap();
+    let mut fork = t.store.fork("base", 1, options().id("fk")).unwrap();
+    fork.log([("e", 5.0)]).unwrap();
+    fork.rewind(1).unwrap(); // the summary comes back from the inherited values
+    fork.finish(0).unwrap();
+    let info = t.store.open_run("fk").unwrap().info().unwrap();
+    let bits: Vec<u64> = ["a", "b", "c", "d"].iter().map(|name| info.summary[*name].to_bits()).collect();
+    assert_eq!(bits, [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, odd_nan].map(f64::to_bits));
+    assert!(t.store.check("fk").unwrap().is_healthy());
+}
