@@ -82,7 +82,8 @@ pub fn write(
     let id = reader.id();
     let steps = selection.steps()?;
     let last = reader.info()?.last_step;
-    let mut history = reader.history(steps.clone())?;
+    // With --metric, only those metrics' bytes are read (a wide run has thousands).
+    let mut history = rows::history(reader, &selection.metrics, steps.clone())?;
     rows::check_metrics(id, &selection.metrics, history.metrics())?;
     let mut writer = RowWriter::new(format, selection.metrics.clone());
     writer.with_time(selection.time);

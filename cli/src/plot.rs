@@ -15,10 +15,28 @@ use crate::svg::{Chart, Series};
 /// run of any length makes a small file that still shows every spike.
 const COLUMNS: u64 = 1200;
 
+/// The most curves drawn when no `--metric` is given: a wide run's plot stays small and fast.
+const MAX_CURVES: usize = 20;
+
+/// The metrics to draw: those given, else the first [`MAX_CURVES`]; and a note when some were
+/// left out.
+fn chosen(given: &[String], names: &[std::sync::Arc<str>]) -> (Vec<String>, Option<String>) {
+    if !given.is_empty() {
+        return (given.to_vec(), None);
+    }
+    let all: Vec<String> = names.iter().map(ToString::to_string).collect();
+    if all.len() <= MAX_CURVES {
+        return (all, None);
+    }
+    let note = format!("first {MAX_CURVES} of {} metrics: choose with --metric", all.len());
+    (all.into_iter().take(MAX_CURVES).collect(), Some(note))
+}
+
 /// Plot metric curves against step as an SVG file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-One colour per metric, a legend, axes with ticks. Long runs are reduced to the
+One colour per metric, a legend, axes with ticks; without --metric, the first
+20 metrics (the title says how many there are). Long runs are reduced to the
 first, lowest, highest and last point of each of 1200 step intervals per metric,
 so the file stays small and spikes stay visible. NaN and infinite values are
 left out of the curves.
@@ -66,11 +84,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let reader = store.open_run(&args.id)?.snapshot()?;
     let history = reader.history(steps.clone())?;
     rows::check_metrics(&args.id, &args.selection.metrics, history.metrics())?;
-    let metrics: Vec<String> = if args.selection.metrics.is_empty() {
-        history.metrics().iter().map(ToString::to_string).collect()
-    } else {
-        args.selection.metrics.clone()
-    };
+    let (metrics, note) = chosen(&args.selection.metrics, history.metrics());
     // The x range: from the first row in range to the last step in range, as of now.
     let mut history = history;
     let first = history.next_row()?.map(|row| row.step());
@@ -98,8 +112,15 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         let archived_last = branches.iter().map(|branch| branch.last_step.min(*steps.end())).max().unwrap_or(last);
         (first as f64, last.max(archived_last) as f64)
     });
-    let chart = Chart { title: format!("run {}", args.id), x_title: "step".into(), y_title, x_range, series };
+    let chart = Chart { title: title(&args.id, note.as_deref()), x_title: "step".into(), y_title, x_range, series };
     write_svg(args, &chart.render(), metrics.len())
+}
+
+fn title(id: &str, note: Option<&str>) -> String {
+    match note {
+        Some(note) => format!("run {id} ({note})"),
+        None => format!("run {id}"),
+    }
 }
 
 /// Plots against runtime or time: the rows are read twice (the x range, then the curves), a
@@ -107,14 +128,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
 fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
     let steps = args.selection.steps()?;
     let reader = store.open_run(&args.id)?.snapshot()?;
-    let history = reader.history(steps.clone())?;
+    let history = reader.history(..0)?;
     rows::check_metrics(&args.id, &args.selection.metrics, history.metrics())?;
     let names: Vec<std::sync::Arc<str>> = history.metrics().to_vec();
-    let selected: Vec<usize> = if args.selection.metrics.is_empty() {
-        (0..names.len()).collect()
-    } else {
-        args.selection.metrics.iter().filter_map(|m| names.iter().position(|n| **n == **m)).collect()
-    };
+    let (metrics, note) = chosen(&args.selection.metrics, &names);
+    let selected: Vec<usize> = metrics.iter().filter_map(|m| names.iter().position(|n| **n == **m)).collect();
+    let history = reader.history_of(&metrics, steps.clone())?;
     let branches = if args.selection.all_branches { reader.branches()? } else { Vec::new() };
     let mut histories = vec![history];
     for branch in &branches {
@@ -137,7 +156,7 @@ fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
     // Pass 2: each history's curves, reduced to columns of x.
     let mut curves: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
     let span = (high - low).max(1e-9);
-    let mut fresh = vec![reader.history(steps.clone())?];
+    let mut fresh = vec![reader.history_of(&metrics, steps.clone())?];
     for branch in &branches {
         fresh.push(reader.branch_history(branch.id, steps.clone())?);
     }
@@ -176,7 +195,7 @@ fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
         _ => format!("time (s since {})", output::time(runstore_time(origin))),
     };
     let x_range = low.is_finite().then_some((low - origin, high - origin));
-    let chart = Chart { title: format!("run {}", args.id), x_title, y_title, x_range, series };
+    let chart = Chart { title: title(&args.id, note.as_deref()), x_title, y_title, x_range, series };
     write_svg(args, &chart.render(), selected.len())
 }
 

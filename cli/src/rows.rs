@@ -307,6 +307,16 @@ pub fn check_metrics(id: &str, selected: &[String], names: &[Arc<str>]) -> Resul
     Err(Failure::input(format!("run {id:?} has no metric {unknown:?}: its metrics are {list}")))
 }
 
+/// The rows of `steps` with every metric, or with only the `metrics` given (whose bytes alone
+/// are read).
+pub fn history(
+    reader: &runstore::RunSnapshot,
+    metrics: &[String],
+    steps: impl std::ops::RangeBounds<u64>,
+) -> runstore::Result<runstore::History> {
+    if metrics.is_empty() { reader.history(steps) } else { reader.history_of(metrics, steps) }
+}
+
 /// Writes the rows of `history` (all of them, streamed) and returns how many there were;
 /// `progress` is called every 4096 rows with the count so far.
 pub fn stream(

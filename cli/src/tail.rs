@@ -56,7 +56,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let snapshot = reader.snapshot()?;
     let mut live = snapshot.state()?.is_live();
     let mut branches = snapshot.info()?.branches;
-    let Window { rows, names, mut last } = last_rows(&snapshot, args.lines)?;
+    let Window { rows, names, mut last } = last_rows(&snapshot, &args.metrics, args.lines)?;
     drop(snapshot);
     writer.names(&names);
     if let Some(&(step, _, _)) = rows.back() {
@@ -84,7 +84,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             branches = info.branches;
         }
         let from = last.map_or(0, |step| step.saturating_add(1));
-        let mut history = snapshot.history(from..)?;
+        let mut history = rows::history(&snapshot, &args.metrics, from..)?;
         writer.names(history.metrics());
         while let Some(row) = history.next_row()? {
             writer.row(&mut out, row.step(), Stamp::of(&row), row.points())?;
@@ -110,7 +110,7 @@ struct Window {
 
 /// The last `count` rows. Reads windows of steps ending at the last step, doubling them until
 /// they hold enough rows, so the cost follows `count`, not the length of the run.
-fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
+fn last_rows(reader: &RunSnapshot, metrics: &[String], count: usize) -> Result<Window, Failure> {
     let last = reader.info()?.last_step;
     let (Some(last_step), true) = (last, count > 0) else {
         return Ok(Window { rows: VecDeque::new(), names: reader.history(..0)?.metrics().to_vec(), last });
@@ -118,7 +118,7 @@ fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
     let mut window = u64::try_from(count).unwrap_or(u64::MAX);
     loop {
         let from = last_step.saturating_sub(window - 1);
-        let mut history = reader.history(from..=last_step)?;
+        let mut history = rows::history(reader, metrics, from..=last_step)?;
         let mut rows = VecDeque::with_capacity(count.min(1 << 16));
         while let Some(row) = history.next_row()? {
             if rows.len() == count {

@@ -349,13 +349,22 @@ pub struct History {
     /// The run's names, from the same snapshot as every chunk read. Each segment reads the
     /// points of these metrics only: a fork's ancestor may hold metrics the fork never saw.
     names: Vec<Arc<str>>,
+    /// The metric ids read, in id order: every metric, or those asked for.
+    selected: Vec<u32>,
     points: Vec<(u32, f64)>,
     done: bool,
 }
 
 impl History {
     pub(crate) fn new(segments: VecDeque<Segment>, names: Vec<Arc<str>>) -> History {
-        History { segments, current: None, names, points: Vec::new(), done: false }
+        let selected = (0..u32::try_from(names.len()).unwrap_or(u32::MAX)).collect();
+        History { segments, current: None, names, selected, points: Vec::new(), done: false }
+    }
+
+    /// A history that reads only the metrics `selected` (ids, in increasing order): the other
+    /// metrics' chunks are never read.
+    pub(crate) fn of_metrics(segments: VecDeque<Segment>, names: Vec<Arc<str>>, selected: Vec<u32>) -> History {
+        History { segments, current: None, names, selected, points: Vec::new(), done: false }
     }
 
     /// The metric names that row ids index, as of this history's snapshot.
@@ -426,8 +435,10 @@ impl History {
             };
             self.points.clear();
             let SegmentRows { tables, cursors, last, spans, .. } = rows;
-            for (metric, cursor) in (0u32..).zip(cursors.iter_mut()) {
-                if let Some(value) = cursor.value_at(tables, metric, step, *last)? {
+            for &metric in &self.selected {
+                if let Some(cursor) = cursors.get_mut(metric as usize)
+                    && let Some(value) = cursor.value_at(tables, metric, step, *last)?
+                {
                     self.points.push((metric, value));
                 }
             }

@@ -188,6 +188,29 @@ impl RunReader {
         self.snapshot()?.history(steps)
     }
 
+    /// As [`RunReader::history`], reading only the metrics named (see
+    /// [`RunSnapshot::history_of`](crate::RunSnapshot::history_of)).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("w"))?;
+    /// run.log([("loss", 0.5), ("acc", 0.1)])?;
+    /// run.log([("acc", 0.2)])?;
+    /// run.finish(0)?;
+    /// let rows: Vec<_> = store.open_run("w")?.history_of(&["loss"], ..)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(rows.len(), 2);
+    /// assert_eq!((rows[0].get("loss"), rows[0].get("acc"), rows[1].get("loss")), (Some(0.5), None, None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn history_of<S: AsRef<str>>(&self, metrics: &[S], steps: impl RangeBounds<u64>) -> Result<History> {
+        self.snapshot()?.history_of(metrics, steps)
+    }
+
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
     /// that metric's column is decoded. An unknown metric yields nothing.
     ///

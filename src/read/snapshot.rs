@@ -258,6 +258,21 @@ impl RunSnapshot {
         Ok(History::new(history::narrow(self.segments.clone(), first, last), self.names.clone()))
     }
 
+    /// As [`RunSnapshot::history`], reading only the metrics named in `metrics` (names the run
+    /// does not have are left out): every row in `steps` is yielded, with its points of those
+    /// metrics. The other metrics' bytes are never read, which matters for a wide run.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn history_of<S: AsRef<str>>(&self, metrics: &[S], steps: impl RangeBounds<u64>) -> Result<History> {
+        let (first, last) = bounds(&steps);
+        let mut selected: Vec<u32> = metrics.iter().filter_map(|name| self.metric_id(name.as_ref())).collect();
+        selected.sort_unstable();
+        selected.dedup();
+        Ok(History::of_metrics(history::narrow(self.segments.clone(), first, last), self.names.clone(), selected))
+    }
+
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
     /// that metric's column is decoded. An unknown metric yields nothing.
     ///
