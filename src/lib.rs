@@ -101,4 +101,5 @@ pub use store::{DEFAULT_DIR, Store};
 pub use sweep::queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
 pub use sweep::space::{MAX_SWEEP_ITEMS, SearchSpace};
 pub use sys::format_rfc3339;
+pub use write::interner::SYSTEM_PREFIX;
 pub use write::run::Run;

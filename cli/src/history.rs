@@ -22,7 +22,9 @@ Output:
 Values are written in the shortest form that reads back as the same number.
 --time adds `_timestamp` (Unix seconds, to the millisecond, when the row was
 logged) and `_runtime` (seconds the run had been running: time spent dead
-between attempts is not counted) after `step`.
+between attempts is not counted) after `step`. --system prints the samples of
+the run's system metrics (stored by time, not step) instead: csv
+`_timestamp,metric,value`, or jsonl.
 
 Examples:
   runstore history resnet-7 > resnet-7.csv
@@ -37,6 +39,9 @@ pub struct Args {
     /// Output format: csv, jsonl or table.
     #[arg(long, value_enum, default_value_t = Format::Csv, hide_possible_values = true)]
     format: Format,
+    /// Print the system metrics' samples (by time) instead
+    #[arg(long, conflicts_with_all = ["from", "to", "all_branches", "time"])]
+    system: bool,
 }
 
 /// Which metrics and steps to write: shared by `history` and `export`.
@@ -107,8 +112,47 @@ pub fn write(
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    if args.system {
+        return system(store, args);
+    }
     let mut out = output::stdout();
     write(&store.open_run(&args.id)?.snapshot()?, &args.selection, args.format, &mut out, |_| {})?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `--system`: every sample of the run's system metrics (or of the `--metric`s given), metric
+/// by metric, in time order.
+fn system(store: &Store, args: &Args) -> Result<(), Failure> {
+    let snapshot = store.open_run(&args.id)?.snapshot()?;
+    let names = snapshot.metrics()?;
+    let system: Vec<String> = names.into_iter().filter(|name| name.starts_with(runstore::SYSTEM_PREFIX)).collect();
+    let selected = if args.selection.metrics.is_empty() { system.clone() } else { args.selection.metrics.clone() };
+    if let Some(unknown) = selected.iter().find(|name| !system.contains(name)) {
+        return Err(Failure::input(format!("run {:?} has no system metric {unknown:?}", args.id)));
+    }
+    let mut out = output::stdout();
+    if args.format != Format::Jsonl {
+        writeln!(out, "_timestamp,metric,value")?;
+    }
+    for name in &selected {
+        for (time, value) in snapshot.system(name, ..)? {
+            let stamp = rows::seconds(rows::ms(time));
+            if args.format == Format::Jsonl {
+                let key = serde_json::to_string(name).map_err(std::io::Error::from)?;
+                write!(out, "{{\"_timestamp\":{stamp},\"metric\":{key},\"value\":")?;
+                match output::non_finite(value) {
+                    Some(text) => write!(out, "\"{text}\"")?,
+                    None => output::write_exact(&mut out, value)?,
+                }
+                writeln!(out, "}}")?;
+            } else {
+                write!(out, "{stamp},{name},")?;
+                output::write_exact(&mut out, value)?;
+                writeln!(out)?;
+            }
+        }
+    }
     out.flush()?;
     Ok(())
 }

@@ -24,7 +24,8 @@ fn chosen(given: &[String], names: &[std::sync::Arc<str>]) -> (Vec<String>, Opti
     if !given.is_empty() {
         return (given.to_vec(), None);
     }
-    let all: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let all: Vec<String> =
+        names.iter().filter(|name| !name.starts_with(runstore::SYSTEM_PREFIX)).map(ToString::to_string).collect();
     if all.len() <= MAX_CURVES {
         return (all, None);
     }

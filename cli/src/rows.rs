@@ -135,7 +135,10 @@ impl RowWriter {
         for name in names.iter().skip(self.known) {
             let column = if self.selected.is_empty() {
                 // csv columns are frozen by the header; later metrics have no column there.
-                (self.format != Format::Csv || self.header_columns.is_none()).then(|| self.add_column(name))
+                // System metrics have samples by time, not points in rows: no column.
+                (!name.starts_with(runstore::SYSTEM_PREFIX)
+                    && (self.format != Format::Csv || self.header_columns.is_none()))
+                .then(|| self.add_column(name))
             } else {
                 self.columns.iter().position(|column| column.name == **name)
             };

@@ -35,7 +35,9 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let info = reader.info()?;
     let attempts = reader.attempts()?;
     let branches = reader.branches()?;
-    let metrics = reader.metrics()?;
+    // System metrics have samples by time, not a curve over steps.
+    let metrics: Vec<String> =
+        reader.metrics()?.into_iter().filter(|name| !name.starts_with(runstore::SYSTEM_PREFIX)).collect();
     let checkpoint = reader.latest_checkpoint()?;
     let holder = if info.state.is_live() { reader.holder() } else { None };
     let mut out = output::stdout();

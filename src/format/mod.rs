@@ -13,7 +13,6 @@ pub(crate) mod row_chunk;
 pub(crate) mod steps;
 pub(crate) mod summary;
 pub(crate) mod tables;
-#[allow(dead_code)] // The time-indexed series (system metrics) land next.
 pub(crate) mod time_chunk;
 mod times;
 pub(crate) mod xor;

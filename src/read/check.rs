@@ -36,9 +36,9 @@ use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
 use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
     ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META,
-    METRICS, POINTS, ROWS, SUMMARIES,
+    METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
 };
-use crate::format::{Corrupt, point_chunk, row_chunk};
+use crate::format::{Corrupt, point_chunk, row_chunk, time_chunk};
 use crate::id::{validate_metric_name, validate_run_id};
 use crate::state::RunState;
 use crate::store::{DATABASE, LOCK, Store, decode_pointer};
@@ -588,7 +588,40 @@ fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> 
         }
     }
 
+    check_samples(tx, path, report, &names)?;
     check_branches(tx, path, report, known)
+}
+
+/// Time-indexed series: every time chunk decodes, is keyed by its first time, belongs to a
+/// known `system/` metric, and has the summary of its samples.
+fn check_samples(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, names: &[String]) -> Result<()> {
+    let chunks = tx.open_table(SAMPLES).at(path)?;
+    let summaries = tx.open_table(SAMPLE_SUMMARIES).at(path)?;
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    for entry in chunks.iter().at(path)? {
+        let (key, bytes) = entry.at(path)?;
+        let (metric, first) = key.value();
+        let at = |detail: &str| format!("system series {metric}, chunk at time {first}: {detail}");
+        if !names.get(metric as usize).is_some_and(|name| name.starts_with(crate::SYSTEM_PREFIX)) {
+            report.problem(path, at("it is not a system metric's"));
+            return Ok(());
+        }
+        if let Err(corrupt) = time_chunk::decode(bytes.value(), &mut times, &mut values) {
+            report.problem(path, at(corrupt.0));
+            return Ok(());
+        }
+        if times.first() != Some(&first) {
+            report.problem(path, at("its key differs from its first time"));
+            return Ok(());
+        }
+        let stored = summaries.get((metric, first)).at(path)?.map(|s| ChunkSummary::decode(s.value()));
+        if stored != Some(Ok(ChunkSummary::of(&times, &values))) {
+            report.problem(path, at("its summary is missing or does not describe its samples"));
+            return Ok(());
+        }
+        report.chunks += 1;
+    }
+    Ok(())
 }
 
 fn read_names(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<Vec<String>> {

@@ -243,6 +243,20 @@ impl RunReader {
         self.snapshot()?.series_with_time(metric, steps)
     }
 
+    /// The samples of the time-indexed series `metric` (a system metric, see
+    /// [`crate::Run::log_system`]) taken in `times`, in time order.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    pub fn system(
+        &self,
+        metric: &str,
+        times: impl RangeBounds<std::time::SystemTime>,
+    ) -> Result<Vec<(std::time::SystemTime, f64)>> {
+        self.snapshot()?.system(metric, times)
+    }
+
     /// The run's checkpoints in the order recorded (see [`crate::Run::checkpoint`]), each with
     /// whether its path exists now.
     ///

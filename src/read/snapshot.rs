@@ -9,9 +9,10 @@
 //! ("One snapshot per read").
 
 use std::collections::BTreeMap;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -19,8 +20,9 @@ use crate::checkpoint::{Checkpoint, CheckpointChoice};
 use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
+use crate::format::tables::SAMPLES;
 use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META};
-use crate::format::{point_chunk, row_chunk};
+use crate::format::{point_chunk, row_chunk, time_chunk};
 use crate::guard;
 use crate::lock;
 use crate::read::chunks::SegmentTables;
@@ -342,6 +344,45 @@ impl RunSnapshot {
             table: Table::Archive(branch),
             first: record.first_step,
             last: record.last_step,
+        })
+    }
+
+    /// The samples of the time-indexed series `metric` (a system metric, `system/...`) taken in
+    /// `times`, in time order: `(time, value)`. An unknown series yields none.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn system(&self, metric: &str, times: impl RangeBounds<SystemTime>) -> Result<Vec<(SystemTime, f64)>> {
+        let ms = |bound: Bound<&SystemTime>| match bound {
+            Bound::Included(time) => Bound::Included(sys::to_ms(*time)),
+            Bound::Excluded(time) => Bound::Excluded(sys::to_ms(*time)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (first, last) = bounds(&(ms(times.start_bound()), ms(times.end_bound())));
+        let Some(metric) = self.metric_id(metric) else { return Ok(Vec::new()) };
+        guard::catch(&self.path, || {
+            let path = &self.path;
+            let table = self.tx.open_table(SAMPLES).at(path)?;
+            // The chunk holding `first` may start before it.
+            let start = match table.range((metric, 0)..=(metric, first)).at(path)?.next_back() {
+                Some(entry) => entry.at(path)?.0.value().1,
+                None => first,
+            };
+            let (mut stamps, mut values, mut out) = (Vec::new(), Vec::new(), Vec::new());
+            if start > last {
+                return Ok(out);
+            }
+            for entry in table.range((metric, start)..=(metric, last)).at(path)? {
+                let (_, bytes) = entry.at(path)?;
+                time_chunk::decode(bytes.value(), &mut stamps, &mut values).at(path)?;
+                for (&time, &value) in stamps.iter().zip(&values) {
+                    if time >= first && time <= last {
+                        out.push((sys::from_ms(time), value));
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 

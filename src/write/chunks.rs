@@ -10,8 +10,10 @@ use redb::{ReadableTable, WriteTransaction};
 use crate::error::{Context, Result};
 use crate::format::batch::RowBatch;
 use crate::format::summary::ChunkSummary;
-use crate::format::tables::{ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SUMMARIES};
-use crate::format::{point_chunk, row_chunk};
+use crate::format::tables::{
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+};
+use crate::format::{point_chunk, row_chunk, time_chunk};
 
 /// How big the writer makes chunks. A chunk is one redb value, stored in a page of a power-of-two
 /// size: a chunk just under a page keeps the rounding waste small.
@@ -220,6 +222,74 @@ pub(crate) fn append_points(
         )?;
     }
     touched.clear();
+    Ok(())
+}
+
+/// Appends samples of time-indexed series, each series' to its last time chunk (topped up
+/// while small) with its summary. A sample at or before its series' last stored time is
+/// dropped: a series is stored in time order, and a retried commit that had landed stores
+/// nothing twice.
+pub(crate) fn append_samples(
+    tx: &WriteTransaction,
+    path: &Path,
+    samples: &[(u32, u64, f64)],
+    size: ChunkSize,
+    scratch: &mut Scratch,
+) -> Result<()> {
+    let mut chunks = tx.open_table(SAMPLES).at(path)?;
+    let mut summaries = tx.open_table(SAMPLE_SUMMARIES).at(path)?;
+    let mut metrics: Vec<u32> = samples.iter().map(|&(metric, _, _)| metric).collect();
+    metrics.sort_unstable();
+    metrics.dedup();
+    let Scratch { times, values, bytes, stream, points_guess, .. } = scratch;
+    for metric in metrics {
+        times.clear();
+        values.clear();
+        let last = chunks
+            .range((metric, 0)..=(metric, u64::MAX))
+            .at(path)?
+            .next_back()
+            .transpose()
+            .at(path)?
+            .map(|(key, value)| (key.value().1, value.value().to_vec()));
+        let mut last_time = None;
+        if let Some((_, chunk)) = last {
+            let mut stored_times = Vec::new();
+            let mut stored_values = Vec::new();
+            time_chunk::decode(&chunk, &mut stored_times, &mut stored_values).at(path)?;
+            last_time = stored_times.last().copied();
+            if chunk.len() < size.top_up_below() && stored_times.len() < MAX_POINTS {
+                *times = stored_times;
+                *values = stored_values;
+            }
+        }
+        for &(_, time, value) in samples.iter().filter(|sample| sample.0 == metric) {
+            if last_time.is_none_or(|last| time > last) {
+                times.push(time);
+                values.push(value);
+                last_time = Some(time);
+            }
+        }
+        if times.is_empty() {
+            continue;
+        }
+        let (times, values) = (&*times, &*values);
+        encode_sized(
+            times.len(),
+            size,
+            MAX_POINTS,
+            points_guess,
+            bytes,
+            |range, out| time_chunk::encode(&times[range.clone()], &values[range], stream, out),
+            |range, chunk| {
+                let key = (metric, times[range.start]);
+                chunks.insert(key, chunk).at(path)?;
+                let summary = ChunkSummary::of(&times[range.clone()], &values[range]);
+                summaries.insert(key, summary.encode().as_slice()).at(path)?;
+                Ok(())
+            },
+        )?;
+    }
     Ok(())
 }
 

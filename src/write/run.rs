@@ -98,6 +98,8 @@ struct Pending {
     rows: RowBatch,
     new_names: Vec<String>,
     summary_sets: Vec<(u32, f64)>,
+    /// Time-indexed samples: (metric id, time ms, value).
+    samples: Vec<(u32, u64, f64)>,
     shutdown: bool,
 }
 
@@ -148,20 +150,26 @@ impl Shared {
             *reopen = None;
         }
         let Some(open) = writer.as_mut() else { return Ok(()) };
-        let (names, sets) = {
+        let (names, sets, samples) = {
             let mut pending = lock(&self.pending);
             if pending.rows.is_empty()
                 && pending.new_names.is_empty()
                 && pending.summary_sets.is_empty()
+                && pending.samples.is_empty()
                 && state.is_none()
                 && checkpoint.is_none()
             {
                 return Ok(());
             }
             std::mem::swap(&mut pending.rows, spare);
-            (std::mem::take(&mut pending.new_names), std::mem::take(&mut pending.summary_sets))
+            (
+                std::mem::take(&mut pending.new_names),
+                std::mem::take(&mut pending.summary_sets),
+                std::mem::take(&mut pending.samples),
+            )
         };
-        let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt, checkpoint };
+        let extras =
+            Extras { new_names: &names, summary_sets: &sets, state, close_attempt, checkpoint, samples: &samples };
         let result = open.commit(spare, &extras);
         let mut pending = lock(&self.pending);
         if let Ok(()) = &result {
@@ -185,6 +193,11 @@ impl Shared {
             all_sets.retain(|(metric, _)| !pending.rows.metrics.contains(metric));
             all_sets.append(&mut pending.summary_sets);
             pending.summary_sets = all_sets;
+            // Samples that landed are not stored twice: a sample not after its series' last
+            // stored time is dropped by the commit.
+            let mut all_samples = samples;
+            all_samples.append(&mut pending.samples);
+            pending.samples = all_samples;
         }
         drop(pending);
         self.drained.notify_all();
@@ -614,6 +627,53 @@ impl Run {
         let mut pending = lock(&self.shared.pending);
         pending.new_names.extend(self.interner.added().map(str::to_string));
         pending.summary_sets.push((id, value));
+        Ok(())
+    }
+
+    /// Records samples of time-indexed series (system metrics: CPU, memory, GPU…) taken at
+    /// `time`: stored against time, not step, so they never create steps, never meet the step
+    /// rules, and a rewind leaves them alone. Names start with `system/`; a step metric may not.
+    /// They are committed with the next flush; each series keeps its samples in time order, and a
+    /// sample at or before its series' last stored time is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetricName`] for a name that does not start with `system/` or cannot be
+    /// stored (nothing of the call is kept).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::SystemTime;
+    ///
+    /// let mut run = store.init(runstore::RunOptions::new().id("s"))?;
+    /// run.log_system(SystemTime::now(), [("system/cpu_percent", 93.5), ("system/memory_rss_mib", 2048.0)])?;
+    /// run.finish(0)?;
+    /// let cpu = store.open_run("s")?.system("system/cpu_percent", ..)?;
+    /// assert_eq!(cpu.len(), 1);
+    /// assert_eq!(cpu[0].1, 93.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_system<I, K>(&mut self, time: std::time::SystemTime, samples: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        let time_ms = crate::sys::to_ms(time);
+        self.interner.mark();
+        let mut taken = Vec::new();
+        for (name, value) in samples {
+            match self.interner.system_id(name.as_ref()) {
+                Ok(id) => taken.push((id, time_ms, value)),
+                Err(error) => {
+                    self.interner.rollback();
+                    return Err(error);
+                }
+            }
+        }
+        let mut pending = lock(&self.shared.pending);
+        pending.new_names.extend(self.interner.added().map(str::to_string));
+        pending.samples.append(&mut taken);
         Ok(())
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct Extras<'a> {
     pub(crate) close_attempt: bool,
     /// A checkpoint recorded with these rows (its step is among the stored rows after them).
     pub(crate) checkpoint: Option<&'a CheckpointRecord>,
+    /// Samples of time-indexed series: (metric id, time ms, value).
+    pub(crate) samples: &'a [(u32, u64, f64)],
 }
 
 /// How to open a writer again after a failed commit (see [`Writer::reopen_plan`]).
@@ -394,6 +396,9 @@ impl Writer {
                 if !progress.pinned.is_empty() {
                     progress.pinned.retain(|(metric, _)| !rows.metrics.contains(metric));
                 }
+            }
+            if !extras.samples.is_empty() {
+                chunks::append_samples(&tx, &path, extras.samples, self.size, &mut self.scratch)?;
             }
             for &(metric, value) in extras.summary_sets {
                 progress.pinned.retain(|(pinned, _)| *pinned != metric);

@@ -23,3 +23,4 @@ mod resume_policy;
 mod rewind_fork;
 mod snapshots;
 mod support;
+mod system_series;

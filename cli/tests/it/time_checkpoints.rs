@@ -98,3 +98,26 @@ fn agent_resume_from_checkpoint_sets_the_variable_for_its_command() {
     ok(runstore(&t.path).env("RUNSTORE_RESUME_FROM", "12").args(["agent", "q", "--", "sh", "-c", &script]));
     assert_eq!(std::fs::read_to_string(&seen).unwrap(), "", "without the flag the variable is not passed on");
 }
+
+#[test]
+fn history_system_prints_samples_by_time_and_step_outputs_leave_them_out() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("s")).unwrap();
+    run.log([("loss", 0.5)]).unwrap();
+    run.log_system(UNIX_EPOCH + Duration::from_millis(1_700_000_000_250), [("system/cpu_percent", 12.5)]).unwrap();
+    run.log_system(UNIX_EPOCH + Duration::from_millis(1_700_000_010_250), [("system/cpu_percent", f64::NAN)]).unwrap();
+    run.finish(0).unwrap();
+    let csv = ok(runstore(&t.path).args(["history", "s", "--system"]));
+    assert_eq!(
+        csv,
+        "_timestamp,metric,value\n1700000000.250,system/cpu_percent,12.5\n1700000010.250,system/cpu_percent,NaN\n"
+    );
+    let jsonl = ok(runstore(&t.path).args(["history", "s", "--system", "--format", "jsonl"]));
+    assert_eq!(
+        jsonl.lines().next(),
+        Some(r#"{"_timestamp":1700000000.250,"metric":"system/cpu_percent","value":12.5}"#)
+    );
+    fails(runstore(&t.path).args(["history", "s", "--system", "-m", "system/nope"]), 2, "no system metric");
+    assert_eq!(ok(runstore(&t.path).args(["history", "s"])), "step,loss\n0,0.5\n");
+    assert!(!ok(runstore(&t.path).args(["show", "s"])).contains("system/"));
+}
