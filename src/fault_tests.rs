@@ -351,6 +351,8 @@ struct Model {
     checkpoints: Vec<u64>,
     /// Steps of acknowledged checkpoints that an acknowledged rewind archived.
     archived_checkpoints: Vec<u64>,
+    /// Times (seconds) of acknowledged system samples.
+    samples: Vec<u64>,
 }
 
 impl Model {
@@ -410,10 +412,17 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     log_all(&mut run, 0..300, 0)?;
-    // The checkpoint commits the rows it covers with it.
+    for second in 0..5 {
+        run.log_system(
+            sample_time(second),
+            [("system/cpu_percent", 10.0 * f64::from(u32::try_from(second).unwrap_or(0)))],
+        )?;
+    }
+    // The checkpoint commits the rows it covers (and the samples) with it.
     run.checkpoint(checkpoint_file(store))?;
     model.flushed(0..300, 0);
     model.checkpoints.push(299);
+    model.samples.extend(0..5);
     run.flush()?;
     log_all(&mut run, (300..340).chain(345..350), 0)?;
     run.flush()?;
@@ -438,8 +447,10 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     for step in 320..340 {
+        run.log_system(sample_time(step), [("system/cpu_percent", f64::from(u32::try_from(step).unwrap_or(0)))])?;
         run.log_at(step, row(step, 1))?;
         model.flushed([step], 1);
+        model.samples.push(step);
     }
     model.may_become(RunState::Finished);
     run.finish(0)?;
@@ -464,6 +475,11 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     run.finish(3)?;
     model.became(RunState::Failed);
     Ok(())
+}
+
+/// The time of the workload's system sample number `second`.
+fn sample_time(second: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000 + second)
 }
 
 /// The file the workload's checkpoints name, beside the store (written once: runstore only
@@ -583,6 +599,20 @@ fn verify(store: &Store, model: &Model) -> Vec<String> {
     }
     if !model.allowed.contains(&info.state) {
         fail(format!("state {} where {:?} was allowed", info.state, model.allowed));
+    }
+    match reader.system("system/cpu_percent", ..) {
+        Err(error) => fail(format!("the system samples do not read: {error}")),
+        Ok(samples) => {
+            let times: Vec<std::time::SystemTime> = samples.iter().map(|(time, _)| *time).collect();
+            if times.windows(2).any(|pair| pair[0] >= pair[1]) {
+                fail(format!("system samples are not stored once each, in time order: {times:?}"));
+            }
+            for &second in &model.samples {
+                if !times.contains(&sample_time(second)) {
+                    fail(format!("acknowledged system sample {second} is missing"));
+                }
+            }
+        }
     }
     match reader.checkpoints() {
         Err(error) => fail(format!("the checkpoints do not read: {error}")),

@@ -2,7 +2,7 @@
 //! committed to the repository; every later build must open it and read it whole, forever.
 //!
 //! It holds a run with three attempts, a rewind (one archived branch), a sparse metric and
-//! checkpoints (one archived by the rewind); a fork of it; a wide run (64 metrics); NaN, infinities and a signed zero; a queue of three
+//! checkpoints (one archived by the rewind) and system samples; a fork of it; a wide run (64 metrics); NaN, infinities and a signed zero; a queue of three
 //! items. `write_format_2_fixture` made it (ignored: run it only to add to the fixture while
 //! format 2 is unreleased, never to change what it holds):
 //!
@@ -42,6 +42,11 @@ fn rewritten(step: u64) -> f64 {
     value(step, 0) + 1000.0
 }
 
+/// When the fixture's system samples were taken (fixed: they are compared exactly).
+fn sample_time(step: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_795_000_000_000 + step * 1000)
+}
+
 fn options(id: &str) -> RunOptions {
     RunOptions::new().ignore_environment().id(id)
 }
@@ -61,6 +66,9 @@ fn write_format_2_fixture() {
     let mut run = store.init(options("base").resume(Resume::Never)).unwrap();
     for step in 0..300 {
         run.log([("loss", value(step, 0)), ("acc", value(step, 1))]).unwrap();
+        if step % 30 == 0 {
+            run.log_system(sample_time(step), [("system/cpu_percent", value(step, 1) * 100.0)]).unwrap();
+        }
     }
     run.checkpoint(checkpoint(299)).unwrap();
     run.finish(0).unwrap();
@@ -159,6 +167,10 @@ fn the_format_2_fixture_opens_and_reads_forever() {
     assert_eq!(eval, [300, 350].map(|s| (s, bits(value(s, 2)))));
     let archived: Vec<u64> = base.branch_series(0, "loss", ..).unwrap().map(|p| bits(p.unwrap().1)).collect();
     assert_eq!(archived, (351..400).map(|s| bits(value(s, 0))).collect::<Vec<_>>());
+    let samples = base.system("system/cpu_percent", ..).unwrap();
+    let expected: Vec<(SystemTime, u64)> =
+        (0..300).step_by(30).map(|s| (sample_time(s), bits(value(s, 1) * 100.0))).collect();
+    assert_eq!(samples.into_iter().map(|(time, v)| (time, bits(v))).collect::<Vec<_>>(), expected);
     let checkpoints = base.checkpoints().unwrap();
     let summary: Vec<(u32, u64, u64, u32, Option<u32>)> =
         checkpoints.iter().map(|c| (c.number, c.step, c.size, c.attempt, c.branch)).collect();
