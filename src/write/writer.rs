@@ -483,6 +483,9 @@ impl Writer {
     /// its fork step), for a program that starts from scratch. `None` when there is none.
     pub(crate) fn rewind_all(&mut self, id: &str, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         if let Some(fork) = self.fork.clone() {
+            if self.own_last_step().is_none() {
+                return Ok(None);
+            }
             return self.rewind(id, fork.step, by_attempt);
         }
         if self.progress.last_step.is_none() {

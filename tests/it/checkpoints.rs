@@ -294,3 +294,28 @@ fn series_with_time_gives_each_point_its_rows_time() {
     let times: Vec<_> = reader.history(..).unwrap().map(|row| row.unwrap().time()).collect();
     assert_eq!(times[4999], base + Duration::from_millis(4999 * 50 + 4999 % 3));
 }
+
+#[test]
+fn a_fork_resumed_from_checkpoint_with_none_keeps_its_inherited_rows() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    for step in 0..20 {
+        base.log_at(step * 2, [("loss", loss(step, 1))]).unwrap();
+    }
+    base.finish(0).unwrap();
+    // A fork at step 25, between the parent's rows 24 and 26: it inherits 13 rows and has
+    // none of its own.
+    t.store.fork("base", 25, options().id("fork")).unwrap().finish(0).unwrap();
+    let run = t.store.init(options().id("fork").resume(Resume::Must).resume_from_checkpoint()).unwrap();
+    assert_eq!(run.step(), 26);
+    run.finish(0).unwrap();
+    let mut fork = t.store.init(options().id("fork").resume(Resume::Must)).unwrap();
+    for step in 26..40 {
+        fork.log([("loss", loss(step, 2))]).unwrap();
+    }
+    drop(fork);
+    let run = t.store.init(options().id("fork").resume(Resume::Must).resume_from_checkpoint()).unwrap();
+    assert_eq!(run.step(), 26, "its own rows archived, the inherited ones kept");
+    run.finish(0).unwrap();
+    assert_eq!(t.store.open_run("fork").unwrap().history(..).unwrap().count(), 13);
+}
