@@ -6,7 +6,10 @@
 //! ```
 //!
 //! W1 log throughput and call latency, W2 resume time, W3 replay throughput, W4 bytes per point,
-//! W5 durable log calls against the fsync floor measured in the same run; Q1 a queue of N items:
+//! W5 durable log calls against the fsync floor measured in the same run; W6 a wide run (1 000
+//! metrics at every step and 20 every 500 steps, `--n` steps, 10 000 by default): log
+//! throughput, bytes per point, and one metric's series (`--keep DIR` keeps its store, for
+//! timing `runstore show` and `plot` on it); Q1 a queue of N items:
 //! the sweep that fills it, then push, claim and settle in a fresh process (its peak memory
 //! shows that an agent's does not grow with the queue):
 //!
@@ -165,21 +168,58 @@ fn queue_operations(dir: &Path, n: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// W6: logs a wide run, then reads one dense and one sparse metric's series (medians of 21).
+fn wide(dir: &Path, steps: u64) -> Result<(), Error> {
+    let started = Instant::now();
+    let points = support::build_wide(dir, steps);
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = support::disk_bytes(dir);
+    #[allow(clippy::cast_precision_loss)]
+    let (rate, per_point) = (points as f64 / seconds, bytes as f64 / points as f64);
+    println!(
+        r#"{{"workload":"W6","steps":{steps},"points":{points},"seconds":{seconds:.3},"points_per_sec":{rate:.0},"bytes":{bytes},"bytes_per_point":{per_point:.3}}}"#
+    );
+    let store = Store::open(dir)?;
+    let reader = store.open_run(support::RUN)?;
+    let (dense, sparse) = support::w6_names();
+    for name in [&dense[support::W6_DENSE / 2], &sparse[0]] {
+        let mut times = Vec::new();
+        let mut read = 0;
+        for _ in 0..21 {
+            let started = Instant::now();
+            read = reader
+                .series(name, ..)?
+                .map(|point| point.map(|(_, value)| value))
+                .collect::<Result<Vec<_>, _>>()?
+                .len();
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        println!(r#"{{"workload":"W6-series","metric":"{name}","points":{read},"ms_median":{:.3}}}"#, median_ms(times));
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     let mut workload = "all".to_string();
     let mut n: u64 = 100_000;
+    let mut keep: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--workload" => workload = args.next().ok_or("--workload needs a value")?.to_uppercase(),
             "--n" => n = args.next().ok_or("--n needs a value")?.parse()?,
             "--bench" => {} // passed by `cargo bench`
+            "--keep" => keep = Some(args.next().ok_or("--keep needs a directory")?.into()),
             "--queue-operations" => {
                 // The fresh process of Q1: --queue-operations DIR.
                 let dir = args.next().ok_or("--queue-operations needs a directory")?;
                 return queue_operations(Path::new(&dir), n);
             }
-            other => return Err(format!("unknown argument {other:?}; use --workload W1..W5|Q1|all --n N").into()),
+            other => {
+                return Err(
+                    format!("unknown argument {other:?}; use --workload W1..W6|Q1|all --n N [--keep DIR]").into()
+                );
+            }
         }
     }
     let all = workload == "ALL";
@@ -234,6 +274,14 @@ fn main() -> Result<(), Error> {
             r#"{{"workload":"W5","n":{n},"calls_per_sec":{calls:.0},"latency":{},"fsync_floor_ns":{floor},"p50_over_floor":{ratio:.2}}}"#,
             latency_json(&histogram)
         );
+    }
+    if all || workload == "W6" {
+        // W6 is 10^4 steps as the standard defines it, whatever `--n` says for the others.
+        let steps = if workload == "W6" && n != 100_000 { n } else { 10_000 };
+        match &keep {
+            Some(dir) => wide(dir, steps)?,
+            None => wide(tempfile::tempdir()?.path(), steps)?,
+        }
     }
     if workload == "Q1" {
         let dir = tempfile::tempdir()?;

@@ -11,7 +11,7 @@
 # fuzz/logs/<target>.log. Exits non-zero when a target crashes.
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(block rows value_stream records lock_holder auto_pointer names)
+targets=(row_chunk point_chunk time_chunk value_stream records lock_holder auto_pointer names)
 
 if [ "${1:-}" = "--stable" ]; then
   seconds="${2:-60}"
@@ -28,7 +28,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
        "cargo install cargo-fuzz): running the stable stand-in instead" >&2
   exec "$0" --stable "$seconds"
 fi
-if [ ! -d seeds/block ]; then
+if [ ! -d seeds/point_chunk ]; then
   cargo test --manifest-path ../Cargo.toml --features fuzzing --lib fuzzing::tests::write_seed_corpus -- --ignored
 fi
 mkdir -p logs

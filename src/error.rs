@@ -244,8 +244,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// A file written by a newer version of runstore.
-    #[error("{path} has format version {found}, newer than {supported} that this runstore reads: upgrade runstore")]
+    /// A file written by a newer version of runstore, or a run database of format 1 (the
+    /// development builds before format 2), which this build does not read: the message says
+    /// how to move it.
+    #[error("{}", unsupported_format(path, *found, *supported))]
     UnsupportedFormat {
         /// The store marker or run database.
         path: PathBuf,
@@ -414,3 +416,17 @@ storage_context!(
     redb::StorageError,
     redb::CommitError
 );
+
+/// The message of [`Error::UnsupportedFormat`]: upgrade for a newer file, move an older one.
+fn unsupported_format(path: &Path, found: u32, supported: u32) -> String {
+    let path = path.display();
+    if found > supported {
+        format!("{path} has format version {found}, newer than {supported} that this runstore reads: upgrade runstore")
+    } else {
+        format!(
+            "{path} has format version {found}, older than {supported} that this runstore reads (format 1 existed \
+             only in development builds): export the run with the build that wrote it (`runstore export ID --format \
+             jsonl`) and log its rows into a run of this build (`Run::log_at`, or `runstore log ID --step N KEY=VALUE`)"
+        )
+    }
+}

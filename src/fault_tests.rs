@@ -347,6 +347,12 @@ struct Model {
     allowed: Vec<RunState>,
     /// A rewind was started but not acknowledged: acknowledged rows may sit in an unknown branch.
     rewind_in_flight: bool,
+    /// Steps of acknowledged checkpoints that no acknowledged rewind archived.
+    checkpoints: Vec<u64>,
+    /// Steps of acknowledged checkpoints that an acknowledged rewind archived.
+    archived_checkpoints: Vec<u64>,
+    /// Times (seconds) of acknowledged system samples.
+    samples: Vec<u64>,
 }
 
 impl Model {
@@ -374,6 +380,9 @@ impl Model {
         if let Some(branch) = branch {
             self.archived.insert(branch, archived);
         }
+        let (gone, kept) = self.checkpoints.iter().partition(|&&step| step > to);
+        self.checkpoints = kept;
+        self.archived_checkpoints.extend::<Vec<u64>>(gone);
     }
 }
 
@@ -403,8 +412,18 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     log_all(&mut run, 0..300, 0)?;
-    run.flush()?;
+    for second in 0..5 {
+        run.log_system(
+            sample_time(second),
+            [("system/cpu_percent", 10.0 * f64::from(u32::try_from(second).unwrap_or(0)))],
+        )?;
+    }
+    // The checkpoint commits the rows it covers (and the samples) with it.
+    run.checkpoint(checkpoint_file(store))?;
     model.flushed(0..300, 0);
+    model.checkpoints.push(299);
+    model.samples.extend(0..5);
+    run.flush()?;
     log_all(&mut run, (300..340).chain(345..350), 0)?;
     run.flush()?;
     model.flushed((300..340).chain(345..350), 0);
@@ -428,8 +447,10 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     for step in 320..340 {
+        run.log_system(sample_time(step), [("system/cpu_percent", f64::from(u32::try_from(step).unwrap_or(0)))])?;
         run.log_at(step, row(step, 1))?;
         model.flushed([step], 1);
+        model.samples.push(step);
     }
     model.may_become(RunState::Finished);
     run.finish(0)?;
@@ -446,12 +467,29 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     // again after a failed commit, so a passing fault does not stop that).
     model.may_become(RunState::Failed);
     log_all(&mut run, 331..400, 2)?;
-    run.flush()?;
+    run.checkpoint_at(390, checkpoint_file(store))?;
     model.flushed(331..400, 2);
+    model.checkpoints.push(390);
+    run.flush()?;
     model.may_become(RunState::Failed);
     run.finish(3)?;
     model.became(RunState::Failed);
     Ok(())
+}
+
+/// The time of the workload's system sample number `second`.
+fn sample_time(second: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000 + second)
+}
+
+/// The file the workload's checkpoints name, beside the store (written once: runstore only
+/// stats it).
+fn checkpoint_file(store: &Store) -> std::path::PathBuf {
+    let path = store.path().with_extension("ckpt");
+    if !path.exists() {
+        std::fs::write(&path, b"state").expect("checkpoint file");
+    }
+    path
 }
 
 /// Checks the reopened store against what was acknowledged; returns the violations.
@@ -561,6 +599,42 @@ fn verify(store: &Store, model: &Model) -> Vec<String> {
     }
     if !model.allowed.contains(&info.state) {
         fail(format!("state {} where {:?} was allowed", info.state, model.allowed));
+    }
+    match reader.system("system/cpu_percent", ..) {
+        Err(error) => fail(format!("the system samples do not read: {error}")),
+        Ok(samples) => {
+            let times: Vec<std::time::SystemTime> = samples.iter().map(|(time, _)| *time).collect();
+            if times.windows(2).any(|pair| pair[0] >= pair[1]) {
+                fail(format!("system samples are not stored once each, in time order: {times:?}"));
+            }
+            for &second in &model.samples {
+                if !times.contains(&sample_time(second)) {
+                    fail(format!("acknowledged system sample {second} is missing"));
+                }
+            }
+        }
+    }
+    match reader.checkpoints() {
+        Err(error) => fail(format!("the checkpoints do not read: {error}")),
+        Ok(checkpoints) => {
+            for &step in &model.checkpoints {
+                // A rewind that failed after reaching the file archived what it covers.
+                let archived_ok = model.rewind_in_flight;
+                if !checkpoints.iter().any(|c| c.step == step && (c.branch.is_none() || archived_ok)) {
+                    fail(format!("acknowledged checkpoint at {step} is not live: {checkpoints:?}"));
+                }
+            }
+            for &step in &model.archived_checkpoints {
+                if !checkpoints.iter().any(|c| c.step == step && c.branch.is_some()) {
+                    fail(format!("checkpoint at {step} is not archived by its acknowledged rewind: {checkpoints:?}"));
+                }
+            }
+            for checkpoint in checkpoints.iter().filter(|c| c.branch.is_none()) {
+                if !live.contains_key(&checkpoint.step) {
+                    fail(format!("live checkpoint at {} covers a step that is not live", checkpoint.step));
+                }
+            }
+        }
     }
     match reader.holder() {
         Ok(None) => {}

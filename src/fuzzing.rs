@@ -1,136 +1,70 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo feature `fuzzing`; not a public API).
 //!
-//! Every decoder of stored bytes is reachable here: the row-block codec (whole blocks, steps
-//! only, metric ids, one metric), the XOR value streams, the postcard records (progress,
-//! attempt, branch), the JSON run record, the lock holder record, the `auto` pointer, and the
+//! Every decoder of stored bytes is reachable here: the chunks of run format 2 (row, point and
+//! time chunks, chunk summaries), the XOR value streams, the postcard records (progress,
+//! attempt, branch, checkpoint), the JSON run record, the lock holder record, the `auto` pointer, and the
 //! validation of run ids and metric names. Each function panics only when the code under test
 //! is wrong: a decoder that accepts bytes must give results that agree with its siblings and
 //! that re-encode to the same values; a validator must accept exactly what its rules allow.
 
-use crate::format::batch::RowBatch;
-use crate::format::block::{self, DecodedBlock, Encoder};
-use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
+use crate::format::records::{AttemptRecord, BranchRecord, CheckpointRecord, Progress, RunRecord};
+use crate::format::summary::ChunkSummary;
 use crate::format::xor::{self, Predictor};
+use crate::format::{point_chunk, row_chunk, time_chunk};
 
-/// Decodes `bytes` as a row block every way the readers do, and checks that the ways agree and
-/// that a decoded block re-encodes to the same rows.
-pub fn block(bytes: &[u8]) {
-    let header = block::header(bytes);
-    let mut steps = Vec::new();
-    let stepped = block::decode_steps(bytes, &mut steps);
-    let mut ids = Vec::new();
-    let listed = block::metric_ids(bytes, &mut ids);
-    let mut decoded = DecodedBlock::default();
-    let Ok(full) = block::decode(bytes, &mut decoded) else {
-        // Whatever else decodes must still be consistent with itself.
-        if let Ok(stepped) = stepped {
-            assert_eq!(steps.len(), stepped.rows);
-            assert!(steps.windows(2).all(|pair| pair[0] < pair[1]));
-        }
-        for metric in ids.iter().copied().take(4) {
-            let mut points = Vec::new();
-            let _ = block::decode_metric(bytes, metric, &mut Vec::new(), &mut Vec::new(), &mut points);
-        }
-        return;
-    };
-    assert_eq!(header, Ok(full));
+/// Decodes `data` as a row chunk (whole, steps only, range only), checks that the ways agree
+/// and that the decoded rows re-encode to the same steps and times.
+pub fn row_chunk(data: &[u8]) {
+    let range = row_chunk::range(data);
+    let (mut steps, mut times, mut only) = (Vec::new(), Vec::new(), Vec::new());
+    let stepped = row_chunk::decode_steps(data, &mut only);
+    let Ok(full) = row_chunk::decode(data, &mut steps, &mut times) else { return };
+    assert_eq!(range, Ok(full));
     assert_eq!(stepped, Ok(full));
-    assert_eq!(listed, Ok(full));
-    assert_eq!(steps, decoded.steps);
-    assert_eq!(steps.len(), full.rows);
-    assert!(steps.windows(2).all(|pair| pair[0] < pair[1]), "steps strictly increase");
-    assert_eq!((steps.first().copied(), steps.last().copied()), (Some(full.first_step), Some(full.last_step)));
-    let columns: Vec<u32> = decoded.columns().iter().map(|column| column.metric).collect();
-    assert_eq!(ids, columns);
-    for column in decoded.columns() {
-        let present = (0..full.rows).filter(|&row| column.has_row(row)).count();
-        assert_eq!(present, column.values.len());
-        let mut points = Vec::new();
-        let one = block::decode_metric(bytes, column.metric, &mut Vec::new(), &mut Vec::new(), &mut points);
-        assert_eq!(one, Ok(full));
-        let expected: Vec<(u64, u64)> = (0..full.rows)
-            .filter(|&row| column.has_row(row))
-            .map(|row| steps[row])
-            .zip(column.values.iter().map(|value| value.to_bits()))
-            .collect();
-        let got: Vec<(u64, u64)> = points.iter().map(|&(step, value)| (step, value.to_bits())).collect();
-        assert_eq!(got, expected);
-    }
-    // A decoded block re-encodes to the same rows.
-    let mut rows = RowBatch::default();
-    decoded.append_to(&mut rows);
-    round_trip(&rows);
-}
-
-/// Encodes `rows` as one block, decodes it, and checks that every value comes back bit-exact.
-fn round_trip(rows: &RowBatch) {
-    if rows.is_empty() {
-        return;
-    }
+    assert_eq!(only, steps);
+    assert_eq!((steps.len(), times.len()), (full.count, full.count));
+    assert!(steps.windows(2).all(|pair| pair[0] < pair[1]));
     let mut bytes = Vec::new();
-    Encoder::default().encode(rows, 0..rows.rows(), &mut bytes);
-    let mut decoded = DecodedBlock::default();
-    block::decode(&bytes, &mut decoded).expect("an encoded block decodes");
-    let mut back = RowBatch::default();
-    decoded.append_to(&mut back);
-    assert_eq!(back.steps, rows.steps);
-    for row in 0..rows.rows() {
-        let (_, metrics, values) = rows.row(row);
-        // The encoder keeps the later value of a metric given twice in a row, in metric order.
-        let mut expected: Vec<(u32, u64)> = Vec::new();
-        for (&metric, value) in metrics.iter().zip(values) {
-            match expected.iter_mut().find(|(m, _)| *m == metric) {
-                Some(slot) => slot.1 = value.to_bits(),
-                None => expected.push((metric, value.to_bits())),
-            }
-        }
-        expected.sort_unstable();
-        let (_, metrics, values) = back.row(row);
-        let got: Vec<(u32, u64)> = metrics.iter().copied().zip(values.iter().map(|value| value.to_bits())).collect();
-        assert_eq!(got, expected, "row {row}");
-    }
+    row_chunk::encode(&steps, &times, &mut Vec::new(), &mut bytes);
+    let (mut s, mut t) = (Vec::new(), Vec::new());
+    row_chunk::decode(&bytes, &mut s, &mut t).expect("an encoded row chunk decodes");
+    assert_eq!((s, t), (steps, times));
 }
 
-/// Builds rows from arbitrary bytes (steps, metric ids and raw value bits), encodes them with
-/// the encoder the writer uses, and checks that they decode bit-exact.
-pub fn rows(data: &[u8]) {
-    let mut rows = RowBatch::default();
-    let mut step = 0u64;
-    let mut points = Vec::new();
-    for chunk in data.chunks_exact(10).take(5000) {
-        let gap = u64::from(chunk[0] % 4);
-        if rows.is_empty() {
-            step = u64::from(chunk[0]) << (chunk[1] % 64);
-        } else {
-            // Strictly increasing steps, up to the very top of the range.
-            step = match step.checked_add(gap.max(1)) {
-                Some(next) => next,
-                None => break,
-            };
-        }
-        points.clear();
-        let count = 1 + usize::from(chunk[1] % 3);
-        for point in 0..count {
-            let metric = u32::from(chunk[2 + point] % 8);
-            let bits =
-                u64::from_le_bytes([chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7], chunk[8], chunk[9]]);
-            points.push((metric, f64::from_bits(bits.rotate_left(u32::try_from(point).unwrap_or(0) * 21))));
-        }
-        rows.push_row(step, &points);
+/// Decodes `data` as a point chunk, checks it against its range and steps-only decoding, and
+/// that its points re-encode bit-exact; also decodes it as a chunk summary.
+pub fn point_chunk(data: &[u8]) {
+    if let Ok(summary) = ChunkSummary::decode(data) {
+        assert_eq!(ChunkSummary::decode(&summary.encode()), Ok(summary));
     }
-    round_trip(&rows);
-    // Whole-batch encoding as the writer does it: blocks of the target size, each decodable.
-    let mut encoder = Encoder::default();
-    let mut total = 0;
-    let result: Result<(), ()> = encoder.encode_blocks(&rows, 0..rows.rows(), |first, bytes| {
-        let mut decoded = DecodedBlock::default();
-        let header = block::decode(bytes, &mut decoded).expect("an encoded block decodes");
-        assert_eq!(header.first_step, first);
-        total += header.rows;
-        Ok(())
-    });
-    assert!(result.is_ok());
-    assert_eq!(total, rows.rows());
+    let range = point_chunk::range(data);
+    let (mut steps, mut values, mut only) = (Vec::new(), Vec::new(), Vec::new());
+    let Ok(full) = point_chunk::decode(data, &mut steps, &mut values) else { return };
+    assert_eq!(range, Ok(full));
+    assert_eq!(point_chunk::decode_steps(data, &mut only), Ok(full));
+    assert_eq!(only, steps);
+    assert_eq!((steps.len(), values.len()), (full.count, full.count));
+    let mut bytes = Vec::new();
+    point_chunk::encode(&steps, &values, &mut Vec::new(), &mut bytes);
+    let (mut s, mut v) = (Vec::new(), Vec::new());
+    point_chunk::decode(&bytes, &mut s, &mut v).expect("an encoded point chunk decodes");
+    let bits = |values: &[f64]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+    assert_eq!((s, bits(&v)), (steps.clone(), bits(&values)));
+    let summary = ChunkSummary::of(&steps, &values);
+    assert_eq!(ChunkSummary::decode(&summary.encode()), Ok(summary));
+}
+
+/// Decodes `data` as a time chunk and checks that its samples re-encode bit-exact.
+pub fn time_chunk(data: &[u8]) {
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    let Ok(count) = time_chunk::decode(data, &mut times, &mut values) else { return };
+    assert_eq!((times.len(), values.len()), (count, count));
+    let mut bytes = Vec::new();
+    time_chunk::encode(&times, &values, &mut Vec::new(), &mut bytes);
+    let (mut t, mut v) = (Vec::new(), Vec::new());
+    time_chunk::decode(&bytes, &mut t, &mut v).expect("an encoded time chunk decodes");
+    let bits = |values: &[f64]| values.iter().map(|value| value.to_bits()).collect::<Vec<_>>();
+    assert_eq!((t, bits(&v)), (times, bits(&values)));
 }
 
 /// Decodes `data` as a value stream of `count` values with either predictor, and checks that
@@ -163,6 +97,9 @@ pub fn records(data: &[u8]) {
     }
     if let Ok(branch) = BranchRecord::decode(data) {
         assert_eq!(BranchRecord::decode(&branch.encode()), Ok(branch));
+    }
+    if let Ok(checkpoint) = CheckpointRecord::decode(data) {
+        assert_eq!(CheckpointRecord::decode(&checkpoint.encode()), Ok(checkpoint));
     }
     if let Ok(record) = RunRecord::decode(data) {
         let again = RunRecord::decode(&record.encode()).expect("an encoded run record decodes");
@@ -208,23 +145,22 @@ pub fn names(data: &[u8]) {
 /// Seed inputs for each target, made with the encoders: `(target, bytes)`.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut seeds = Vec::new();
-    let mut batch = RowBatch::default();
-    for step in 0..300u64 {
-        #[allow(clippy::cast_precision_loss)]
-        let x = step as f64;
-        let mut points = vec![(0, 1.0 / (1.0 + x)), (1, x.sin())];
-        if step % 7 == 0 {
-            points.push((3, f64::NAN));
-        }
-        if step % 11 == 0 {
-            points.push((4, f64::NEG_INFINITY));
-        }
-        batch.push_row(if step > 200 { step * 3 } else { step }, &points);
-    }
-    for range in [0..1, 0..10, 0..200, 0..300, 150..300] {
+    let steps: Vec<u64> = (0..300u64).map(|i| if i > 200 { i * 3 } else { i }).collect();
+    let times: Vec<u64> = (0..300u64).map(|i| 1_795_741_387_000 + i * 50 + i % 7).collect();
+    #[allow(clippy::cast_precision_loss)]
+    let values: Vec<f64> = steps.iter().map(|&s| if s % 7 == 0 { f64::NAN } else { 1.0 / (1.0 + s as f64) }).collect();
+    for range in [0..1, 0..200, 0..300] {
         let mut bytes = Vec::new();
-        Encoder::default().encode(&batch, range, &mut bytes);
-        seeds.push(("block", bytes));
+        row_chunk::encode(&steps[range.clone()], &times[range.clone()], &mut Vec::new(), &mut bytes);
+        seeds.push(("row_chunk", bytes));
+        let mut bytes = Vec::new();
+        point_chunk::encode(&steps[range.clone()], &values[range.clone()], &mut Vec::new(), &mut bytes);
+        seeds.push(("point_chunk", bytes));
+        let summary = ChunkSummary::of(&steps[range.clone()], &values[range.clone()]);
+        seeds.push(("point_chunk", summary.encode().to_vec()));
+        let mut bytes = Vec::new();
+        time_chunk::encode(&times[range.clone()], &values[range], &mut Vec::new(), &mut bytes);
+        seeds.push(("time_chunk", bytes));
     }
     let values: Vec<f64> = (0..64).map(|i| f64::from(i).cos()).collect();
     for predictor in [Predictor::Previous, Predictor::Linear] {
@@ -232,8 +168,6 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         xor::encode(&values, predictor, &mut bytes);
         seeds.push(("value_stream", bytes));
     }
-    let rows: Vec<u8> = (0..400u32).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
-    seeds.push(("rows", rows));
     let progress = Progress {
         state: crate::format::records::StateTag(0),
         exit_code: Some(-3),
@@ -264,8 +198,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         rows: 199,
         by_attempt: 2,
         attempts: vec![1, 2],
+        checkpoints: vec![3],
+        restarted: false,
     };
     seeds.push(("records", branch.encode()));
+    let checkpoint = CheckpointRecord {
+        step: 1200,
+        path: b"ckpt/step-1200.pt".to_vec(),
+        absolute: b"/home/me/train/ckpt/step-1200.pt".to_vec(),
+        size: 1 << 20,
+        time_ms: 1_795_741_387_000,
+        attempt: 2,
+        branch: None,
+    };
+    seeds.push(("records", checkpoint.encode()));
     seeds.push((
         "records",
         br#"{"id":"resnet-7","project":"vision","tags":["a"],"config":{"lr":0.0003},"created_at_ms":5}"#.to_vec(),
@@ -281,8 +227,9 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// The entry point of the target named `name`.
 pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
-        "block" => block,
-        "rows" => rows,
+        "row_chunk" => row_chunk,
+        "point_chunk" => point_chunk,
+        "time_chunk" => time_chunk,
         "value_stream" => value_stream,
         "records" => records,
         "lock_holder" => lock_holder,
@@ -293,7 +240,8 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
 }
 
 /// The names of every target.
-pub const TARGETS: [&str; 7] = ["block", "rows", "value_stream", "records", "lock_holder", "auto_pointer", "names"];
+pub const TARGETS: [&str; 8] =
+    ["row_chunk", "point_chunk", "time_chunk", "value_stream", "records", "lock_holder", "auto_pointer", "names"];
 
 #[cfg(test)]
 mod tests {

@@ -62,7 +62,7 @@
 //!   and SIGINT.
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
-//! - **Checks**: [`Store::check`] verifies a run's file, records and blocks.
+//! - **Checks**: [`Store::check`] verifies a run's file, records and chunks.
 //! - **Managing runs**: [`Store::delete_run`] (crash-safe: a run is whole or gone),
 //!   [`Store::edit_tags`], [`Store::set_notes`]; [`Run::config`] is the config as stored.
 //!
@@ -72,6 +72,7 @@
 //! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`]. [`ENV_UNSAFE_LOCKS`]
 //! (`RUNSTORE_UNSAFE_LOCKS=1`) lets writers work where locks cannot keep one writer per run.
 
+mod checkpoint;
 mod error;
 #[cfg(test)]
 mod fault_tests;
@@ -100,6 +101,7 @@ mod write;
 #[doc = include_str!("../README.md")]
 struct ReadmeExamples;
 
+pub use checkpoint::{Checkpoint, CheckpointChoice};
 pub use error::{Error, Result};
 pub use fs_check::{
     ENV_TEST_FLOCK_ERRNO, ENV_TEST_MOUNTINFO, ENV_UNSAFE_LOCKS, Filesystem, Linger, LockCall, LockSupport,
@@ -108,7 +110,7 @@ pub use fs_check::{
 pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
-pub use read::history::{History, Row, RowRef, Series};
+pub use read::history::{History, Row, RowRef, Series, TimedSeries};
 pub use read::reader::RunReader;
 pub use read::snapshot::RunSnapshot;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
@@ -116,4 +118,5 @@ pub use store::{DEFAULT_DIR, Store};
 pub use sweep::queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
 pub use sweep::space::{MAX_SWEEP_ITEMS, SearchSpace};
 pub use sys::format_rfc3339;
+pub use write::interner::SYSTEM_PREFIX;
 pub use write::run::Run;

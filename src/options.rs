@@ -21,7 +21,8 @@ pub const ENV_RESUME: &str = "RUNSTORE_RESUME";
 /// The project of a new run (`RUNSTORE_PROJECT`).
 pub const ENV_PROJECT: &str = "RUNSTORE_PROJECT";
 /// Rewind the resumed run to this step first (`RUNSTORE_RESUME_FROM`): the step of the
-/// checkpoint training restarts from.
+/// checkpoint training restarts from, or `checkpoint` for the latest recorded checkpoint whose
+/// file exists (see [`RunOptions::resume_from_checkpoint`]).
 pub const ENV_RESUME_FROM: &str = "RUNSTORE_RESUME_FROM";
 /// The store directory (`RUNSTORE_DIR`, default `./.runstore`).
 ///
@@ -171,6 +172,7 @@ pub struct RunOptions {
     pub(crate) use_environment: bool,
     pub(crate) working_dir: Option<PathBuf>,
     pub(crate) resume_from: Option<u64>,
+    pub(crate) resume_from_checkpoint: bool,
     pub(crate) fork: Option<(String, u64)>,
 }
 
@@ -190,6 +192,7 @@ impl Default for RunOptions {
             use_environment: true,
             working_dir: None,
             resume_from: None,
+            resume_from_checkpoint: false,
             fork: None,
         }
     }
@@ -292,6 +295,40 @@ impl RunOptions {
     /// `resume_from` on a run that `init` creates.
     pub fn resume_from(mut self, step: u64) -> Self {
         self.resume_from = Some(step);
+        self
+    }
+
+    /// When the run is resumed, rewind it to its latest recorded checkpoint whose file still
+    /// exists (see [`crate::Run::checkpoint`]): the rows after that checkpoint's step become an
+    /// archived branch, the next `log` uses `step + 1`, and [`crate::Run::resumed_checkpoint`]
+    /// returns it for the program to load. Newer checkpoints whose files are gone are skipped
+    /// and named in [`crate::Run::warnings`]. With no such checkpoint, every earlier row is
+    /// archived and the attempt starts at step 0 (a fork: at its fork step + 1), since the
+    /// program starts from scratch. A run that `init` creates starts as usual.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path().join("store"))?;
+    /// use runstore::{Resume, RunOptions};
+    ///
+    /// let mut run = store.init(RunOptions::new().id("t"))?;
+    /// for step in 0..250 {
+    ///     run.log([("loss", 1.0 / (1.0 + step as f64))])?;
+    ///     if step % 100 == 99 {
+    ///         let path = dir.path().join(format!("ckpt-{step}.pt"));
+    ///         std::fs::write(&path, b"state")?;
+    ///         run.checkpoint(&path)?;
+    ///     }
+    /// }
+    /// drop(run); // the process dies at step 249
+    ///
+    /// let run = store.init(RunOptions::new().id("t").resume(Resume::Must).resume_from_checkpoint())?;
+    /// let checkpoint = run.resumed_checkpoint().expect("ckpt-199.pt exists");
+    /// assert_eq!((checkpoint.step, run.step()), (199, 200));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resume_from_checkpoint(mut self) -> Self {
+        self.resume_from_checkpoint = true;
         self
     }
 
@@ -398,14 +435,19 @@ impl RunOptions {
             });
         }
         if self.resume_from.is_none()
+            && !self.resume_from_checkpoint
             && let Some(value) = get(ENV_RESUME_FROM)
         {
-            let step = value.trim().parse().map_err(|_| Error::InvalidEnvironment {
-                variable: ENV_RESUME_FROM,
-                value,
-                reason: "expected a step number",
-            })?;
-            self.resume_from = Some(step);
+            if value.trim().eq_ignore_ascii_case("checkpoint") {
+                self.resume_from_checkpoint = true;
+            } else {
+                let step = value.trim().parse().map_err(|_| Error::InvalidEnvironment {
+                    variable: ENV_RESUME_FROM,
+                    value,
+                    reason: "expected a step number or checkpoint",
+                })?;
+                self.resume_from = Some(step);
+            }
         }
         Ok(self)
     }

@@ -329,6 +329,11 @@ pub struct Branch {
     pub by_attempt: u32,
     /// The attempts that logged the branch's steps.
     pub attempts: Vec<u32>,
+    /// The checkpoints the rewind archived (their numbers): never a resume point again.
+    pub checkpoints: Vec<u32>,
+    /// Whether the rewind archived every row, step 0 included (a resume from checkpoint that
+    /// found none): `rewound_to` is then 0 but step 0 is in the branch.
+    pub restarted: bool,
 }
 
 impl Branch {
@@ -342,6 +347,8 @@ impl Branch {
             rows: record.rows,
             by_attempt: record.by_attempt,
             attempts: record.attempts,
+            checkpoints: record.checkpoints,
+            restarted: record.restarted,
         }
     }
 }

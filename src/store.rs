@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointChoice;
 use crate::error::{Context, Error, Result};
 use crate::files::{TempFile, sync_dir, write_atomically};
 use crate::format::STORE_FORMAT_VERSION;
@@ -24,7 +25,7 @@ use crate::resume::{Action, Request, Snapshot, decide};
 use crate::state::{Branch, RunInfo};
 use crate::sys;
 use crate::write::run::{Run, RunParts};
-use crate::write::writer::{ForkSeed, Writer};
+use crate::write::writer::{ForkSeed, RewindTarget, Writer};
 
 pub(crate) const MARKER: &str = "FORMAT";
 pub(crate) const RUNS: &str = "runs";
@@ -329,20 +330,18 @@ impl Store {
             _ => None,
         };
         let decision = decide(&request, snapshot.as_ref())?;
+        let mut resumed_checkpoint = None;
         let (id, lock, writer, config, resumed) = match decision.action {
             Action::Resume { next_step } => {
                 let Some(LockedRun { writer: Some(mut writer), lock, id }) = target.take() else {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
-                // A rewind that would fail is refused before the attempt is recorded; one that
-                // succeeds is part of the attempt's first commit.
-                if let Some(step) = options.resume_from {
-                    writer.check_rewind(&id, step)?;
-                }
                 let attempt = new_attempt(next_step);
-                let record = writer.begin_attempt(&id, attempt, options.resume_from, |record| {
-                    update_record(record, &options, config);
-                })?;
+                let (choice, record) = Self::resume_attempt(&mut writer, &id, &options, attempt, config)?;
+                if let Some(choice) = choice {
+                    warnings.extend(Self::checkpoint_warnings(&choice));
+                    resumed_checkpoint = choice.latest;
+                }
                 (id, lock, writer, record.config, true)
             }
             Action::Create => {
@@ -376,7 +375,54 @@ impl Store {
             resumed,
             warnings: warnings.into_iter().chain(decision.warning).collect(),
             pointer,
+            resumed_checkpoint,
         })
+    }
+
+    /// Records a new attempt on a resumed run, rewinding it first as asked: to `resume_from`'s
+    /// step, or with `resume_from_checkpoint` to the latest checkpoint's step (or every row of
+    /// its own when there is none). A rewind that would fail is refused before the attempt is
+    /// recorded; one that succeeds is part of the attempt's first commit, so that the attempt
+    /// starts after it. Returns the checkpoint choice made, if one was asked for, and the run
+    /// record as stored.
+    fn resume_attempt(
+        writer: &mut Writer,
+        id: &str,
+        options: &RunOptions,
+        attempt: AttemptRecord,
+        config: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(Option<CheckpointChoice>, RunRecord)> {
+        let choice = if options.resume_from.is_none() && options.resume_from_checkpoint {
+            Some(crate::checkpoint::choose(&writer.checkpoints()?))
+        } else {
+            None
+        };
+        let rewind = match (&choice, options.resume_from) {
+            (Some(choice), _) => Some(match &choice.latest {
+                Some(checkpoint) => RewindTarget::Step(checkpoint.step),
+                // No checkpoint to restart from: the program starts from scratch.
+                None => RewindTarget::Everything,
+            }),
+            (None, Some(step)) => Some(RewindTarget::Step(step)),
+            (None, None) => None,
+        };
+        let record = writer.begin_attempt(id, attempt, rewind, |record| update_record(record, options, config))?;
+        Ok((choice, record))
+    }
+
+    /// What a resume from checkpoint tells the user: the checkpoints skipped, or that none exists.
+    fn checkpoint_warnings(choice: &CheckpointChoice) -> Vec<String> {
+        let mut warnings: Vec<String> = choice
+            .missing
+            .iter()
+            .map(|missing| {
+                format!("checkpoint {} (step {}) no longer exists: skipped", missing.absolute.display(), missing.step)
+            })
+            .collect();
+        if choice.latest.is_none() {
+            warnings.push("no recorded checkpoint exists: the run starts again from the beginning".into());
+        }
+        warnings
     }
 
     /// Creates the database of run `id` (locked by the caller), a fork if `fork` is given;

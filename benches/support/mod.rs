@@ -60,3 +60,51 @@ pub fn disk_bytes(dir: &Path) -> u64 {
         })
         .sum()
 }
+
+/// W6's width: dense metrics logged at every step, sparse ones every [`W6_SPARSE_EVERY`] steps.
+pub const W6_DENSE: usize = 1000;
+pub const W6_SPARSE: usize = 20;
+pub const W6_SPARSE_EVERY: u64 = 500;
+
+/// W6's metric names: per-layer gradient norms, then per-class evaluation accuracies.
+pub fn w6_names() -> (Vec<String>, Vec<String>) {
+    let dense = (0..W6_DENSE).map(|i| format!("layer{i:03}/grad_norm")).collect();
+    let sparse = (0..W6_SPARSE).map(|j| format!("eval/class{j:02}/acc")).collect();
+    (dense, sparse)
+}
+
+/// W6's value of dense metric `metric` at step `step`: a per-layer decay with a wobble, as
+/// gradient norms look.
+pub fn w6_dense(step: u64, metric: usize) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let (x, m) = (step as f64, metric as f64);
+    (1.0 + m / 100.0) / (1.0 + 0.001 * x) + 0.01 * (x / 7.0 + m).sin()
+}
+
+/// W6's value of sparse metric `metric` at an evaluation step.
+pub fn w6_sparse(step: u64, metric: usize) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let (x, m) = (step as f64, metric as f64);
+    0.9 - 0.5 / (1.0 + 0.001 * x) - 0.001 * m
+}
+
+/// W6: creates the run in a fresh store at `dir` and logs `steps` wide rows; returns the points
+/// logged.
+pub fn build_wide(dir: &Path, steps: u64) -> u64 {
+    let (dense, sparse) = w6_names();
+    let store = Store::open(dir).expect("store");
+    let mut run = store.init(options(Durability::Buffered)).expect("init");
+    let mut row: Vec<(&str, f64)> = Vec::with_capacity(W6_DENSE + W6_SPARSE);
+    let mut points = 0u64;
+    for step in 0..steps {
+        row.clear();
+        row.extend(dense.iter().enumerate().map(|(i, name)| (name.as_str(), w6_dense(step, i))));
+        if step % W6_SPARSE_EVERY == 0 {
+            row.extend(sparse.iter().enumerate().map(|(j, name)| (name.as_str(), w6_sparse(step, j))));
+        }
+        points += row.len() as u64;
+        run.log(row.iter().copied()).expect("log");
+    }
+    run.finish(0).expect("finish");
+    points
+}

@@ -17,12 +17,13 @@ use crate::output;
 /// How often the agent looks at its command and at signals while the command runs.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Run a queue's items with a command, requeueing what did not finish.
+/// Run a queue's items with a command, requeue what did not finish.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 For each item, in queue order, the agent runs CMD with these variables set:
   RUNSTORE_RUN_ID=<item id>        RUNSTORE_RESUME=allow
   RUNSTORE_CONFIG=<config JSON>    RUNSTORE_DIR=<the store, absolute>
+(and RUNSTORE_RESUME_FROM=checkpoint with --resume-from-checkpoint)
 so that a command using runstore resumes the item's run where it stopped. Then:
   exit 0                          done
   exit N after mark_preempting    requeued (the run reads preempted)
@@ -48,12 +49,15 @@ pub struct Args {
     /// The queue to run.
     #[arg(value_name = "NAME")]
     queue: String,
-    /// Stop after K items [default: when none is claimable]
+    /// Stop after K items [default: none left to claim]
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
-    /// Failures before an item is marked failed
+    /// Failures before an item fails
     #[arg(long, value_name = "A", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     max_attempts: u32,
+    /// Resume items from their latest checkpoint
+    #[arg(long)]
+    resume_from_checkpoint: bool,
     /// The command to run for each item, and its arguments (after `--`).
     #[arg(value_name = "CMD", last = true, required = true, num_args = 1.., value_parser = clap::value_parser!(OsString))]
     command: Vec<OsString>,
@@ -104,6 +108,9 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             // Its own process group: a Ctrl-C on the terminal reaches the agent only, which
             // passes it on once (a second copy would make runstore's helper exit at once).
             .process_group(0);
+        if args.resume_from_checkpoint {
+            command.env(ENV_RESUME_FROM, "checkpoint");
+        }
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(error) => {

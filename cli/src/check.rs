@@ -10,7 +10,7 @@ use crate::output;
 /// Check runs for damage; exit 1 when any is found.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Reads every record and every block of a run, and runs the storage engine's
+Reads every record and every chunk of a run, and runs the storage engine's
 integrity check (page checksums) on a copy of its database, so that the run's
 files are never changed. A run being written is read from its last commit and
 the integrity check is skipped. Without ID, checks every run of the store and
@@ -96,7 +96,7 @@ fn text(out: &mut impl Write, run: &RunCheck) -> std::io::Result<()> {
         output::count(run.rows, "row", "rows"),
         run.archived_rows,
         output::count(run.branches, "branch", "branches"),
-        output::count(run.blocks, "block", "blocks"),
+        output::count(run.chunks, "chunk", "chunks"),
         output::count(run.attempts, "attempt", "attempts"),
         run.integrity.as_str()
     );
@@ -123,7 +123,7 @@ fn run_json(run: &RunCheck) -> serde_json::Value {
         "integrity": run.integrity.as_str(),
         "rows": run.rows,
         "archived_rows": run.archived_rows,
-        "blocks": run.blocks,
+        "chunks": run.chunks,
         "branches": run.branches,
         "attempts": run.attempts,
         "problems": run.problems.iter().map(problem_json).collect::<Vec<_>>(),

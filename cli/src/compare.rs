@@ -11,7 +11,7 @@ use crate::output;
 use crate::stats::{self, Stats};
 use crate::table;
 
-/// Compare runs: config side by side and each metric's last, min and max.
+/// Compare runs: configs and each metric's last, min and max.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 The config shows only the keys whose values differ between the runs (nested

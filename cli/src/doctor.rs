@@ -15,7 +15,7 @@ use crate::exit::Failure;
 use crate::lock_probe::{Probe, hold_lock, try_locks};
 use crate::output;
 
-/// Check the store's filesystem: do locks keep one writer per run here?
+/// Check that the store's filesystem keeps one writer per run
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Prints the filesystem the store is on (or, before the store exists, the

@@ -14,7 +14,7 @@ use crate::tensorboard;
 /// Rows above which writing a file shows a progress bar (on a terminal).
 const LARGE: u64 = 100_000;
 
-/// Write a run's rows to a file: csv, jsonl, or TensorBoard event files.
+/// Write a run's rows to a file: csv, jsonl or TensorBoard events.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 csv and jsonl are written as `runstore history` writes them (see its --help),

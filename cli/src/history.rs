@@ -20,6 +20,11 @@ Output:
          \"NaN\", \"inf\", \"-inf\"
   table  aligned columns, for people
 Values are written in the shortest form that reads back as the same number.
+--time adds `_timestamp` (Unix seconds, to the millisecond, when the row was
+logged) and `_runtime` (seconds the run had been running: time spent dead
+between attempts is not counted) after `step`. --system prints the samples of
+the run's system metrics (stored by time, not step) instead: csv
+`_timestamp,metric,value`, or jsonl.
 
 Examples:
   runstore history resnet-7 > resnet-7.csv
@@ -34,6 +39,9 @@ pub struct Args {
     /// Output format: csv, jsonl or table.
     #[arg(long, value_enum, default_value_t = Format::Csv, hide_possible_values = true)]
     format: Format,
+    /// Print the system metrics' samples (by time) instead
+    #[arg(long, conflicts_with_all = ["from", "to", "all_branches", "time"])]
+    system: bool,
 }
 
 /// Which metrics and steps to write: shared by `history` and `export`.
@@ -51,6 +59,9 @@ pub struct Selection {
     /// Add archived branches, each row naming its branch.
     #[arg(long)]
     pub all_branches: bool,
+    /// Add `_timestamp` and `_runtime` (seconds) to each row
+    #[arg(long)]
+    pub time: bool,
 }
 
 impl Selection {
@@ -76,9 +87,11 @@ pub fn write(
     let id = reader.id();
     let steps = selection.steps()?;
     let last = reader.info()?.last_step;
-    let mut history = reader.history(steps.clone())?;
+    // With --metric, only those metrics' bytes are read (a wide run has thousands).
+    let mut history = rows::history(reader, &selection.metrics, steps.clone())?;
     rows::check_metrics(id, &selection.metrics, history.metrics())?;
     let mut writer = RowWriter::new(format, selection.metrics.clone());
+    writer.with_time(selection.time);
     if let Some(last) = last {
         writer.fit_step(last);
     }
@@ -99,8 +112,47 @@ pub fn write(
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    if args.system {
+        return system(store, args);
+    }
     let mut out = output::stdout();
     write(&store.open_run(&args.id)?.snapshot()?, &args.selection, args.format, &mut out, |_| {})?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `--system`: every sample of the run's system metrics (or of the `--metric`s given), metric
+/// by metric, in time order.
+fn system(store: &Store, args: &Args) -> Result<(), Failure> {
+    let snapshot = store.open_run(&args.id)?.snapshot()?;
+    let names = snapshot.metrics()?;
+    let system: Vec<String> = names.into_iter().filter(|name| name.starts_with(runstore::SYSTEM_PREFIX)).collect();
+    let selected = if args.selection.metrics.is_empty() { system.clone() } else { args.selection.metrics.clone() };
+    if let Some(unknown) = selected.iter().find(|name| !system.contains(name)) {
+        return Err(Failure::input(format!("run {:?} has no system metric {unknown:?}", args.id)));
+    }
+    let mut out = output::stdout();
+    if args.format != Format::Jsonl {
+        writeln!(out, "_timestamp,metric,value")?;
+    }
+    for name in &selected {
+        for (time, value) in snapshot.system(name, ..)? {
+            let stamp = rows::seconds(rows::ms(time));
+            if args.format == Format::Jsonl {
+                let key = serde_json::to_string(name).map_err(std::io::Error::from)?;
+                write!(out, "{{\"_timestamp\":{stamp},\"metric\":{key},\"value\":")?;
+                match output::non_finite(value) {
+                    Some(text) => write!(out, "\"{text}\"")?,
+                    None => output::write_exact(&mut out, value)?,
+                }
+                writeln!(out, "}}")?;
+            } else {
+                write!(out, "{stamp},{name},")?;
+                output::write_exact(&mut out, value)?;
+                writeln!(out)?;
+            }
+        }
+    }
     out.flush()?;
     Ok(())
 }

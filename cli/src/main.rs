@@ -5,6 +5,7 @@
 
 mod agent;
 mod check;
+mod checkpoint;
 mod compare;
 mod doctor;
 mod downsample;
@@ -86,7 +87,7 @@ Examples:
   runstore --dir /scratch/runs doctor
   runstore serve                    # a web viewer on http://127.0.0.1:6006/")]
 struct Cli {
-    #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, then ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
+    #[arg(long, global = true, value_name = "DIR", help = "The store [default: $RUNSTORE_DIR, ./.runstore]", value_parser = clap::builder::NonEmptyStringValueParser::new().map(PathBuf::from))]
     dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -102,6 +103,8 @@ enum Command {
     Plot(plot::Args),
     Export(export::Args),
     Rewind(rewind::Args),
+    Checkpoint(checkpoint::Args),
+    Checkpoints(checkpoint::ListArgs),
     Fork(fork::Args),
     Sync(sync::Args),
     Queue(queue::Args),
@@ -174,6 +177,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Plot(args) => plot::run(&store, args),
         Command::Export(args) => export::run(&store, args),
         Command::Rewind(args) => rewind::run(&store, args),
+        Command::Checkpoint(args) => checkpoint::run(&store, args),
+        Command::Checkpoints(args) => checkpoint::list(&store, args),
         Command::Fork(args) => fork::run(&store, args),
         Command::Sync(args) => sync::run(&store, args),
         Command::Queue(args) => queue::run(&store, args),

@@ -22,6 +22,24 @@ type Points = Vec<(f64, f64)>;
 /// run of any length makes a small file that still shows every spike.
 const COLUMNS: u64 = 1200;
 
+/// The most curves drawn when no `--metric` is given: a wide run's plot stays small and fast.
+const MAX_CURVES: usize = 20;
+
+/// The metrics to draw: those given, else the first [`MAX_CURVES`]; and a note when some were
+/// left out.
+fn chosen(given: &[String], names: &[std::sync::Arc<str>]) -> (Vec<String>, Option<String>) {
+    if !given.is_empty() {
+        return (given.to_vec(), None);
+    }
+    let all: Vec<String> =
+        names.iter().filter(|name| !name.starts_with(runstore::SYSTEM_PREFIX)).map(ToString::to_string).collect();
+    if all.len() <= MAX_CURVES {
+        return (all, None);
+    }
+    let note = format!("first {MAX_CURVES} of {} metrics: choose with --metric", all.len());
+    (all.into_iter().take(MAX_CURVES).collect(), Some(note))
+}
+
 /// Plot metric curves against step as an SVG file.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -40,13 +58,20 @@ with the raw values faded behind it.
 Long runs are reduced to the first, lowest, highest and last point of each of
 1200 step intervals per metric, so the file stays small and spikes stay
 visible. NaN and infinite values are left out of the curves.
+Without --metric, the first 20 metrics are drawn (the title says how many
+there are).
 
 Examples:
   runstore plot resnet-7                         # writes resnet-7.svg
   runstore plot resnet-7 --metric loss --metric eval/loss -o loss.svg
   runstore plot lr-0.1 lr-0.01 -m loss --log-y --smooth 0.9 -o sweep.svg
   runstore plot resnet-7 --from 10000 -o - > tail.svg
-  runstore plot resnet-7 --all-branches        # archived branches faded, dashed")]
+  runstore plot resnet-7 --all-branches        # archived branches faded, dashed
+  runstore plot resnet-7 --x runtime           # x: seconds of running time
+
+--x runtime plots against the seconds the run had been running when each row
+was logged (time dead between attempts is not counted); --x time against the
+seconds since the first row plotted was logged.")]
 pub struct Args {
     /// The run ids: several are overlaid, one colour per run.
     #[arg(value_name = "ID", required = true, num_args = 1..)]
@@ -59,6 +84,9 @@ pub struct Args {
     /// Smooth the curves with this weight, in [0, 1).
     #[arg(long, value_name = "W")]
     smooth: Option<f64>,
+    /// The x axis: step, runtime or time.
+    #[arg(long = "x", value_enum, default_value_t = Axis::Step)]
+    x: Axis,
     /// The SVG file, or - for stdout [default: ID.svg].
     #[arg(short = 'o', long = "output", value_name = "FILE.svg")]
     output: Option<PathBuf>,
@@ -74,7 +102,24 @@ struct Source {
     branches: Vec<runstore::Branch>,
 }
 
+/// What the curves are plotted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Axis {
+    /// The step.
+    Step,
+    /// Seconds of running time (dead time not counted).
+    Runtime,
+    /// Seconds since the first row plotted was logged.
+    Time,
+}
+
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    if args.x != Axis::Step {
+        return run_timed(store, args);
+    }
+    if args.x != Axis::Step {
+        return run_timed(store, args);
+    }
     let steps = args.selection.steps()?;
     if let Some(weight) = args.smooth
         && !(0.0..1.0).contains(&weight)
@@ -90,7 +135,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     for id in &args.ids {
         sources.push(open(store, id, &steps, args.selection.all_branches)?);
     }
-    let metrics = metrics(&sources, &args.selection.metrics)?;
+    let (metrics, note) = metrics(&sources, &args.selection.metrics)?;
     let several = sources.len() > 1;
     let mut panels = Vec::with_capacity(metrics.len());
     for name in &metrics {
@@ -130,20 +175,19 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         })
         .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
         .map(|(first, last)| (first as f64, last as f64));
-    let title = if several { format!("runs {}", args.ids.join(", ")) } else { format!("run {}", args.ids[0]) };
+    let mut title = if several { format!("runs {}", args.ids.join(", ")) } else { format!("run {}", args.ids[0]) };
+    if let Some(note) = note {
+        title = format!("{title} ({note})");
+    }
     let chart = Chart { title, x_title: "step".into(), x_range, log_y: args.log_y, panels };
     let svg = chart.render();
     let path = args.output.clone().unwrap_or_else(|| match args.ids.len() {
         1 => PathBuf::from(format!("{}.svg", args.ids[0])),
         n => PathBuf::from(format!("{}-and-{}-more.svg", args.ids[0], n - 1)),
     });
-    if path.as_os_str() == "-" {
-        let mut out = output::stdout();
-        out.write_all(svg.as_bytes())?;
-        out.flush()?;
+    if !write_svg(&path, &svg)? {
         return Ok(());
     }
-    output::write_file(&path, |out| Ok(out.write_all(svg.as_bytes())?))?;
     let runs =
         if several { format!(" of {}", output::count(sources.len() as u64, "run", "runs")) } else { String::new() };
     output::stdout_line(&format!(
@@ -151,6 +195,18 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         path.display(),
         output::count(metrics.len() as u64, "metric", "metrics")
     ))
+}
+
+/// Writes the SVG to `path`, or to stdout for `-`; whether it wrote a file.
+fn write_svg(path: &std::path::Path, svg: &str) -> Result<bool, Failure> {
+    if path.as_os_str() == "-" {
+        let mut out = output::stdout();
+        out.write_all(svg.as_bytes())?;
+        out.flush()?;
+        return Ok(false);
+    }
+    output::write_file(path, |out| Ok(out.write_all(svg.as_bytes())?))?;
+    Ok(true)
 }
 
 fn open(store: &Store, id: &str, steps: &RangeInclusive<u64>, all_branches: bool) -> Result<Source, Failure> {
@@ -167,8 +223,9 @@ fn open(store: &Store, id: &str, steps: &RangeInclusive<u64>, all_branches: bool
 }
 
 /// The metrics asked for (each must belong to one of the runs at least), else every metric of
-/// every run, in the order the first run logged them, then the others'.
-fn metrics(sources: &[Source], asked: &[String]) -> Result<Vec<String>, Failure> {
+/// every run (the first [`MAX_CURVES`]), in the order the first run logged them, then the
+/// others'; and a note when some were left out.
+fn metrics(sources: &[Source], asked: &[String]) -> Result<(Vec<String>, Option<String>), Failure> {
     if sources.len() == 1 {
         rows::check_metrics(&sources[0].id, asked, &sources[0].names)?;
     } else {
@@ -183,18 +240,15 @@ fn metrics(sources: &[Source], asked: &[String]) -> Result<Vec<String>, Failure>
             )));
         }
     }
-    if !asked.is_empty() {
-        return Ok(asked.to_vec());
-    }
-    let mut names: Vec<String> = Vec::new();
+    let mut names: Vec<Arc<str>> = Vec::new();
     for source in sources {
         for name in &source.names {
             if !names.iter().any(|known| **known == **name) {
-                names.push(name.to_string());
+                names.push(Arc::clone(name));
             }
         }
     }
-    Ok(names)
+    Ok(chosen(asked, &names))
 }
 
 /// The downsampled curve of `series` over `first..=last`, smoothed with `weight` if given,
@@ -244,6 +298,154 @@ impl Smoother {
         self.average = self.weight * self.average + (1.0 - self.weight) * value;
         self.correction *= self.weight;
         self.average / (1.0 - self.correction)
+    }
+}
+
+/// Plots against runtime or time: the rows are read twice (the x range, then the curves), a
+/// few columns of points kept per metric.
+fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
+    let [id] = args.ids.as_slice() else {
+        return Err(Failure::input("--x runtime and --x time plot one run: give one ID, or plot against step"));
+    };
+    if args.smooth.is_some() {
+        return Err(Failure::input("--smooth goes with --x step: plot against step to smooth"));
+    }
+    let steps = args.selection.steps()?;
+    let reader = store.open_run(id)?.snapshot()?;
+    let history = reader.history(..0)?;
+    rows::check_metrics(id, &args.selection.metrics, history.metrics())?;
+    let names: Vec<std::sync::Arc<str>> = history.metrics().to_vec();
+    let (metrics, note) = chosen(&args.selection.metrics, &names);
+    let selected: Vec<usize> = metrics.iter().filter_map(|m| names.iter().position(|n| **n == **m)).collect();
+    let history = reader.history_of(&metrics, steps.clone())?;
+    let branches = if args.selection.all_branches { reader.branches()? } else { Vec::new() };
+    let mut histories = vec![history];
+    for branch in &branches {
+        histories.push(reader.branch_history(branch.id, steps.clone())?);
+    }
+    let x_of = |row: &runstore::RowRef<'_>| match args.x {
+        Axis::Runtime => row.runtime().as_secs_f64(),
+        _ => row.time().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64()),
+    };
+    // Pass 1: the x range over every history plotted.
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for history in &mut histories {
+        while let Some(row) = history.next_row()? {
+            let x = x_of(&row);
+            low = low.min(x);
+            high = high.max(x);
+        }
+    }
+    let origin = if args.x == Axis::Time && low.is_finite() { low } else { 0.0 };
+    // Pass 2: each history's curves, reduced to columns of x.
+    let mut curves: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
+    let span = (high - low).max(1e-9);
+    let mut fresh = vec![reader.history_of(&metrics, steps.clone())?];
+    for branch in &branches {
+        fresh.push(reader.branch_history(branch.id, steps.clone())?);
+    }
+    for mut history in fresh {
+        let mut reducers: Vec<Reducer> = selected.iter().map(|_| Reducer::default()).collect();
+        while let Some(row) = history.next_row()? {
+            let x = x_of(&row) - origin;
+            // COLUMNS is small: exact in f64; the column index is within 0..COLUMNS.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+            let column = (((x + origin - low) / span) * COLUMNS as f64).min(COLUMNS as f64 - 1.0) as u64;
+            for &(id, value) in row.points() {
+                if let Some(slot) = selected.iter().position(|&s| s == id as usize)
+                    && value.is_finite()
+                {
+                    reducers[slot].push(column, x, value);
+                }
+            }
+        }
+        curves.push(reducers.into_iter().map(Reducer::finish).collect());
+    }
+    let mut curves = curves.into_iter();
+    let live = curves.next().unwrap_or_default();
+    let archived: Vec<Vec<Vec<(f64, f64)>>> = curves.collect();
+    let panels: Vec<Panel> = selected
+        .iter()
+        .enumerate()
+        .map(|(slot, &index)| {
+            let name = names[index].to_string();
+            let series = Series {
+                label: name.clone(),
+                colour: svg::metric_colour(&name),
+                points: live.get(slot).cloned().unwrap_or_default(),
+                raw: None,
+                branches: archived.iter().map(|curves| curves.get(slot).cloned().unwrap_or_default()).collect(),
+            };
+            Panel { metric: name, series: vec![series] }
+        })
+        .collect();
+    let x_title = match args.x {
+        Axis::Runtime => "runtime (s)".to_string(),
+        _ => format!("time (s since {})", output::time(runstore_time(origin))),
+    };
+    let x_range = low.is_finite().then_some((low - origin, high - origin));
+    let title = match note {
+        Some(note) => format!("run {id} ({note})"),
+        None => format!("run {id}"),
+    };
+    let chart = Chart { title, x_title, x_range, log_y: args.log_y, panels };
+    let path = args.output.clone().unwrap_or_else(|| PathBuf::from(format!("{id}.svg")));
+    if !write_svg(&path, &chart.render())? {
+        return Ok(());
+    }
+    output::stdout_line(&format!(
+        "wrote {} ({})",
+        path.display(),
+        output::count(selected.len() as u64, "metric", "metrics")
+    ))
+}
+
+fn runstore_time(seconds: f64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(seconds.max(0.0))
+}
+
+/// Keeps the first, lowest, highest and last point of each column of x.
+#[derive(Default)]
+struct Reducer {
+    points: Vec<(f64, f64)>,
+    column: Option<(u64, [(f64, f64); 4])>,
+}
+
+impl Reducer {
+    fn push(&mut self, column: u64, x: f64, value: f64) {
+        match &mut self.column {
+            Some((current, cell)) if *current == column => {
+                if value < cell[1].1 {
+                    cell[1] = (x, value);
+                }
+                if value > cell[2].1 {
+                    cell[2] = (x, value);
+                }
+                cell[3] = (x, value);
+            }
+            _ => {
+                self.flush();
+                self.column = Some((column, [(x, value); 4]));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((_, [start, low, high, end])) = self.column.take() {
+            let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
+            let mut previous: Option<f64> = None;
+            for (x, value) in [start, a, b, end] {
+                if previous.is_none_or(|p| p.to_bits() != x.to_bits()) {
+                    self.points.push((x, value));
+                    previous = Some(x);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<(f64, f64)> {
+        self.flush();
+        self.points
     }
 }
 

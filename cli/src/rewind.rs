@@ -7,7 +7,7 @@ use runstore::{Branch, Store};
 use crate::exit::Failure;
 use crate::output;
 
-/// Rewind a run: archive the rows after a step, continue from the next.
+/// Rewind a run: archive the rows after a step, go on from the next.
 ///
 /// The rows after STEP become an archived branch (kept, readable with `history
 /// --all-branches`), and the run's next step becomes STEP + 1.

@@ -6,6 +6,9 @@
 //! - jsonl: one object per row, `{"step":12,"loss":0.25}`, holding only the metrics the row has;
 //!   NaN and infinities as the strings `"NaN"`, `"inf"`, `"-inf"` (JSON has no such numbers).
 //! - table (for people): right-aligned columns under a header, repeated when a metric appears.
+//! - with `--time`, each row also has `_timestamp` (Unix seconds, to the millisecond) and
+//!   `_runtime` (seconds the run had been running, dead time between attempts not counted):
+//!   csv/table columns after `step`, jsonl members after `"step"`.
 //! - with `--all-branches`, each row also names its branch: a first csv/table column `branch`
 //!   holding `live` or an archived branch id, or a jsonl member `"branch":"live"` / `"branch":3`.
 
@@ -25,6 +28,33 @@ pub enum Format {
     Jsonl,
     /// Aligned columns, for people.
     Table,
+}
+
+/// When a row was logged and the run's runtime then, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub time_ms: u64,
+    pub runtime_ms: u64,
+}
+
+impl Stamp {
+    pub fn of(row: &runstore::RowRef<'_>) -> Stamp {
+        Stamp { time_ms: ms(row.time()), runtime_ms: duration_ms(row.runtime()) }
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn ms(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, duration_ms)
+}
+
+fn duration_ms(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds as decimal seconds: `1795741387.042`.
+pub fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
 }
 
 /// The widest a table column gets; longer metric names are cut.
@@ -60,6 +90,8 @@ pub struct RowWriter {
     /// With `--all-branches`: the branch of the rows being written (`live` or a branch id),
     /// written as a first column (csv, table) or a `branch` member (jsonl).
     branch: Option<String>,
+    /// With `--time`: `_timestamp` and `_runtime` after the step.
+    time: bool,
 }
 
 impl RowWriter {
@@ -74,12 +106,18 @@ impl RowWriter {
             header_columns: None,
             step_width: 8,
             branch: None,
+            time: false,
         };
         // Selected metrics are columns from the start, in the order given, present or not.
         for name in writer.selected.clone() {
             writer.add_column(&name);
         }
         writer
+    }
+
+    /// Writes each row's `_timestamp` and `_runtime` (`--time`).
+    pub fn with_time(&mut self, time: bool) {
+        self.time = time;
     }
 
     /// Labels the rows written from now on with their branch: `live` or an archived branch id.
@@ -97,7 +135,10 @@ impl RowWriter {
         for name in names.iter().skip(self.known) {
             let column = if self.selected.is_empty() {
                 // csv columns are frozen by the header; later metrics have no column there.
-                (self.format != Format::Csv || self.header_columns.is_none()).then(|| self.add_column(name))
+                // System metrics have samples by time, not points in rows: no column.
+                (!name.starts_with(runstore::SYSTEM_PREFIX)
+                    && (self.format != Format::Csv || self.header_columns.is_none()))
+                .then(|| self.add_column(name))
             } else {
                 self.columns.iter().position(|column| column.name == **name)
             };
@@ -131,6 +172,9 @@ impl RowWriter {
                     out.write_all(b"branch,")?;
                 }
                 out.write_all(b"step")?;
+                if self.time {
+                    out.write_all(b",_timestamp,_runtime")?;
+                }
                 for column in &self.columns {
                     write!(out, ",{}", column.header)?;
                 }
@@ -140,6 +184,9 @@ impl RowWriter {
                     write!(out, "{:>6}  ", "branch")?;
                 }
                 write!(out, "{:>width$}", "step", width = self.step_width)?;
+                if self.time {
+                    write!(out, "  {:>14}  {:>11}", "_timestamp", "_runtime")?;
+                }
                 for column in &self.columns {
                     write!(out, "  {:>width$}", column.header, width = column.width)?;
                 }
@@ -151,9 +198,9 @@ impl RowWriter {
     }
 
     /// Writes one row; `points` are `(metric id, value)` pairs of the last snapshot given.
-    pub fn row(&mut self, out: &mut impl Write, step: u64, points: &[(u32, f64)]) -> io::Result<()> {
+    pub fn row(&mut self, out: &mut impl Write, step: u64, stamp: Stamp, points: &[(u32, f64)]) -> io::Result<()> {
         if self.format == Format::Jsonl {
-            return self.jsonl(out, step, points);
+            return self.jsonl(out, step, stamp, points);
         }
         self.header(out)?;
         self.cells.iter_mut().for_each(|cell| *cell = None);
@@ -167,6 +214,9 @@ impl RowWriter {
                 write!(out, "{branch},")?;
             }
             write!(out, "{step}")?;
+            if self.time {
+                write!(out, ",{},{}", seconds(stamp.time_ms), seconds(stamp.runtime_ms))?;
+            }
             for cell in &self.cells {
                 out.write_all(b",")?;
                 if let Some(value) = cell {
@@ -179,6 +229,9 @@ impl RowWriter {
                 None => String::new(),
             };
             let _ = write!(line, "{step:>width$}", width = self.step_width);
+            if self.time {
+                let _ = write!(line, "  {:>14}  {:>11}", seconds(stamp.time_ms), seconds(stamp.runtime_ms));
+            }
             for (cell, column) in self.cells.iter().zip(&self.columns) {
                 let text = cell.map_or_else(String::new, output::human);
                 let _ = write!(line, "  {text:>width$}", width = column.width);
@@ -188,13 +241,16 @@ impl RowWriter {
         out.write_all(b"\n")
     }
 
-    fn jsonl(&mut self, out: &mut impl Write, step: u64, points: &[(u32, f64)]) -> io::Result<()> {
+    fn jsonl(&mut self, out: &mut impl Write, step: u64, stamp: Stamp, points: &[(u32, f64)]) -> io::Result<()> {
         match self.branch.as_deref() {
             Some("live") => out.write_all(b"{\"branch\":\"live\",")?,
             Some(branch) => write!(out, "{{\"branch\":{branch},")?,
             None => out.write_all(b"{")?,
         }
         write!(out, "\"step\":{step}")?;
+        if self.time {
+            write!(out, ",\"_timestamp\":{},\"_runtime\":{}", seconds(stamp.time_ms), seconds(stamp.runtime_ms))?;
+        }
         if self.selected.is_empty() {
             for &(id, value) in points {
                 if let Some(Some(column)) = self.by_id.get(id as usize) {
@@ -254,6 +310,16 @@ pub fn check_metrics(id: &str, selected: &[String], names: &[Arc<str>]) -> Resul
     Err(Failure::input(format!("run {id:?} has no metric {unknown:?}: its metrics are {list}")))
 }
 
+/// The rows of `steps` with every metric, or with only the `metrics` given (whose bytes alone
+/// are read).
+pub fn history(
+    reader: &runstore::RunSnapshot,
+    metrics: &[String],
+    steps: impl std::ops::RangeBounds<u64>,
+) -> runstore::Result<runstore::History> {
+    if metrics.is_empty() { reader.history(steps) } else { reader.history_of(metrics, steps) }
+}
+
 /// Writes the rows of `history` (all of them, streamed) and returns how many there were;
 /// `progress` is called every 4096 rows with the count so far.
 pub fn stream(
@@ -266,7 +332,7 @@ pub fn stream(
     writer.header(out)?;
     let mut rows = 0u64;
     while let Some(row) = history.next_row()? {
-        writer.row(out, row.step(), row.points())?;
+        writer.row(out, row.step(), Stamp::of(&row), row.points())?;
         rows += 1;
         if rows.is_multiple_of(4096) {
             progress(rows);

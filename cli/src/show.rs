@@ -35,7 +35,10 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let info = reader.info()?;
     let attempts = reader.attempts()?;
     let branches = reader.branches()?;
-    let metrics = reader.metrics()?;
+    // System metrics have samples by time, not a curve over steps.
+    let metrics: Vec<String> =
+        reader.metrics()?.into_iter().filter(|name| !name.starts_with(runstore::SYSTEM_PREFIX)).collect();
+    let checkpoint = reader.latest_checkpoint()?;
     let holder = if info.state.is_live() { reader.holder() } else { None };
     let linger_note = holder.as_ref().and_then(|holder| lingering_lock_note(store, holder));
     let stats = crate::stats::of_run(&reader, &info)?;
@@ -45,6 +48,8 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         value["holder_note"] = linger_note.clone().into();
         value["extremes"] = extremes_json(&stats);
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
+        value["latest_checkpoint"] =
+            checkpoint.latest.as_ref().map_or(serde_json::Value::Null, crate::checkpoint::checkpoint_json);
         value["forked_from"] = info
             .forked_from
             .as_ref()
@@ -53,7 +58,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         writeln!(out)?;
     } else {
         let curves = curves(&reader, &info, &metrics, &stats)?;
-        text(&mut out, &info, &attempts, holder.as_ref(), &curves)?;
+        text(&mut out, &info, &attempts, holder.as_ref(), &curves, &checkpoint)?;
         if let Some(note) = &linger_note {
             writeln!(out)?;
             for line in output::wrap(&format!("note: {note}"), COLUMNS) {
@@ -182,6 +187,7 @@ fn text(
     attempts: &[Attempt],
     holder: Option<&LockHolder>,
     curves: &[Curve],
+    checkpoint: &runstore::CheckpointChoice,
 ) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, label: &str, value: &str| -> std::io::Result<()> {
         for (index, line) in output::wrap(value, COLUMNS - LABEL - 2).iter().enumerate() {
@@ -209,6 +215,15 @@ fn text(
     field(out, "steps", &format!("next {}, last {last}, {}", info.next_step, output::count(info.rows, "row", "rows")))?;
     if let Some((parent, step)) = &info.forked_from {
         field(out, "forked", &format!("from run {parent} at step {step}"))?;
+    }
+    if let Some(latest) = &checkpoint.latest {
+        let mut text = format!("step {}: {}", latest.step, latest.path.display());
+        if !checkpoint.missing.is_empty() {
+            let _ = write!(text, " ({} newer missing)", checkpoint.missing.len());
+        }
+        field(out, "checkpoint", &text)?;
+    } else if !checkpoint.missing.is_empty() {
+        field(out, "checkpoint", &format!("none on disk ({} recorded, missing)", checkpoint.missing.len()))?;
     }
     field(out, "created", &output::time(info.created_at))?;
     field(out, "updated", &output::time(info.updated_at))?;

@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use runstore::{Attempt, History, RunInfo, RunSnapshot, RunState, Store};
+use runstore::{History, RunInfo, RunSnapshot, RunState, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Failure;
 use crate::mlflow::{self, Client, Point};
 use crate::output;
 
-/// Push runs to an MLflow tracking server (REST API 2.0), incrementally.
+/// Push runs to an MLflow server (REST API 2.0), incrementally.
 ///
 /// Config becomes params, tags and notes become tags, the state becomes the run status, and
 /// every metric point goes with its step.
@@ -29,8 +29,8 @@ params (nested keys joined with dots; values cut to 6000 characters, with a
 warning), tags become tags (value \"true\"), notes the tag mlflow.note.content,
 and runstore.* tags record the id, state, attempts and fork origin. Status:
 running/preempting -> RUNNING, finished -> FINISHED, failed -> FAILED,
-crashed/preempted -> KILLED. A point's timestamp is the start of the attempt
-that logged it (rows carry no time of their own). NaN and infinities are sent as
+crashed/preempted -> KILLED. A point's timestamp is the time its row was
+logged. NaN and infinities are sent as
 MLflow's \"NaN\", \"Infinity\", \"-Infinity\"; MLflow's SQL store keeps infinities as
 +-1.7976931348623157e308.
 
@@ -212,7 +212,7 @@ impl Syncer<'_> {
             start: ms(info.created_at),
         };
         let mut target = std::mem::take(&mut state.live);
-        let result = self.push(&reader, &attempts, &live, &mut target, id, &mut state, None);
+        let result = self.push(&reader, &live, &mut target, id, &mut state, None);
         state.live = target;
         result?;
 
@@ -233,7 +233,7 @@ impl Syncer<'_> {
                     start: ms(info.created_at),
                 };
                 let mut target = state.branches.remove(&branch.id).unwrap_or_default();
-                let result = self.push(&reader, &attempts, &job, &mut target, id, &mut state, Some(branch.id));
+                let result = self.push(&reader, &job, &mut target, id, &mut state, Some(branch.id));
                 state.branches.insert(branch.id, target);
                 result?;
             }
@@ -248,7 +248,6 @@ impl Syncer<'_> {
     fn push(
         &mut self,
         reader: &RunSnapshot,
-        attempts: &[Attempt],
         job: &Job<'_>,
         target: &mut Target,
         id: &str,
@@ -313,7 +312,7 @@ impl Syncer<'_> {
             None => reader.history(from..)?,
             Some(branch) => reader.branch_history(branch, from..)?,
         };
-        self.send_rows(history, attempts, &run, target, &arrived, |syncer, target| save(syncer, state, target))?;
+        self.send_rows(history, &run, target, &arrived, |syncer, target| save(syncer, state, target))?;
         self.client.update_run(&run, job.status, job.end)
     }
 
@@ -322,7 +321,6 @@ impl Syncer<'_> {
     fn send_rows(
         &mut self,
         mut history: History,
-        attempts: &[Attempt],
         run: &str,
         target: &mut Target,
         arrived: &HashSet<(String, u64)>,
@@ -332,7 +330,8 @@ impl Syncer<'_> {
         let mut rows_in_batch = 0u64;
         let mut first_step = None;
         while let Some(row) = history.next_row()? {
-            let timestamp = started_ms(attempts, row.step());
+            // Each point has the time its row was logged.
+            let timestamp = ms(row.time());
             let points: Vec<(&str, f64)> =
                 row.iter().filter(|(name, _)| !arrived.contains(&((*name).to_string(), row.step()))).collect();
             if batch.len() + points.len() > mlflow::MAX_METRICS && !batch.is_empty() {
@@ -488,12 +487,6 @@ fn status_of(state: RunState) -> &'static str {
 
 fn ms(time: std::time::SystemTime) -> u64 {
     time.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// When the attempt that logged `step` started, in milliseconds since the epoch.
-fn started_ms(attempts: &[Attempt], step: u64) -> u64 {
-    let attempt = attempts.iter().rev().find(|attempt| attempt.first_step <= step).or(attempts.first());
-    attempt.map_or(0, |attempt| ms(attempt.started_at))
 }
 
 /// FNV-1a of the server URL: names the state directory of that server.

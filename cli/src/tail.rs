@@ -8,7 +8,7 @@ use runstore::{RunSnapshot, Store};
 
 use crate::exit::Failure;
 use crate::output;
-use crate::rows::{self, Format, RowWriter};
+use crate::rows::{self, Format, RowWriter, Stamp};
 
 /// How often `-f` looks for new rows.
 const POLL: Duration = Duration::from_millis(100);
@@ -40,26 +40,30 @@ pub struct Args {
     /// Output format: table, csv or jsonl.
     #[arg(long, value_enum, default_value_t = Format::Table, hide_possible_values = true)]
     format: Format,
+    /// Add `_timestamp` and `_runtime` (seconds) to each row
+    #[arg(long)]
+    time: bool,
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     rows::check_unique(&args.metrics)?;
     let reader = store.open_run(&args.id)?;
     let mut writer = RowWriter::new(args.format, args.metrics.clone());
+    writer.with_time(args.time);
     let mut out = output::stdout();
     // Each poll reads one snapshot: its state, branches and rows are of one commit, so a run
     // seen not live has all its rows in it, and a rewind is seen once, with the rows after it.
     let snapshot = reader.snapshot()?;
     let mut live = snapshot.state()?.is_live();
     let mut branches = snapshot.info()?.branches;
-    let Window { rows, names, mut last } = last_rows(&snapshot, args.lines)?;
+    let Window { rows, names, mut last } = last_rows(&snapshot, &args.metrics, args.lines)?;
     drop(snapshot);
     writer.names(&names);
-    if let Some(&(step, _)) = rows.back() {
+    if let Some(&(step, _, _)) = rows.back() {
         writer.fit_step(step);
     }
-    for (step, points) in &rows {
-        writer.row(&mut out, *step, points)?;
+    for (step, stamp, points) in &rows {
+        writer.row(&mut out, *step, *stamp, points)?;
     }
     out.flush()?;
     drop(rows);
@@ -80,10 +84,10 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             branches = info.branches;
         }
         let from = last.map_or(0, |step| step.saturating_add(1));
-        let mut history = snapshot.history(from..)?;
+        let mut history = rows::history(&snapshot, &args.metrics, from..)?;
         writer.names(history.metrics());
         while let Some(row) = history.next_row()? {
-            writer.row(&mut out, row.step(), row.points())?;
+            writer.row(&mut out, row.step(), Stamp::of(&row), row.points())?;
             last = Some(row.step());
         }
         out.flush()?;
@@ -108,10 +112,13 @@ fn ending(id: &str, info: &runstore::RunInfo) -> String {
     format!("run {id} {how}; its last step is {}", info.last_step.map_or_else(|| "none".to_string(), |s| s.to_string()))
 }
 
+/// A row kept for the window: its step, time and points.
+type WindowRow = (u64, Stamp, Vec<(u32, f64)>);
+
 /// The last rows of a run, as of one snapshot.
 struct Window {
-    /// `(step, (metric id, value) pairs)`, oldest first.
-    rows: VecDeque<(u64, Vec<(u32, f64)>)>,
+    /// `(step, stamp, (metric id, value) pairs)`, oldest first.
+    rows: VecDeque<WindowRow>,
     /// The metric names the ids index.
     names: Vec<std::sync::Arc<str>>,
     /// The run's last step in that snapshot: following continues after it.
@@ -120,7 +127,7 @@ struct Window {
 
 /// The last `count` rows. Reads windows of steps ending at the last step, doubling them until
 /// they hold enough rows, so the cost follows `count`, not the length of the run.
-fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
+fn last_rows(reader: &RunSnapshot, metrics: &[String], count: usize) -> Result<Window, Failure> {
     let last = reader.info()?.last_step;
     let (Some(last_step), true) = (last, count > 0) else {
         return Ok(Window { rows: VecDeque::new(), names: reader.history(..0)?.metrics().to_vec(), last });
@@ -128,13 +135,13 @@ fn last_rows(reader: &RunSnapshot, count: usize) -> Result<Window, Failure> {
     let mut window = u64::try_from(count).unwrap_or(u64::MAX);
     loop {
         let from = last_step.saturating_sub(window - 1);
-        let mut history = reader.history(from..=last_step)?;
+        let mut history = rows::history(reader, metrics, from..=last_step)?;
         let mut rows = VecDeque::with_capacity(count.min(1 << 16));
         while let Some(row) = history.next_row()? {
             if rows.len() == count {
                 rows.pop_front();
             }
-            rows.push_back((row.step(), row.points().to_vec()));
+            rows.push_back((row.step(), Stamp::of(&row), row.points().to_vec()));
         }
         if rows.len() == count || from == 0 {
             return Ok(Window { rows, names: history.metrics().to_vec(), last });

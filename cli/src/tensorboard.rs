@@ -114,13 +114,9 @@ impl EventWriter {
     }
 }
 
-/// Seconds since the epoch when the attempt that logged `step` started: rows carry no time of
-/// their own, so this is the best wall time runstore knows.
-fn wall_time(attempts: &[Attempt], step: u64) -> f64 {
-    let attempt = attempts.iter().rev().find(|attempt| attempt.first_step <= step).or(attempts.first());
-    attempt.map_or(0.0, |attempt| {
-        attempt.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
-    })
+/// Seconds since the epoch, to the millisecond, as TensorBoard's `wall_time`.
+fn wall_time(time: std::time::SystemTime) -> f64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64())
 }
 
 fn events_file(dir: &Path) -> PathBuf {
@@ -140,11 +136,13 @@ fn write_history(
     let path = events_file(dir);
     output::write_file(&path, |out| {
         let mut writer = EventWriter::new();
-        writer.header(out, wall_time(attempts, 0))?;
+        let started = attempts.first().map_or(std::time::UNIX_EPOCH, |attempt| attempt.started_at);
+        writer.header(out, wall_time(started))?;
         let mut rows = 0u64;
         while let Some(row) = history.next_row()? {
             let values = row.iter().filter(|(name, _)| metrics.is_empty() || metrics.iter().any(|m| m == name));
-            writer.scalars(out, wall_time(attempts, row.step()), row.step(), values)?;
+            // Each event has the time its row was logged.
+            writer.scalars(out, wall_time(row.time()), row.step(), values)?;
             rows += 1;
             if rows.is_multiple_of(4096) {
                 progress(rows);

@@ -5,13 +5,20 @@
 
 pub(crate) mod batch;
 mod bits;
-pub(crate) mod block;
+#[cfg(test)]
+mod codec_tests;
+pub(crate) mod point_chunk;
 pub(crate) mod records;
+pub(crate) mod row_chunk;
+pub(crate) mod steps;
+pub(crate) mod summary;
 pub(crate) mod tables;
+pub(crate) mod time_chunk;
+mod times;
 pub(crate) mod xor;
 
 /// The version of the run database format this code writes and reads.
-pub(crate) const RUN_FORMAT_VERSION: u32 = 1;
+pub(crate) const RUN_FORMAT_VERSION: u32 = 2;
 
 /// The version of the store directory layout this code writes and reads.
 pub(crate) const STORE_FORMAT_VERSION: u32 = 1;

@@ -116,6 +116,39 @@ pub(crate) struct BranchRecord {
     pub(crate) by_attempt: u32,
     /// The attempts whose steps the branch's rows fall in.
     pub(crate) attempts: Vec<u32>,
+    /// The checkpoints (sequence numbers) this rewind archived: their steps are after
+    /// `rewound_to`, so they are never a resume point again.
+    pub(crate) checkpoints: Vec<u32>,
+    /// Whether the rewind archived every row, step 0 included (a resume from checkpoint with
+    /// no checkpoint to restart from): `rewound_to` is then 0 and not a kept step.
+    pub(crate) restarted: bool,
+}
+
+/// A checkpoint of the training state, recorded with the rows it covers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct CheckpointRecord {
+    /// The last step the checkpoint covers.
+    pub(crate) step: u64,
+    /// The path as given (raw `OsStr` bytes).
+    pub(crate) path: Vec<u8>,
+    /// The path made absolute when it was recorded (raw `OsStr` bytes).
+    pub(crate) absolute: Vec<u8>,
+    /// A file's length, or the total length of a directory's files, when recorded.
+    pub(crate) size: u64,
+    pub(crate) time_ms: u64,
+    pub(crate) attempt: u32,
+    /// Set when a rewind below `step` archived it (the branch's id).
+    pub(crate) branch: Option<u32>,
+}
+
+impl CheckpointRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, Corrupt> {
+        postcard::from_bytes(bytes).map_err(|_| Corrupt("checkpoint record does not decode"))
+    }
 }
 
 impl BranchRecord {

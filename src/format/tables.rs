@@ -1,4 +1,4 @@
-//! The redb tables of a run database. See `docs/design.md` for what each holds.
+//! The redb tables of a run database (format 2). See `docs/design.md` for what each holds.
 
 use redb::TableDefinition;
 
@@ -11,16 +11,37 @@ pub(crate) const METRICS: TableDefinition<u32, &str> = TableDefinition::new("met
 /// Attempts by number (1, 2, …), postcard-encoded [`super::records::AttemptRecord`]s.
 pub(crate) const ATTEMPTS: TableDefinition<u32, &[u8]> = TableDefinition::new("attempts");
 
-/// History blocks keyed by their first step; see [`super::block`].
-pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+/// The live history's row chunks (steps and times, see [`super::row_chunk`]) by first step.
+pub(crate) const ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
+
+/// The live history's point chunks (one metric's steps and values, see
+/// [`super::point_chunk`]) by (metric id, first step).
+pub(crate) const POINTS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("points");
+
+/// The 64-byte [`super::summary::ChunkSummary`] of each point chunk, same key.
+pub(crate) const SUMMARIES: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("summaries");
 
 /// Archived branches by id (0, 1, …): postcard [`super::records::BranchRecord`]s, one per rewind
 /// that moved rows out of the live history.
 pub(crate) const BRANCHES: TableDefinition<u32, &[u8]> = TableDefinition::new("branches");
 
-/// The blocks of archived branches, keyed by (branch id, first step); same encoding as
-/// [`BLOCKS`].
-pub(crate) const ARCHIVE: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("archive");
+/// Row chunks of archived branches by (branch, first step).
+pub(crate) const ARCHIVE_ROWS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("archive_rows");
+
+/// Point chunks of archived branches by (branch, metric, first step).
+pub(crate) const ARCHIVE_POINTS: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("archive_points");
+
+/// The summaries of [`ARCHIVE_POINTS`], same key.
+pub(crate) const ARCHIVE_SUMMARIES: TableDefinition<(u32, u32, u64), &[u8]> = TableDefinition::new("archive_summaries");
+
+/// Checkpoints by sequence number (0, 1, …): postcard [`super::records::CheckpointRecord`]s.
+pub(crate) const CHECKPOINTS: TableDefinition<u32, &[u8]> = TableDefinition::new("checkpoints");
+
+/// Time chunks of time-indexed series (see [`super::time_chunk`]) by (metric, first time ms).
+pub(crate) const SAMPLES: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("samples");
+
+/// The summaries of [`SAMPLES`], same key (steps stand for times).
+pub(crate) const SAMPLE_SUMMARIES: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("sample_summaries");
 
 /// The run format version, a little-endian `u32`.
 pub(crate) const KEY_FORMAT: &str = "format";

@@ -86,6 +86,23 @@ pub(crate) fn encode(values: &[f64], predictor: Predictor, out: &mut Vec<u8>) {
     writer.finish();
 }
 
+/// Picks the predictor that codes an evenly spread sample of the column in fewer bits.
+pub(crate) fn choose(values: &[f64]) -> Predictor {
+    const RUN: usize = 32;
+    if values.len() < 3 {
+        return Predictor::Previous;
+    }
+    let (mut previous, mut linear) = (0, 0);
+    // A few runs of consecutive values from across the column (predictors need neighbours).
+    let stride = (values.len() / 4).max(RUN);
+    for start in (0..values.len()).step_by(stride) {
+        let run = &values[start..(start + RUN).min(values.len())];
+        previous += estimate_bits(run, Predictor::Previous);
+        linear += estimate_bits(run, Predictor::Linear);
+    }
+    if linear < previous { Predictor::Linear } else { Predictor::Previous }
+}
+
 /// An estimate of the bits [`encode`] spends on `values` with `predictor` (meaningful bits of
 /// each XOR, ignoring window reuse): cheap enough to choose a predictor on a sample.
 pub(crate) fn estimate_bits(values: &[f64], predictor: Predictor) -> u64 {

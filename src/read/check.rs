@@ -4,8 +4,8 @@
 //! lock (a writer may start at any time: the copy is kept only if the database did not change
 //! while it was made): redb's own integrity check (every page checksum of the committed trees,
 //! the allocator state) runs on the copy, so that the check never changes the run's file, not
-//! even by recovering it after a crash or repairing it, and never blocks a writer. The copy is then read record by record and block
-//! by block. A live run (its lock held by a writer) is read as a reader would, from the last
+//! even by recovering it after a crash or repairing it, and never blocks a writer. The copy is then read record by record and chunk
+//! by chunk. A live run (its lock held by a writer) is read as a reader would, from the last
 //! commit; redb's integrity check is skipped, since it must not run beside a writer.
 //!
 //! What is checked, besides redb's integrity:
@@ -13,10 +13,11 @@
 //!   the progress record and its state;
 //! - metric names: ids dense from 0, names that could have been logged;
 //! - attempts: numbers dense from 1, records that decode, every attempt but the last closed;
-//! - the live history: every block decodes, its key is its first step, steps strictly increase
-//!   across blocks, every column names a known metric, the row count and last step agree with
-//!   the progress record, and the stored summary is each metric's last logged value;
-//! - archived branches: records and blocks decode and agree with each other;
+//! - the live history: every row chunk and point chunk decodes, its key is its first step,
+//!   steps strictly increase across chunks, every point is at a step that has a row, every
+//!   point chunk names a known metric and has the summary of its points, the row count and last
+//!   step agree with the progress record, and the stored summary is each metric's last value;
+//! - archived branches: records and chunks decode and agree with each other;
 //! - a fork's parent is there and the fork's history reads whole.
 //!
 //! Anything a file can hold gives a [`Problem`] naming the file, never a panic (see
@@ -31,9 +32,13 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use crate::error::{Context, Error, Result};
 use crate::files::TempFile;
 use crate::format::RUN_FORMAT_VERSION;
-use crate::format::block::{self, DecodedBlock};
 use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
-use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::format::summary::ChunkSummary;
+use crate::format::tables::{
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META,
+    METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+};
+use crate::format::{Corrupt, point_chunk, row_chunk, time_chunk};
 use crate::id::{validate_metric_name, validate_run_id};
 use crate::state::RunState;
 use crate::store::{DATABASE, LOCK, Store, decode_pointer};
@@ -125,8 +130,8 @@ pub struct RunCheck {
     pub rows: u64,
     /// Rows read from archived branches.
     pub archived_rows: u64,
-    /// Blocks decoded, live and archived.
-    pub blocks: u64,
+    /// Chunks decoded (row chunks and point chunks), live and archived.
+    pub chunks: u64,
     /// Archived branches.
     pub branches: u32,
     /// Attempts.
@@ -147,7 +152,7 @@ impl RunCheck {
             integrity: Integrity::NotRun,
             rows: 0,
             archived_rows: 0,
-            blocks: 0,
+            chunks: 0,
             branches: 0,
             attempts: 0,
             problems: Vec::new(),
@@ -205,8 +210,8 @@ impl StoreCheck {
 
 impl Store {
     /// Checks run `id` for damage: redb's integrity check (page checksums, allocator state) on
-    /// a copy of its database taken under the run's lock, then every record and block: formats,
-    /// metric ids, attempts, steps strictly increasing across blocks, block keys, row counts
+    /// a copy of its database taken under the run's lock, then every record and chunk: formats,
+    /// metric ids, attempts, steps strictly increasing across chunks, chunk keys, row counts
     /// and the summary against the history, archived branches, a fork's parent. A run being
     /// written is read from its last commit, without redb's check. Damage is reported in the
     /// result, not as an error; the run's files are not changed.
@@ -539,7 +544,7 @@ fn read_meta(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result
     Ok(Some((record, progress)))
 }
 
-/// Reads every record and block of one snapshot of a run database.
+/// Reads every record and chunk of one snapshot of a run database.
 fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> {
     let Some((record, progress)) = read_meta(tx, path, report)? else { return Ok(()) };
     let names = read_names(tx, path, report)?;
@@ -548,16 +553,26 @@ fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> 
     // The live history.
     let fork = record.forked_from.as_ref();
     let mut walker = Walker::new(names.len());
-    let blocks = tx.open_table(BLOCKS).at(path)?;
-    for entry in blocks.iter().at(path)? {
-        let (key, bytes) = entry.at(path)?;
-        if let Err(detail) = walker.block(key.value(), bytes.value()) {
-            report.problem(path, format!("live history block at step {}: {detail}", key.value()));
-            return Ok(());
-        }
+    let rows = tx.open_table(ROWS).at(path)?;
+    let points = tx.open_table(POINTS).at(path)?;
+    let summaries = tx.open_table(SUMMARIES).at(path)?;
+    let outcome = walker.walk(
+        |from| Ok(rows.range(from..)?.next().transpose()?.map(|(k, v)| (k.value(), v.value().to_vec()))),
+        |step| Ok(rows.range(..=step)?.next_back().transpose()?.map(|(_, v)| v.value().to_vec())),
+        |metric, from| {
+            let entry = points.range((metric, from)..=(metric, u64::MAX))?.next().transpose()?;
+            Ok(entry.map(|(k, v)| (k.value().1, v.value().to_vec())))
+        },
+        |metric, key| Ok(summaries.get((metric, key))?.map(|v| v.value().to_vec())),
+        |known| Ok(points.range((known, 0)..)?.next().transpose()?.map(|(k, _)| k.value().0)),
+        |known| Ok(summaries.range((known, 0)..)?.next().transpose()?.map(|(k, _)| k.value().0)),
+    );
+    if let Err(detail) = outcome {
+        report.problem(path, format!("live history: {detail}"));
+        return Ok(());
     }
-    drop(blocks);
-    report.blocks += walker.blocks;
+    drop((rows, points, summaries));
+    report.chunks += walker.chunks;
     let own_rows = walker.rows;
     if let (Some(fork), Some(first)) = (fork, walker.first_step)
         && first <= fork.step
@@ -596,7 +611,40 @@ fn walk(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<()> 
         }
     }
 
+    check_samples(tx, path, report, &names)?;
     check_branches(tx, path, report, known)
+}
+
+/// Time-indexed series: every time chunk decodes, is keyed by its first time, belongs to a
+/// known `system/` metric, and has the summary of its samples.
+fn check_samples(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, names: &[String]) -> Result<()> {
+    let chunks = tx.open_table(SAMPLES).at(path)?;
+    let summaries = tx.open_table(SAMPLE_SUMMARIES).at(path)?;
+    let (mut times, mut values) = (Vec::new(), Vec::new());
+    for entry in chunks.iter().at(path)? {
+        let (key, bytes) = entry.at(path)?;
+        let (metric, first) = key.value();
+        let at = |detail: &str| format!("system series {metric}, chunk at time {first}: {detail}");
+        if !names.get(metric as usize).is_some_and(|name| name.starts_with(crate::SYSTEM_PREFIX)) {
+            report.problem(path, at("it is not a system metric's"));
+            return Ok(());
+        }
+        if let Err(corrupt) = time_chunk::decode(bytes.value(), &mut times, &mut values) {
+            report.problem(path, at(corrupt.0));
+            return Ok(());
+        }
+        if times.first() != Some(&first) {
+            report.problem(path, at("its key differs from its first time"));
+            return Ok(());
+        }
+        let stored = summaries.get((metric, first)).at(path)?.map(|s| ChunkSummary::decode(s.value()));
+        if stored != Some(Ok(ChunkSummary::of(&times, &values))) {
+            report.problem(path, at("its summary is missing or does not describe its samples"));
+            return Ok(());
+        }
+        report.chunks += 1;
+    }
+    Ok(())
 }
 
 fn read_names(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result<Vec<String>> {
@@ -687,31 +735,59 @@ fn check_branches(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, know
     }
     drop(records);
     report.branches = u32::try_from(branches.len()).unwrap_or(u32::MAX);
-    let archive = tx.open_table(ARCHIVE).at(path)?;
-    for entry in archive.iter().at(path)? {
-        let (key, bytes) = entry.at(path)?;
-        let (branch, first) = key.value();
-        let Some((_, walker)) = branches.get_mut(&branch) else {
-            report.problem(path, format!("archived blocks of branch {branch}, which has no record"));
-            return Ok(());
-        };
-        if let Err(detail) = walker.block(first, bytes.value()) {
-            report.problem(path, format!("branch {branch}, block at step {first}: {detail}"));
+    let rows = tx.open_table(ARCHIVE_ROWS).at(path)?;
+    let points = tx.open_table(ARCHIVE_POINTS).at(path)?;
+    let summaries = tx.open_table(ARCHIVE_SUMMARIES).at(path)?;
+    let strays = [
+        rows.iter().at(path)?.next_back().transpose().at(path)?.map(|(k, _)| k.value().0),
+        points.iter().at(path)?.next_back().transpose().at(path)?.map(|(k, _)| k.value().0),
+        summaries.iter().at(path)?.next_back().transpose().at(path)?.map(|(k, _)| k.value().0),
+    ];
+    if let Some(branch) = strays.into_iter().flatten().find(|branch| !branches.contains_key(branch)) {
+        report.problem(path, format!("archived chunks of branch {branch}, which has no record"));
+        return Ok(());
+    }
+    for (&branch, (_, walker)) in &mut branches {
+        let walked = walker.walk(
+            |from| {
+                let entry = rows.range((branch, from)..=(branch, u64::MAX))?.next().transpose()?;
+                Ok(entry.map(|(k, v)| (k.value().1, v.value().to_vec())))
+            },
+            |step| {
+                let entry = rows.range((branch, 0)..=(branch, step))?.next_back().transpose()?;
+                Ok(entry.map(|(_, v)| v.value().to_vec()))
+            },
+            |metric, from| {
+                let entry = points.range((branch, metric, from)..=(branch, metric, u64::MAX))?.next().transpose()?;
+                Ok(entry.map(|(k, v)| (k.value().2, v.value().to_vec())))
+            },
+            |metric, key| Ok(summaries.get((branch, metric, key))?.map(|v| v.value().to_vec())),
+            |known| {
+                let entry = points.range((branch, known, 0)..=(branch, u32::MAX, u64::MAX))?.next().transpose()?;
+                Ok(entry.map(|(k, _)| k.value().1))
+            },
+            |known| {
+                let entry = summaries.range((branch, known, 0)..=(branch, u32::MAX, u64::MAX))?.next().transpose()?;
+                Ok(entry.map(|(k, _)| k.value().1))
+            },
+        );
+        if let Err(detail) = walked {
+            report.problem(path, format!("branch {branch}: {detail}"));
             return Ok(());
         }
     }
     for (id, (record, walker)) in &branches {
-        report.blocks += walker.blocks;
+        report.chunks += walker.chunks;
         report.archived_rows += walker.rows;
         let agrees = walker.rows == record.rows
             && walker.first_step == Some(record.first_step)
             && walker.last_step == Some(record.last_step)
-            && record.rewound_to < record.first_step;
+            && (record.rewound_to < record.first_step || (record.restarted && record.first_step == 0));
         if !agrees {
             report.problem(
                 path,
                 format!(
-                    "branch {id}: its record (steps {}..={}, {} rows, rewound to {}) does not match its blocks \
+                    "branch {id}: its record (steps {}..={}, {} rows, rewound to {}) does not match its chunks \
                      (steps {:?}..={:?}, {} rows)",
                     record.first_step,
                     record.last_step,
@@ -727,54 +803,136 @@ fn check_branches(tx: &ReadTransaction, path: &Path, report: &mut RunCheck, know
     Ok(())
 }
 
-/// Follows a sequence of blocks: decodes each, checks keys, steps and metric ids.
+/// A lookup in the chunk tables of one part of a run (live, or one branch).
+type Lookup<T> = std::result::Result<T, redb::StorageError>;
+
+/// Walks the chunks of one part of a run: its row chunks in order, then each metric's point
+/// chunks, checking keys, order, that every point has a row, and each chunk's summary.
 struct Walker {
-    decoded: DecodedBlock,
     known_metrics: usize,
-    blocks: u64,
+    chunks: u64,
     rows: u64,
     first_step: Option<u64>,
     last_step: Option<u64>,
     /// Each metric's last value (bits), by id.
     last_values: BTreeMap<u32, u64>,
+    steps: Vec<u64>,
+    times: Vec<u64>,
+    values: Vec<f64>,
+    /// The row chunk last read to look a point's step up, and its steps.
+    row_steps: Vec<u64>,
 }
 
 impl Walker {
     fn new(known_metrics: usize) -> Walker {
         Walker {
-            decoded: DecodedBlock::default(),
             known_metrics,
-            blocks: 0,
+            chunks: 0,
             rows: 0,
             first_step: None,
             last_step: None,
             last_values: BTreeMap::new(),
+            steps: Vec::new(),
+            times: Vec::new(),
+            values: Vec::new(),
+            row_steps: Vec::new(),
         }
     }
 
-    fn block(&mut self, key: u64, bytes: &[u8]) -> std::result::Result<(), String> {
-        let header = block::decode(bytes, &mut self.decoded).map_err(|corrupt| corrupt.0.to_string())?;
-        if header.first_step != key {
-            return Err(format!("its key differs from its first step {}", header.first_step));
-        }
-        if let Some(last) = self.last_step
-            && header.first_step <= last
-        {
-            return Err(format!("it starts at step {key}, not after the previous block's last step {last}"));
-        }
-        for column in self.decoded.columns() {
-            if column.metric as usize >= self.known_metrics {
-                return Err(format!("it has a column for metric id {}, which is not a metric", column.metric));
+    /// Walks with lookups: the first row chunk keyed at or after a step; the last row chunk
+    /// keyed at or before a step (its bytes); a metric's first point chunk keyed at or after a
+    /// step; a point chunk's summary; the first metric id at or after `known_metrics` with a
+    /// point chunk, and with a summary (there must be none).
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &mut self,
+        next_rows: impl Fn(u64) -> Lookup<Option<(u64, Vec<u8>)>>,
+        rows_at: impl Fn(u64) -> Lookup<Option<Vec<u8>>>,
+        next_points: impl Fn(u32, u64) -> Lookup<Option<(u64, Vec<u8>)>>,
+        summary: impl Fn(u32, u64) -> Lookup<Option<Vec<u8>>>,
+        stray_points: impl Fn(u32) -> Lookup<Option<u32>>,
+        stray_summaries: impl Fn(u32) -> Lookup<Option<u32>>,
+    ) -> std::result::Result<(), String> {
+        let storage = |error: redb::StorageError| format!("read error: {error}");
+        let corrupt = |corrupt: Corrupt| corrupt.0.to_string();
+        let mut from = 0u64;
+        while let Some((key, bytes)) = next_rows(from).map_err(storage)? {
+            let range = row_chunk::decode(&bytes, &mut self.steps, &mut self.times)
+                .map_err(|c| format!("row chunk at step {key}: {}", corrupt(c)))?;
+            if range.first_step != key {
+                return Err(format!(
+                    "row chunk at step {key}: its key differs from its first step {}",
+                    range.first_step
+                ));
             }
-            if let Some(&value) = column.values.last() {
-                self.last_values.insert(column.metric, value.to_bits());
+            if let Some(last) = self.last_step.filter(|last| range.first_step <= *last) {
+                return Err(format!(
+                    "row chunk at step {key} does not start after the previous one's last step {last}"
+                ));
+            }
+            self.chunks += 1;
+            self.rows += range.count as u64;
+            self.first_step.get_or_insert(range.first_step);
+            self.last_step = Some(range.last_step);
+            let Some(next) = key.checked_add(1) else { break };
+            from = next;
+        }
+        let known = u32::try_from(self.known_metrics).unwrap_or(u32::MAX);
+        for metric in 0..known {
+            let mut from = 0u64;
+            let mut previous: Option<u64> = None;
+            while let Some((key, bytes)) = next_points(metric, from).map_err(storage)? {
+                let at = |detail: String| format!("metric {metric}, point chunk at step {key}: {detail}");
+                let range =
+                    point_chunk::decode(&bytes, &mut self.steps, &mut self.values).map_err(|c| at(corrupt(c)))?;
+                if range.first_step != key {
+                    return Err(at(format!("its key differs from its first step {}", range.first_step)));
+                }
+                if let Some(last) = previous.filter(|last| range.first_step <= *last) {
+                    return Err(at(format!("it does not start after the previous chunk's last step {last}")));
+                }
+                previous = Some(range.last_step);
+                let stored = summary(metric, key).map_err(storage)?.ok_or_else(|| at("it has no summary".into()))?;
+                let stored = ChunkSummary::decode(&stored).map_err(|c| at(corrupt(c)))?;
+                if stored != ChunkSummary::of(&self.steps, &self.values) {
+                    return Err(at("its summary does not describe its points".into()));
+                }
+                for index in 0..self.steps.len() {
+                    let step = self.steps[index];
+                    if !self.has_row(step, &rows_at).map_err(storage)? {
+                        return Err(at(format!("it has a point at step {step}, which has no row")));
+                    }
+                }
+                if let Some(&value) = self.values.last() {
+                    self.last_values.insert(metric, value.to_bits());
+                }
+                self.chunks += 1;
+                let Some(next) = key.checked_add(1) else { break };
+                from = next;
             }
         }
-        self.blocks += 1;
-        self.rows += header.rows as u64;
-        self.first_step.get_or_insert(header.first_step);
-        self.last_step = Some(header.last_step);
+        if let Some(metric) = stray_points(known).map_err(storage)? {
+            return Err(format!("it has point chunks of metric id {metric}, which is not a metric"));
+        }
+        if let Some(metric) = stray_summaries(known).map_err(storage)? {
+            return Err(format!("it has chunk summaries of metric id {metric}, which is not a metric"));
+        }
         Ok(())
+    }
+
+    /// Whether a row exists at `step`, reading the row chunk that would hold it when the one
+    /// read last does not cover it.
+    fn has_row(&mut self, step: u64, rows_at: impl Fn(u64) -> Lookup<Option<Vec<u8>>>) -> Lookup<bool> {
+        let covered = self.row_steps.first().is_some_and(|first| *first <= step)
+            && self.row_steps.last().is_some_and(|last| *last >= step);
+        if !covered {
+            self.row_steps.clear();
+            if let Some(bytes) = rows_at(step)? {
+                // A chunk that does not decode was reported by the row walk already.
+                let _ = row_chunk::decode_steps(&bytes, &mut self.row_steps);
+            }
+        }
+        Ok(self.row_steps.binary_search(&step).is_ok())
     }
 }
 

@@ -1,30 +1,35 @@
 //! Streaming replay of a run's history: rows in step order, or one metric's points.
 //!
-//! A run's live history is a list of segments, each a step range of one table of one run
-//! database: a plain run has one (its `blocks` table); a fork reads its inherited steps from
+//! A run's live history is a list of segments, each a step range of one set of tables of one
+//! run database: a plain run has one (its live tables); a fork reads its inherited steps from
 //! its parent's database (and, if the parent was rewound since, from the parent's archived
-//! branches); an archived branch is one segment of the `archive` table. Memory stays bounded by
-//! one block, whatever the length.
+//! branches); an archived branch is one segment of the archive tables. Rows come from the row
+//! chunks (steps and times), each metric's values from its own point chunks, advanced in step
+//! with the rows; memory stays bounded by one chunk per metric, whatever the length.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use redb::ReadTransaction;
+use redb::{ReadTransaction, ReadableTable};
 
-use crate::error::{Context, Error, Result};
-use crate::format::block::{self, BlockHeader, DecodedBlock};
-use crate::format::tables::{ARCHIVE, BLOCKS};
+use crate::error::{Context, Result};
+use crate::format::records::AttemptRecord;
+use crate::format::tables::ATTEMPTS;
+use crate::format::{point_chunk, row_chunk};
 use crate::guard;
+use crate::read::chunks::SegmentTables;
 
-/// Which table a segment reads.
+/// Which tables a segment reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Table {
     Live,
     Archive(u32),
 }
 
-/// A step range of one table of one run database, read in the transaction of a snapshot.
+/// A step range of one set of tables of one run database, read in the transaction of a
+/// snapshot.
 #[derive(Clone)]
 pub(crate) struct Segment {
     pub(crate) tx: Arc<ReadTransaction>,
@@ -34,94 +39,29 @@ pub(crate) struct Segment {
     pub(crate) last: u64,
 }
 
-impl Segment {
-    /// The blocks that may hold steps `first..=last` of this segment, in step order.
-    fn blocks(&self, first: u64) -> Result<Blocks> {
-        let path = &self.path;
-        let tx = &self.tx;
-        match self.table {
-            Table::Live => {
-                let table = tx.open_table(BLOCKS).at(path)?;
-                let start = match table.range(..=first).at(path)?.next_back() {
-                    Some(entry) => entry.at(path)?.0.value(),
-                    None => first,
-                };
-                Ok(Blocks::Live(table.range(start..).at(path)?))
-            }
-            Table::Archive(branch) => {
-                let table = tx.open_table(ARCHIVE).at(path)?;
-                let start = match table.range((branch, 0)..=(branch, first)).at(path)?.next_back() {
-                    Some(entry) => entry.at(path)?.0.value().1,
-                    None => first,
-                };
-                Ok(Blocks::Archive(table.range((branch, start)..=(branch, u64::MAX)).at(path)?))
-            }
-        }
-    }
-}
-
-impl Segment {
-    /// Visits the blocks that may hold steps of this segment, last first, until `visit`
-    /// returns `false`.
-    pub(crate) fn visit_backwards(&self, mut visit: impl FnMut(&[u8]) -> Result<bool>) -> Result<()> {
-        let path = &self.path;
-        let tx = &self.tx;
-        match self.table {
-            Table::Live => {
-                let table = tx.open_table(BLOCKS).at(path)?;
-                for entry in table.range(..=self.last).at(path)?.rev() {
-                    let (_, bytes) = entry.at(path)?;
-                    if !visit(bytes.value())? || block::header(bytes.value()).at(path)?.first_step <= self.first {
-                        break;
-                    }
-                }
-            }
-            Table::Archive(branch) => {
-                let table = tx.open_table(ARCHIVE).at(path)?;
-                for entry in table.range((branch, 0)..=(branch, self.last)).at(path)?.rev() {
-                    let (_, bytes) = entry.at(path)?;
-                    if !visit(bytes.value())? || block::header(bytes.value()).at(path)?.first_step <= self.first {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Counts the rows of `segments` from block headers, decoding steps only for blocks that a
+/// Counts the rows of `segments` from row-chunk headers, decoding steps only for chunks that a
 /// segment cuts.
 pub(crate) fn count_rows(segments: VecDeque<Segment>) -> Result<u64> {
-    let mut feed = BlockFeed { segments, current: None };
     let mut rows = 0;
     let mut steps = Vec::new();
-    while let Some(FedBlock { bytes, first, last, path }) = feed.next()? {
-        let header = block::header(&bytes).at(&path)?;
-        if header.first_step >= first && header.last_step <= last {
-            rows += header.rows as u64;
-        } else {
-            block::decode_steps(&bytes, &mut steps).at(&path)?;
-            rows += steps.iter().filter(|&&step| step >= first && step <= last).count() as u64;
+    for segment in segments {
+        let tables = SegmentTables::open(&segment)?;
+        let mut from = tables.rows_start(segment.first)?;
+        while let Some((key, bytes)) = tables.next_rows(from, segment.last)? {
+            let range = row_chunk::range(&bytes).at(&segment.path)?;
+            if range.first_step >= segment.first && range.last_step <= segment.last {
+                rows += range.count as u64;
+            } else {
+                row_chunk::decode_steps(&bytes, &mut steps).at(&segment.path)?;
+                rows += steps.iter().filter(|&&step| step >= segment.first && step <= segment.last).count() as u64;
+            }
+            from = key.saturating_add(1);
+            if key == u64::MAX {
+                break;
+            }
         }
     }
     Ok(rows)
-}
-
-enum Blocks {
-    Live(redb::Range<'static, u64, &'static [u8]>),
-    Archive(redb::Range<'static, (u32, u64), &'static [u8]>),
-}
-
-impl Blocks {
-    /// The next block's first step (its key) and bytes.
-    fn next(&mut self, path: &std::path::Path) -> Result<Option<(u64, Vec<u8>)>> {
-        let entry = match self {
-            Blocks::Live(range) => range.next().map(|e| e.map(|(k, v)| (k.value(), v.value().to_vec()))),
-            Blocks::Archive(range) => range.next().map(|e| e.map(|(k, v)| (k.value().1, v.value().to_vec()))),
-        };
-        entry.transpose().at(path)
-    }
 }
 
 /// The segments that fall in `first..=last`, with their ranges narrowed to it.
@@ -136,61 +76,173 @@ pub(crate) fn narrow(segments: Vec<Segment>, first: u64, last: u64) -> VecDeque<
         .collect()
 }
 
-/// The segment being read and its block cursor.
-struct Cursor {
-    segment: Segment,
-    blocks: Blocks,
-}
-
-/// A block handed out by a [`BlockFeed`], with the step range of the segment it is read for.
-struct FedBlock {
-    bytes: Vec<u8>,
-    first: u64,
-    last: u64,
-    path: PathBuf,
-}
-
-/// Hands out the blocks of a list of segments, one after the other.
-struct BlockFeed {
-    segments: VecDeque<Segment>,
-    current: Option<Cursor>,
-}
-
-impl BlockFeed {
-    /// The file the next block comes from, to name in an error.
-    fn path(&self) -> PathBuf {
-        let current = self.current.as_ref().map(|cursor| &cursor.segment);
-        current.or_else(|| self.segments.front()).map(|segment| segment.path.clone()).unwrap_or_default()
+/// The spans `[start, end]` (ms) of the attempts of the database a segment reads, in order: an
+/// attempt still open (or never closed) ends where the next begins, or never.
+fn attempt_spans(segment: &Segment) -> Result<Vec<(u64, u64)>> {
+    let table = segment.tx.open_table(ATTEMPTS).at(&segment.path)?;
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for entry in table.iter().at(&segment.path)? {
+        let (_, bytes) = entry.at(&segment.path)?;
+        let record = AttemptRecord::decode(bytes.value()).at(&segment.path)?;
+        if let Some(previous) = spans.last_mut() {
+            previous.1 = previous.1.min(record.started_at_ms).max(previous.0);
+        }
+        spans.push((record.started_at_ms, record.ended_at_ms.unwrap_or(u64::MAX).max(record.started_at_ms)));
     }
+    Ok(spans)
+}
 
-    /// The next block that may hold rows of the current segment: its bytes, and the segment's
-    /// step range. `None` at the end.
-    fn next(&mut self) -> Result<Option<FedBlock>> {
+/// The run's running time at wall-clock time `time` (ms): the attempts' time before it, not the
+/// time the run was dead between them. A time outside every attempt takes the runtime at the
+/// end of the attempt before it.
+fn runtime_at(spans: &[(u64, u64)], time: u64) -> u64 {
+    let mut total = 0u64;
+    for &(start, end) in spans {
+        if time < start {
+            break;
+        }
+        if time <= end {
+            return total.saturating_add(time - start);
+        }
+        total = total.saturating_add(end - start);
+    }
+    total
+}
+
+/// One metric's points in one segment, read a chunk at a time as the rows advance.
+#[derive(Default)]
+struct PointCursor {
+    steps: Vec<u64>,
+    values: Vec<f64>,
+    index: usize,
+    /// The key the next chunk is looked for from; `None` before the first lookup.
+    next_key: Option<u64>,
+    done: bool,
+}
+
+impl PointCursor {
+    /// The metric's value at `step`, for steps asked in increasing order.
+    fn value_at(&mut self, tables: &SegmentTables, metric: u32, step: u64, last: u64) -> Result<Option<f64>> {
         loop {
-            if self.current.is_none() {
-                let Some(segment) = self.segments.pop_front() else { return Ok(None) };
-                let blocks = segment.blocks(segment.first)?;
-                self.current = Some(Cursor { segment, blocks });
-            }
-            let Some(cursor) = self.current.as_mut() else { continue };
-            let (first, last, path) = (cursor.segment.first, cursor.segment.last, cursor.segment.path.clone());
-            match cursor.blocks.next(&path)? {
-                Some((key, bytes)) if key <= last => {
-                    if block::header(&bytes).at(&path)?.first_step != key {
-                        return Err(Error::corrupt(&path, "a block's key differs from its first step"));
-                    }
-                    return Ok(Some(FedBlock { bytes, first, last, path }));
+            if let Some(&at) = self.steps.get(self.index) {
+                if at < step {
+                    self.index += 1;
+                    continue;
                 }
-                _ => self.current = None,
+                if at == step {
+                    self.index += 1;
+                    return Ok(Some(self.values[self.index - 1]));
+                }
+                return Ok(None);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let from = match self.next_key {
+                Some(key) => key,
+                None => tables.points_start(metric, step)?,
+            };
+            match tables.next_points(metric, from, last)? {
+                Some((key, bytes)) => {
+                    let range = point_chunk::decode(&bytes, &mut self.steps, &mut self.values).at(tables.path())?;
+                    if range.first_step != key {
+                        return Err(crate::Error::corrupt(
+                            tables.path(),
+                            "a point chunk's key differs from its first step",
+                        ));
+                    }
+                    self.index = 0;
+                    self.done = key == u64::MAX;
+                    self.next_key = Some(key.saturating_add(1));
+                }
+                None => self.done = true,
             }
         }
     }
 }
 
-/// A streamed row: its step and metrics, borrowed from the [`History`] until the next row.
+/// The segment a history is reading: its tables, the current row chunk and each metric's
+/// cursor.
+struct SegmentRows {
+    tables: SegmentTables,
+    first: u64,
+    last: u64,
+    next_key: u64,
+    rows_done: bool,
+    steps: Vec<u64>,
+    times: Vec<u64>,
+    index: usize,
+    cursors: Vec<PointCursor>,
+    /// The attempts of this segment's database, for runtimes.
+    spans: Vec<(u64, u64)>,
+}
+
+impl SegmentRows {
+    fn open(segment: &Segment, metrics: usize) -> Result<SegmentRows> {
+        let tables = SegmentTables::open(segment)?;
+        let next_key = tables.rows_start(segment.first)?;
+        let mut cursors = Vec::with_capacity(metrics);
+        cursors.resize_with(metrics, PointCursor::default);
+        let spans = attempt_spans(segment)?;
+        Ok(SegmentRows {
+            spans,
+            tables,
+            first: segment.first,
+            last: segment.last,
+            next_key,
+            rows_done: false,
+            steps: Vec::new(),
+            times: Vec::new(),
+            index: 0,
+            cursors,
+        })
+    }
+
+    /// The next row's step and time in the segment, or `None` at its end.
+    fn next_row(&mut self) -> Result<Option<(u64, u64)>> {
+        loop {
+            if let Some(&step) = self.steps.get(self.index) {
+                let time = self.times[self.index];
+                self.index += 1;
+                if step < self.first {
+                    continue;
+                }
+                if step > self.last {
+                    self.rows_done = true;
+                    self.steps.clear();
+                    return Ok(None);
+                }
+                return Ok(Some((step, time)));
+            }
+            if self.rows_done {
+                return Ok(None);
+            }
+            match self.tables.next_rows(self.next_key, self.last)? {
+                Some((key, bytes)) => {
+                    let range = row_chunk::decode(&bytes, &mut self.steps, &mut self.times).at(self.tables.path())?;
+                    if range.first_step != key {
+                        return Err(crate::Error::corrupt(
+                            self.tables.path(),
+                            "a row chunk's key differs from its first step",
+                        ));
+                    }
+                    self.index = 0;
+                    self.rows_done = key == u64::MAX;
+                    self.next_key = key.saturating_add(1);
+                }
+                None => self.rows_done = true,
+            }
+        }
+    }
+}
+
+/// A streamed row: its step, time and metrics, borrowed from the [`History`] until the next
+/// row.
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
     step: u64,
+    time_ms: u64,
+    runtime_ms: u64,
     points: &'a [(u32, f64)],
     names: &'a [Arc<str>],
 }
@@ -200,6 +252,20 @@ impl<'a> RowRef<'a> {
     #[must_use]
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// When the row was logged (the clock of the logging machine, to the millisecond).
+    #[must_use]
+    pub fn time(&self) -> SystemTime {
+        crate::sys::from_ms(self.time_ms)
+    }
+
+    /// How long the run had been running when the row was logged: the attempts' running time
+    /// up to it, not the time the run was dead between attempts (W&B's `_runtime`). Rows a fork
+    /// inherited have their parent's runtime.
+    #[must_use]
+    pub fn runtime(&self) -> Duration {
+        Duration::from_millis(self.runtime_ms)
     }
 
     /// The value of `metric` in this row.
@@ -225,6 +291,8 @@ impl<'a> RowRef<'a> {
     pub fn to_row(&self) -> Row {
         Row {
             step: self.step,
+            time_ms: self.time_ms,
+            runtime_ms: self.runtime_ms,
             values: self.points.iter().map(|&(id, value)| (Arc::clone(&self.names[id as usize]), value)).collect(),
         }
     }
@@ -234,6 +302,8 @@ impl<'a> RowRef<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     step: u64,
+    time_ms: u64,
+    runtime_ms: u64,
     values: Vec<(Arc<str>, f64)>,
 }
 
@@ -242,6 +312,18 @@ impl Row {
     #[must_use]
     pub fn step(&self) -> u64 {
         self.step
+    }
+
+    /// When the row was logged (the clock of the logging machine, to the millisecond).
+    #[must_use]
+    pub fn time(&self) -> SystemTime {
+        crate::sys::from_ms(self.time_ms)
+    }
+
+    /// How long the run had been running when the row was logged (see [`RowRef::runtime`]).
+    #[must_use]
+    pub fn runtime(&self) -> Duration {
+        Duration::from_millis(self.runtime_ms)
     }
 
     /// The value of `metric` in this row.
@@ -262,35 +344,27 @@ impl Row {
 /// It is an [`Iterator`] of owned [`Row`]s; [`History::next_row`] lends rows without
 /// allocating, for the fastest replay.
 pub struct History {
-    feed: BlockFeed,
-    /// The run's names, from the same snapshot as every block read.
+    segments: VecDeque<Segment>,
+    current: Option<SegmentRows>,
+    /// The run's names, from the same snapshot as every chunk read. Each segment reads the
+    /// points of these metrics only: a fork's ancestor may hold metrics the fork never saw.
     names: Vec<Arc<str>>,
-    block: DecodedBlock,
-    path: PathBuf,
-    cursors: Vec<usize>,
-    next_row: usize,
-    rows_in_block: usize,
-    first: u64,
-    last: u64,
+    /// The metric ids read, in id order: every metric, or those asked for.
+    selected: Vec<u32>,
     points: Vec<(u32, f64)>,
     done: bool,
 }
 
 impl History {
     pub(crate) fn new(segments: VecDeque<Segment>, names: Vec<Arc<str>>) -> History {
-        History {
-            feed: BlockFeed { segments, current: None },
-            names,
-            block: DecodedBlock::default(),
-            path: PathBuf::new(),
-            cursors: Vec::new(),
-            next_row: 0,
-            rows_in_block: 0,
-            first: 0,
-            last: 0,
-            points: Vec::new(),
-            done: false,
-        }
+        let selected = (0..u32::try_from(names.len()).unwrap_or(u32::MAX)).collect();
+        History { segments, current: None, names, selected, points: Vec::new(), done: false }
+    }
+
+    /// A history that reads only the metrics `selected` (ids, in increasing order): the other
+    /// metrics' chunks are never read.
+    pub(crate) fn of_metrics(segments: VecDeque<Segment>, names: Vec<Arc<str>>, selected: Vec<u32>) -> History {
+        History { segments, current: None, names, selected, points: Vec::new(), done: false }
     }
 
     /// The metric names that row ids index, as of this history's snapshot.
@@ -299,12 +373,19 @@ impl History {
         &self.names
     }
 
+    /// The file the next chunk comes from, to name in an error.
+    fn path(&self) -> PathBuf {
+        let current = self.current.as_ref().map(|rows| rows.tables.path().to_path_buf());
+        current.or_else(|| self.segments.front().map(|segment| segment.path.clone())).unwrap_or_default()
+    }
+
     /// The next row, borrowed until the next call.
     ///
     /// # Errors
     ///
-    /// [`Error::Corrupt`] for a block that does not decode, [`Error::Storage`] on a read
-    /// error. The history ends after an error.
+    /// [`Error::Corrupt`](crate::Error::Corrupt) for a chunk that does not decode,
+    /// [`Error::Storage`](crate::Error::Storage) on a read error. The history ends after an
+    /// error.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -321,70 +402,48 @@ impl History {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn next_row(&mut self) -> Result<Option<RowRef<'_>>> {
-        loop {
-            if self.done {
-                return Ok(None);
+        if self.done {
+            return Ok(None);
+        }
+        let path = self.path();
+        match guard::catch(&path, || self.advance()) {
+            Ok(Some((step, time_ms, runtime_ms))) => {
+                Ok(Some(RowRef { step, time_ms, runtime_ms, points: &self.points, names: &self.names }))
             }
-            if self.next_row == self.rows_in_block {
-                let path = self.feed.path();
-                match guard::catch(&path, || self.load_next_block()) {
-                    Ok(true) => continue,
-                    Ok(false) => {
-                        self.done = true;
-                        return Ok(None);
-                    }
-                    Err(error) => {
-                        self.done = true;
-                        return Err(error);
-                    }
-                }
+            Ok(None) => {
+                self.done = true;
+                Ok(None)
             }
-            let row = self.next_row;
-            self.next_row += 1;
-            let step = self.block.steps[row];
-            if step < self.first || step > self.last {
-                for (column, cursor) in self.block.columns().iter().zip(self.cursors.iter_mut()) {
-                    *cursor += usize::from(column.has_row(row));
-                }
-                if step > self.last {
-                    // The rest of this block is past the segment.
-                    self.next_row = self.rows_in_block;
-                }
-                continue;
+            Err(error) => {
+                self.done = true;
+                Err(error)
             }
-            self.points.clear();
-            for (column, cursor) in self.block.columns().iter().zip(self.cursors.iter_mut()) {
-                if column.has_row(row) {
-                    self.points.push((column.metric, column.values[*cursor]));
-                    *cursor += 1;
-                }
-            }
-            return Ok(Some(RowRef { step, points: &self.points, names: &self.names }));
         }
     }
 
-    fn load_next_block(&mut self) -> Result<bool> {
-        let Some(FedBlock { bytes, first, last, path }) = self.feed.next()? else { return Ok(false) };
-        let header: BlockHeader = block::decode(&bytes, &mut self.block).at(&path)?;
-        // Names and blocks come from one snapshot, so a column of this run names a known metric.
-        // A block of a fork's ancestor may also hold rows after the fork step, logged later with
-        // metrics the fork does not know (or knows under another id): those rows are never
-        // yielded, so only a column with a point in the segment's range must be known.
-        let known = self.names.len();
-        let steps = &self.block.steps;
-        for column in self.block.columns().iter().filter(|column| column.metric as usize >= known) {
-            if (0..header.rows).any(|row| column.has_row(row) && steps[row] >= first && steps[row] <= last) {
-                return Err(Error::corrupt(&path, "a block names an unknown metric"));
+    /// Moves to the next row, filling `points`: its step, time and runtime.
+    fn advance(&mut self) -> Result<Option<(u64, u64, u64)>> {
+        loop {
+            if self.current.is_none() {
+                let Some(segment) = self.segments.pop_front() else { return Ok(None) };
+                self.current = Some(SegmentRows::open(&segment, self.names.len())?);
             }
+            let Some(rows) = self.current.as_mut() else { continue };
+            let Some((step, time)) = rows.next_row()? else {
+                self.current = None;
+                continue;
+            };
+            self.points.clear();
+            let SegmentRows { tables, cursors, last, spans, .. } = rows;
+            for &metric in &self.selected {
+                if let Some(cursor) = cursors.get_mut(metric as usize)
+                    && let Some(value) = cursor.value_at(tables, metric, step, *last)?
+                {
+                    self.points.push((metric, value));
+                }
+            }
+            return Ok(Some((step, time, runtime_at(spans, time))));
         }
-        self.cursors.clear();
-        self.cursors.resize(self.block.columns().len(), 0);
-        self.rows_in_block = header.rows;
-        self.next_row = 0;
-        self.first = first;
-        self.last = last;
-        self.path = path;
-        Ok(true)
     }
 }
 
@@ -396,42 +455,82 @@ impl Iterator for History {
     }
 }
 
-/// Streams one metric's `(step, value)` points (see [`crate::RunReader::series`]).
+/// Streams one metric's `(step, value)` points (see [`crate::RunReader::series`]): a range scan
+/// of that metric's own chunks, no other metric's bytes read.
 pub struct Series {
-    feed: BlockFeed,
+    segments: VecDeque<Segment>,
+    current: Option<SegmentTables>,
     metric: Option<u32>,
+    /// The current segment's steps.
+    first: u64,
+    last: u64,
+    /// The key of the next chunk to read in the current segment; `None` after its last.
+    next_key: Option<u64>,
     steps: Vec<u64>,
     values: Vec<f64>,
-    buffer: Vec<(u64, f64)>,
-    next: usize,
+    index: usize,
 }
 
 impl Series {
     pub(crate) fn new(segments: VecDeque<Segment>, metric: Option<u32>) -> Series {
         Series {
-            feed: BlockFeed { segments, current: None },
+            segments,
+            current: None,
             metric,
+            first: 0,
+            last: 0,
+            next_key: None,
             steps: Vec::new(),
             values: Vec::new(),
-            buffer: Vec::new(),
-            next: 0,
+            index: 0,
         }
     }
 
-    fn refill(&mut self) -> Result<bool> {
-        let Some(metric) = self.metric else { return Ok(false) };
+    fn path(&self) -> PathBuf {
+        let current = self.current.as_ref().map(|tables| tables.path().to_path_buf());
+        current.or_else(|| self.segments.front().map(|segment| segment.path.clone())).unwrap_or_default()
+    }
+
+    /// The next point, loading chunks and segments as needed.
+    fn advance(&mut self) -> Result<Option<(u64, f64)>> {
+        let Some(metric) = self.metric else { return Ok(None) };
         loop {
-            let Some(FedBlock { bytes, first, last, path }) = self.feed.next()? else { return Ok(false) };
-            self.buffer.clear();
-            self.next = 0;
-            let header =
-                block::decode_metric(&bytes, metric, &mut self.steps, &mut self.values, &mut self.buffer).at(&path)?;
-            if header.first_step < first || header.last_step > last {
-                self.buffer.retain(|&(step, _)| step >= first && step <= last);
+            if let Some(&step) = self.steps.get(self.index) {
+                let value = self.values[self.index];
+                self.index += 1;
+                if step < self.first {
+                    continue;
+                }
+                if step <= self.last {
+                    return Ok(Some((step, value)));
+                }
+                // Past the segment: the rest of this chunk and segment is not read.
+                self.steps.clear();
+                self.next_key = None;
+                continue;
             }
-            if !self.buffer.is_empty() {
-                return Ok(true);
+            let Some(tables) = &self.current else {
+                let Some(segment) = self.segments.pop_front() else { return Ok(None) };
+                let tables = SegmentTables::open(&segment)?;
+                self.next_key = Some(tables.points_start(metric, segment.first)?);
+                (self.first, self.last) = (segment.first, segment.last);
+                self.current = Some(tables);
+                continue;
+            };
+            let chunk = match self.next_key {
+                Some(from) => tables.next_points(metric, from, self.last)?,
+                None => None,
+            };
+            let Some((key, bytes)) = chunk else {
+                self.current = None;
+                continue;
+            };
+            let range = point_chunk::decode(&bytes, &mut self.steps, &mut self.values).at(tables.path())?;
+            if range.first_step != key {
+                return Err(crate::Error::corrupt(tables.path(), "a point chunk's key differs from its first step"));
             }
+            self.index = 0;
+            self.next_key = key.checked_add(1);
         }
     }
 }
@@ -440,22 +539,74 @@ impl Iterator for Series {
     type Item = Result<(u64, f64)>;
 
     fn next(&mut self) -> Option<Result<(u64, f64)>> {
-        if self.next == self.buffer.len() {
-            let path = self.feed.path();
-            match guard::catch(&path, || self.refill()) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.metric = None;
-                    return None;
-                }
-                Err(error) => {
-                    self.metric = None;
-                    return Some(Err(error));
-                }
+        self.metric?;
+        let path = self.path();
+        match guard::catch(&path, || self.advance()) {
+            Ok(Some(point)) => Some(Ok(point)),
+            Ok(None) => {
+                self.metric = None;
+                None
+            }
+            Err(error) => {
+                self.metric = None;
+                Some(Err(error))
             }
         }
-        let point = self.buffer[self.next];
-        self.next += 1;
-        Some(Ok(point))
+    }
+}
+
+/// Streams one metric's points with the time each row was logged (see
+/// [`crate::RunReader::series_with_time`]): the metric's own chunks, joined with the row chunks
+/// for the times.
+pub struct TimedSeries {
+    series: Series,
+    rows: VecDeque<Segment>,
+    current: Option<SegmentRows>,
+}
+
+impl TimedSeries {
+    pub(crate) fn new(segments: VecDeque<Segment>, metric: Option<u32>) -> TimedSeries {
+        TimedSeries { series: Series::new(segments.clone(), metric), rows: segments, current: None }
+    }
+
+    /// The time of the row at `step`; rows are asked for in increasing step order.
+    fn time_of(&mut self, step: u64) -> Result<u64> {
+        loop {
+            if self.current.is_none() {
+                let Some(segment) = self.rows.pop_front() else {
+                    return Err(crate::Error::corrupt(PathBuf::new(), format!("a point at step {step} has no row")));
+                };
+                self.current = Some(SegmentRows::open(&segment, 0)?);
+            }
+            let Some(rows) = self.current.as_mut() else { continue };
+            match rows.next_row()? {
+                Some((at, time)) if at == step => return Ok(time),
+                Some((at, _)) if at < step => {}
+                Some(_) => {
+                    let path = rows.tables.path().to_path_buf();
+                    return Err(crate::Error::corrupt(path, format!("a point at step {step} has no row")));
+                }
+                None => self.current = None,
+            }
+        }
+    }
+}
+
+impl Iterator for TimedSeries {
+    type Item = Result<(u64, SystemTime, f64)>;
+
+    fn next(&mut self) -> Option<Result<(u64, SystemTime, f64)>> {
+        let (step, value) = match self.series.next()? {
+            Ok(point) => point,
+            Err(error) => return Some(Err(error)),
+        };
+        let path = self.series.path();
+        match guard::catch(&path, || self.time_of(step)) {
+            Ok(time) => Some(Ok((step, crate::sys::from_ms(time), value))),
+            Err(error) => {
+                self.series.metric = None;
+                Some(Err(error))
+            }
+        }
     }
 }

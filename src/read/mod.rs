@@ -2,6 +2,7 @@
 //! its rows (through a fork's ancestors), and `check` verifies runs and stores.
 
 pub(crate) mod check;
+pub(crate) mod chunks;
 pub(crate) mod history;
 pub(crate) mod reader;
 pub(crate) mod snapshot;

@@ -177,15 +177,38 @@ impl RunReader {
 
     /// Streams the rows whose steps fall in `steps`, in step order, from a new snapshot that
     /// the history keeps for its whole life: rows committed, rewound or archived after this
-    /// call do not change what it yields. Memory stays bounded by one block, whatever the
+    /// call do not change what it yields. Memory stays bounded by one chunk per metric, whatever the
     /// history's length. A fork's rows up to its fork step come from its parent.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`] on a read error, [`Error::Corrupt`] when a fork's parent is missing;
-    /// the rows yield [`Error::Corrupt`] for a block that does not decode.
+    /// the rows yield [`Error::Corrupt`] for a chunk that does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         self.snapshot()?.history(steps)
+    }
+
+    /// As [`RunReader::history`], reading only the metrics named (see
+    /// [`RunSnapshot::history_of`](crate::RunSnapshot::history_of)).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("w"))?;
+    /// run.log([("loss", 0.5), ("acc", 0.1)])?;
+    /// run.log([("acc", 0.2)])?;
+    /// run.finish(0)?;
+    /// let rows: Vec<_> = store.open_run("w")?.history_of(&["loss"], ..)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(rows.len(), 2);
+    /// assert_eq!((rows[0].get("loss"), rows[0].get("acc"), rows[1].get("loss")), (Some(0.5), None, None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn history_of<S: AsRef<str>>(&self, metrics: &[S], steps: impl RangeBounds<u64>) -> Result<History> {
+        self.snapshot()?.history_of(metrics, steps)
     }
 
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
@@ -196,6 +219,62 @@ impl RunReader {
     /// As [`RunReader::history`].
     pub fn series(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         self.snapshot()?.series(metric, steps)
+    }
+
+    /// As [`RunReader::series`], with the time each point's row was logged: `(step, time,
+    /// value)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("t"))?;
+    /// run.log([("loss", 0.5)])?;
+    /// run.finish(0)?;
+    /// let (step, time, loss) = store.open_run("t")?.series_with_time("loss", ..)?.next().unwrap()?;
+    /// assert_eq!((step, loss), (0, 0.5));
+    /// assert!(time <= std::time::SystemTime::now());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn series_with_time(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<crate::TimedSeries> {
+        self.snapshot()?.series_with_time(metric, steps)
+    }
+
+    /// The samples of the time-indexed series `metric` (a system metric, see
+    /// [`crate::Run::log_system`]) taken in `times`, in time order.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::history`].
+    pub fn system(
+        &self,
+        metric: &str,
+        times: impl RangeBounds<std::time::SystemTime>,
+    ) -> Result<Vec<(std::time::SystemTime, f64)>> {
+        self.snapshot()?.system(metric, times)
+    }
+
+    /// The run's checkpoints in the order recorded (see [`crate::Run::checkpoint`]), each with
+    /// whether its path exists now.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::snapshot`].
+    pub fn checkpoints(&self) -> Result<Vec<crate::Checkpoint>> {
+        self.snapshot()?.checkpoints()
+    }
+
+    /// The newest live checkpoint whose path exists, and the newer ones skipped because their
+    /// paths are gone: what a resume from checkpoint restarts from.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunReader::snapshot`].
+    pub fn latest_checkpoint(&self) -> Result<crate::CheckpointChoice> {
+        self.snapshot()?.latest_checkpoint()
     }
 
     /// The run's archived branches: the rows each rewind moved out of the live history.

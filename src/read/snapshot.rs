@@ -9,24 +9,28 @@
 //! ("One snapshot per read").
 
 use std::collections::BTreeMap;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use crate::checkpoint::{Checkpoint, CheckpointChoice};
 use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
-use crate::format::block;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
+use crate::format::tables::SAMPLES;
 use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META};
+use crate::format::{point_chunk, row_chunk, time_chunk};
 use crate::guard;
 use crate::lock;
-use crate::read::history::{self, History, Segment, Series, Table};
+use crate::read::chunks::SegmentTables;
+use crate::read::history::{self, History, Segment, Series, Table, TimedSeries};
 use crate::read::reader::{RunReader, bounds, read_names};
 use crate::state::{Attempt, Branch, RunInfo, RunState};
 use crate::sys;
-use crate::write::writer::check_format;
+use crate::write::writer::{check_format, read_checkpoints};
 
 /// A fork's ancestry deeper than this is taken for damage (a cycle, most likely).
 const MAX_ANCESTRY: u32 = 64;
@@ -263,16 +267,31 @@ impl RunSnapshot {
     }
 
     /// Streams the rows whose steps fall in `steps`, in step order. Memory stays bounded by
-    /// one block, whatever the history's length. A fork's rows up to its fork step come from
+    /// one chunk per metric, whatever the history's length. A fork's rows up to its fork step come from
     /// its parent, as the snapshot saw it.
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`] on a read error; the rows yield [`Error::Corrupt`] for a block that
+    /// [`Error::Storage`] on a read error; the rows yield [`Error::Corrupt`] for a chunk that
     /// does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
         Ok(History::new(history::narrow(self.segments.clone(), first, last), self.names.clone()))
+    }
+
+    /// As [`RunSnapshot::history`], reading only the metrics named in `metrics` (names the run
+    /// does not have are left out): every row in `steps` is yielded, with its points of those
+    /// metrics. The other metrics' bytes are never read, which matters for a wide run.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn history_of<S: AsRef<str>>(&self, metrics: &[S], steps: impl RangeBounds<u64>) -> Result<History> {
+        let (first, last) = bounds(&steps);
+        let mut selected: Vec<u32> = metrics.iter().filter_map(|name| self.metric_id(name.as_ref())).collect();
+        selected.sort_unstable();
+        selected.dedup();
+        Ok(History::of_metrics(history::narrow(self.segments.clone(), first, last), self.names.clone(), selected))
     }
 
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
@@ -284,6 +303,16 @@ impl RunSnapshot {
     pub fn series(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         let (first, last) = bounds(&steps);
         Ok(Series::new(history::narrow(self.segments.clone(), first, last), self.metric_id(metric)))
+    }
+
+    /// As [`RunSnapshot::series`], with the time each point's row was logged.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn series_with_time(&self, metric: &str, steps: impl RangeBounds<u64>) -> Result<TimedSeries> {
+        let (first, last) = bounds(&steps);
+        Ok(TimedSeries::new(history::narrow(self.segments.clone(), first, last), self.metric_id(metric)))
     }
 
     fn metric_id(&self, metric: &str) -> Option<u32> {
@@ -337,10 +366,69 @@ impl RunSnapshot {
         })
     }
 
+    /// The samples of the time-indexed series `metric` (a system metric, `system/...`) taken in
+    /// `times`, in time order: `(time, value)`. An unknown series yields none.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::history`].
+    pub fn system(&self, metric: &str, times: impl RangeBounds<SystemTime>) -> Result<Vec<(SystemTime, f64)>> {
+        let ms = |bound: Bound<&SystemTime>| match bound {
+            Bound::Included(time) => Bound::Included(sys::to_ms(*time)),
+            Bound::Excluded(time) => Bound::Excluded(sys::to_ms(*time)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (first, last) = bounds(&(ms(times.start_bound()), ms(times.end_bound())));
+        let Some(metric) = self.metric_id(metric) else { return Ok(Vec::new()) };
+        guard::catch(&self.path, || {
+            let path = &self.path;
+            let table = self.tx.open_table(SAMPLES).at(path)?;
+            // The chunk holding `first` may start before it.
+            let start = match table.range((metric, 0)..=(metric, first)).at(path)?.next_back() {
+                Some(entry) => entry.at(path)?.0.value().1,
+                None => first,
+            };
+            let (mut stamps, mut values, mut out) = (Vec::new(), Vec::new(), Vec::new());
+            if start > last {
+                return Ok(out);
+            }
+            for entry in table.range((metric, start)..=(metric, last)).at(path)? {
+                let (_, bytes) = entry.at(path)?;
+                time_chunk::decode(bytes.value(), &mut stamps, &mut values).at(path)?;
+                for (&time, &value) in stamps.iter().zip(&values) {
+                    if time >= first && time <= last {
+                        out.push((sys::from_ms(time), value));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The run's checkpoints in the order recorded, each with whether its path exists now.
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::info`].
+    pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let records = guard::catch(&self.path, || read_checkpoints(&self.tx, &self.path))?;
+        Ok(records.into_iter().map(|(number, record)| Checkpoint::from_record(number, record)).collect())
+    }
+
+    /// The checkpoint a resume from checkpoint would restart from: the newest live one whose
+    /// path exists, and the newer ones whose paths are gone (skipped, not an error).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::info`].
+    pub fn latest_checkpoint(&self) -> Result<CheckpointChoice> {
+        Ok(crate::checkpoint::choose(&self.checkpoints()?))
+    }
+
     /// What a fork of this run at step `at` starts from: the metric names, the branch count,
     /// the last row at or before `at`, the rows up to `at`, and each metric's value there. All
-    /// of it from this snapshot. Reads block headers backwards from `at` until every metric is
-    /// found, and forwards after `at` to count rows; it copies nothing.
+    /// of it from this snapshot. Reads the row chunk before `at` and each metric's chunk there,
+    /// and row-chunk headers after `at` to count rows; it copies nothing.
     pub(crate) fn fork_origin(&self, at: u64) -> Result<(ForkOrigin, Vec<String>, u64)> {
         guard::catch(&self.path, || self.fork_origin_unguarded(at))
     }
@@ -352,35 +440,42 @@ impl RunSnapshot {
         }
         let names = self.metrics()?;
         let parent_branches = branch_records(&self.tx, &self.path)?.last().map_or(0, |(id, _)| id + 1);
-        let mut missing: Vec<u32> = (0..u32::try_from(names.len()).unwrap_or(u32::MAX)).collect();
-        let mut summary = Vec::new();
+        let segments: Vec<(Segment, SegmentTables)> = history::narrow(self.segments.clone(), 0, at)
+            .into_iter()
+            .map(|segment| SegmentTables::open(&segment).map(|tables| (segment, tables)))
+            .collect::<Result<_>>()?;
+        let (mut steps, mut times, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        // The last row at or before `at`: the last row chunk of the last segment that has one.
         let mut inherited_last = None;
-        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for segment in history::narrow(self.segments.clone(), 0, at).iter().rev() {
-            if missing.is_empty() && inherited_last.is_some() {
-                break;
+        'rows: for (segment, tables) in segments.iter().rev() {
+            let mut upto = segment.last;
+            while let Some((key, bytes)) = tables.last_rows(upto)? {
+                row_chunk::decode(&bytes, &mut steps, &mut times).at(tables.path())?;
+                inherited_last = steps.iter().rev().copied().find(|s| *s >= segment.first && *s <= segment.last);
+                if inherited_last.is_some() || key <= segment.first {
+                    break;
+                }
+                upto = key - 1;
             }
-            let path = segment.path.clone();
-            segment.visit_backwards(|bytes| {
-                let header = block::decode_steps(bytes, &mut steps).at(&path)?;
-                let within = |step: &u64| *step >= segment.first && *step <= segment.last;
-                if inherited_last.is_none() {
-                    inherited_last = steps.iter().rev().copied().find(within);
+            if inherited_last.is_some() {
+                break 'rows;
+            }
+        }
+        // Each metric's last value at or before `at`: one chunk per metric and segment at most,
+        // since a chunk keyed inside a segment holds a point of it.
+        let mut summary = Vec::new();
+        for metric in 0..u32::try_from(names.len()).unwrap_or(u32::MAX) {
+            for (segment, tables) in segments.iter().rev() {
+                let Some((_, bytes)) = tables.last_points(metric, segment.last)? else { continue };
+                point_chunk::decode(&bytes, &mut steps, &mut values).at(tables.path())?;
+                let within = steps.iter().rposition(|s| *s >= segment.first && *s <= segment.last);
+                if let Some(index) = within {
+                    summary.push((metric, values[index]));
+                    break;
                 }
-                block::metric_ids(bytes, &mut ids).at(&path)?;
-                for metric in ids.iter().copied().filter(|id| missing.contains(id)).collect::<Vec<_>>() {
-                    points.clear();
-                    block::decode_metric(bytes, metric, &mut steps, &mut values, &mut points).at(&path)?;
-                    if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| within(step)) {
-                        summary.push((metric, value));
-                        missing.retain(|id| *id != metric);
-                    }
-                }
-                Ok(!(missing.is_empty() && inherited_last.is_some()) && header.first_step > segment.first)
-            })?;
+            }
         }
         let after = history::count_rows(history::narrow(self.segments.clone(), at.saturating_add(1), u64::MAX))?;
-        summary.sort_unstable_by_key(|&(id, _)| id);
         let origin =
             ForkOrigin { run: self.id.clone(), step: at, parent_branches, inherited_last, inherited_summary: summary };
         Ok((origin, names, self.progress.rows.saturating_sub(after)))
@@ -426,14 +521,20 @@ fn ancestor_view(runs_dir: &Path, child: &Path, id: &str, upto: u64, epoch: u32,
     let mut cut = upto;
     let mut archived = Vec::new();
     for (branch, branch_record) in branch_records(&tx, &path)? {
-        if branch >= epoch && branch_record.rewound_to < cut {
+        if branch >= epoch && (branch_record.restarted || branch_record.rewound_to < cut) {
+            let first = if branch_record.restarted { 0 } else { branch_record.rewound_to.saturating_add(1) };
             archived.push(Segment {
                 tx: Arc::clone(&tx),
                 path: path.clone(),
                 table: Table::Archive(branch),
-                first: branch_record.rewound_to.saturating_add(1),
+                first,
                 last: cut,
             });
+            if branch_record.restarted {
+                // Every row up to the cut was archived at once: nothing earlier is live.
+                archived.reverse();
+                return Ok(archived);
+            }
             cut = branch_record.rewound_to;
         }
     }

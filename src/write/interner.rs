@@ -83,6 +83,7 @@ impl Interner {
         {
             return Ok(id);
         }
+        check_kind(name, false)?;
         let id = if let Some(&id) = self.ids.get(name) {
             id
         } else {
@@ -95,6 +96,17 @@ impl Interner {
             self.recent.push(id);
         }
         Ok(id)
+    }
+
+    /// The id of the time-indexed series `name` (which starts with `system/`), interning it
+    /// if new (and valid).
+    pub(crate) fn system_id(&mut self, name: &str) -> Result<u32> {
+        check_kind(name, true)?;
+        if let Some(&id) = self.ids.get(name) {
+            return Ok(id);
+        }
+        validate_metric_name(name)?;
+        Ok(self.insert(name.into()))
     }
 
     /// Starts a row: names interned from here on can be rolled back.
@@ -115,6 +127,20 @@ impl Interner {
     pub(crate) fn added(&self) -> impl Iterator<Item = &str> {
         self.names[self.mark..].iter().map(|name| &**name)
     }
+}
+
+/// Names starting with this are time-indexed series (system metrics, see
+/// [`crate::Run::log_system`]), never step metrics.
+pub const SYSTEM_PREFIX: &str = "system/";
+
+/// Refuses a step metric named like a system metric, and a system metric named otherwise.
+fn check_kind(name: &str, system: bool) -> Result<()> {
+    let reason = match (name.starts_with(SYSTEM_PREFIX), system) {
+        (true, false) => "names starting with system/ are for system metrics (Run::log_system)",
+        (false, true) => "a system metric's name starts with system/",
+        _ => return Ok(()),
+    };
+    Err(crate::Error::InvalidMetricName { name: name.chars().take(80).collect(), reason })
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::error::{Error, Result};
 use crate::format::batch::RowBatch;
-use crate::format::block::BlockSize;
+use crate::format::records::CheckpointRecord;
 use crate::lock::RunLock;
 use crate::options::Durability;
 use crate::state::{Branch, RunState};
@@ -60,6 +61,8 @@ pub struct Run {
     warnings: Vec<String>,
     pointer: Option<AutoPointer>,
     previous: Option<Ending>,
+    /// The checkpoint a resume from checkpoint restarted from.
+    resumed_checkpoint: Option<Checkpoint>,
     lock: Option<RunLock>,
     closed: bool,
 }
@@ -96,6 +99,8 @@ struct Pending {
     rows: RowBatch,
     new_names: Vec<String>,
     summary_sets: Vec<(u32, f64)>,
+    /// Time-indexed samples: (metric id, time ms, value).
+    samples: Vec<(u32, u64, f64)>,
     shutdown: bool,
 }
 
@@ -117,12 +122,18 @@ impl Shared {
     /// Commits everything pending (with `state`, if given). Holding the slot lock across the
     /// swap and the commit keeps commits in log order.
     fn flush(&self, state: Option<Ending>, close_attempt: bool) -> Result<()> {
-        self.flush_in(&mut lock(&self.slot), state, close_attempt)
+        self.flush_in(&mut lock(&self.slot), state, close_attempt, None)
     }
 
     /// [`Shared::flush`] with the slot already locked. A success stores every buffered row,
     /// including those of any earlier failed flush, so it also clears that failure.
-    fn flush_in(&self, slot: &mut Slot, state: Option<Ending>, close_attempt: bool) -> Result<()> {
+    fn flush_in(
+        &self,
+        slot: &mut Slot,
+        state: Option<Ending>,
+        close_attempt: bool,
+        checkpoint: Option<&CheckpointRecord>,
+    ) -> Result<()> {
         let Slot { writer, reopen, spare } = slot;
         if writer.is_none()
             && let Some(plan) = reopen.as_ref()
@@ -140,19 +151,26 @@ impl Shared {
             *reopen = None;
         }
         let Some(open) = writer.as_mut() else { return Ok(()) };
-        let (names, sets) = {
+        let (names, sets, samples) = {
             let mut pending = lock(&self.pending);
             if pending.rows.is_empty()
                 && pending.new_names.is_empty()
                 && pending.summary_sets.is_empty()
+                && pending.samples.is_empty()
                 && state.is_none()
+                && checkpoint.is_none()
             {
                 return Ok(());
             }
             std::mem::swap(&mut pending.rows, spare);
-            (std::mem::take(&mut pending.new_names), std::mem::take(&mut pending.summary_sets))
+            (
+                std::mem::take(&mut pending.new_names),
+                std::mem::take(&mut pending.summary_sets),
+                std::mem::take(&mut pending.samples),
+            )
         };
-        let extras = Extras { new_names: &names, summary_sets: &sets, state, close_attempt };
+        let extras =
+            Extras { new_names: &names, summary_sets: &sets, state, close_attempt, checkpoint, samples: &samples };
         let result = open.commit(spare, &extras);
         let mut pending = lock(&self.pending);
         if let Ok(()) = &result {
@@ -176,6 +194,11 @@ impl Shared {
             all_sets.retain(|(metric, _)| !pending.rows.metrics.contains(metric));
             all_sets.append(&mut pending.summary_sets);
             pending.summary_sets = all_sets;
+            // Samples that landed are not stored twice: a sample not after its series' last
+            // stored time is dropped by the commit.
+            let mut all_samples = samples;
+            all_samples.append(&mut pending.samples);
+            pending.samples = all_samples;
         }
         drop(pending);
         self.drained.notify_all();
@@ -222,7 +245,7 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
         let failed = {
             // Recorded under the slot lock, so that a later successful flush clears it.
             let mut slot = lock(&shared.slot);
-            shared.flush_in(&mut slot, None, false).map_err(|error| shared.record_failure(error)).is_err()
+            shared.flush_in(&mut slot, None, false, None).map_err(|error| shared.record_failure(error)).is_err()
         };
         if failed {
             // Retry on the next tick rather than spinning on a failing disk.
@@ -245,6 +268,7 @@ pub(crate) struct RunParts {
     pub(crate) resumed: bool,
     pub(crate) warnings: Vec<String>,
     pub(crate) pointer: Option<AutoPointer>,
+    pub(crate) resumed_checkpoint: Option<Checkpoint>,
 }
 
 impl Run {
@@ -261,9 +285,10 @@ impl Run {
             resumed,
             warnings,
             pointer,
+            resumed_checkpoint,
         } = parts;
         if durability == Durability::EveryLog {
-            writer.set_block_size(BlockSize::Small);
+            writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
         }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
@@ -309,6 +334,7 @@ impl Run {
             warnings,
             pointer,
             previous,
+            resumed_checkpoint,
             lock: Some(lock),
             closed: false,
         })
@@ -380,6 +406,76 @@ impl Run {
         &self.warnings
     }
 
+    /// The checkpoint this attempt resumed from, with
+    /// [`RunOptions::resume_from_checkpoint`](crate::RunOptions::resume_from_checkpoint): load
+    /// it, and train on from [`Run::step`]. `None` when no live checkpoint's file existed (the
+    /// run starts again from step 0) or when the option was not set.
+    #[must_use]
+    pub fn resumed_checkpoint(&self) -> Option<&Checkpoint> {
+        self.resumed_checkpoint.as_ref()
+    }
+
+    /// Records that the training state after the last logged step was saved at `path` (a
+    /// file or a directory, already saved and renamed into place). The record and every row
+    /// logged so far are committed in one durable transaction: once this returns, a crash
+    /// cannot lose a row the checkpoint covers, and a resume with
+    /// [`RunOptions::resume_from_checkpoint`](crate::RunOptions::resume_from_checkpoint) can
+    /// restart from it. runstore never opens or deletes the file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BeyondHistory`] before any row is logged; [`Error::Io`] when `path` cannot be
+    /// read (it must exist); the errors of [`Run::flush`] (then nothing of the checkpoint is
+    /// stored and the rows stay buffered).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path().join("store"))?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("c"))?;
+    /// for step in 0..100 {
+    ///     run.log([("loss", 1.0 / (1.0 + step as f64))])?;
+    /// }
+    /// let path = dir.path().join("step-99.pt");
+    /// std::fs::write(&path, b"weights")?;
+    /// let checkpoint = run.checkpoint(&path)?;
+    /// assert_eq!((checkpoint.step, checkpoint.size), (99, 7));
+    /// run.finish(0)?;
+    /// let latest = store.open_run("c")?.latest_checkpoint()?.latest.expect("on disk");
+    /// assert_eq!(latest.path, path);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn checkpoint(&mut self, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
+        let Some(step) = self.last_step else {
+            return Err(Error::BeyondHistory { id: self.id.clone(), requested: 0, last: None });
+        };
+        self.checkpoint_at(step, path)
+    }
+
+    /// As [`Run::checkpoint`], for the state after `step` (at most the last logged step): for
+    /// a checkpoint saved asynchronously while training went on.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BeyondHistory`] for a step after the last logged one, else as
+    /// [`Run::checkpoint`].
+    pub fn checkpoint_at(&mut self, step: u64, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
+        if self.last_step.is_none_or(|last| step > last) {
+            return Err(Error::BeyondHistory { id: self.id.clone(), requested: step, last: self.last_step });
+        }
+        let record = checkpoint::record(path.as_ref(), step, self.attempt)?;
+        self.shared.flush_in(&mut lock(&self.shared.slot), None, false, Some(&record))?;
+        let slot = lock(&self.shared.slot);
+        let stored = slot.writer.as_ref().map(Writer::checkpoints).transpose()?.unwrap_or_default();
+        drop(slot);
+        stored
+            .into_iter()
+            .rev()
+            .find(|checkpoint| {
+                checkpoint.step == step && checkpoint.absolute.as_os_str().as_encoded_bytes() == record.absolute
+            })
+            .ok_or_else(|| Error::corrupt(path.as_ref(), "a checkpoint just recorded is missing"))
+    }
+
     /// Logs one row at [`Run::step`] and advances the step.
     ///
     /// `metrics` maps names to values; NaN and infinities are stored bit-exact.
@@ -438,6 +534,44 @@ impl Run {
         I: IntoIterator<Item = (K, f64)>,
         K: AsRef<str>,
     {
+        self.log_row(step, None, metrics)
+    }
+
+    /// Logs one row at `step` with the time it was taken at, instead of now: for importing
+    /// history recorded elsewhere. The step rules are [`Run::log_at`]'s; times need not
+    /// increase. A row merged into the last one keeps that row's time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::log_at`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let mut run = store.init(runstore::RunOptions::new().id("imported"))?;
+    /// let logged = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// run.log_at_time(0, logged, [("loss", 0.9)])?;
+    /// run.finish(0)?;
+    /// let row = store.open_run("imported")?.history(..)?.next().unwrap()?;
+    /// assert_eq!(row.time(), logged);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_at_time<I, K>(&mut self, step: u64, time: std::time::SystemTime, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        self.log_row(step, Some(crate::sys::to_ms(time)), metrics)
+    }
+
+    #[inline]
+    fn log_row<I, K>(&mut self, step: u64, time_ms: Option<u64>, metrics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
         if let Some(error) = self.shared.take_failure() {
             return Err(error);
         }
@@ -463,6 +597,8 @@ impl Run {
                 }
             }
         }
+        // One clock read per row, outside the buffer's lock.
+        let time_ms = time_ms.unwrap_or_else(crate::sys::now_ms);
         {
             let mut pending = lock(&self.shared.pending);
             pending.new_names.extend(self.interner.added().map(str::to_string));
@@ -474,7 +610,7 @@ impl Run {
                 let points = &self.points;
                 pending.summary_sets.retain(|(id, _)| !points.iter().any(|(p, _)| p == id));
             }
-            pending.rows.push_row(step, &self.points);
+            pending.rows.push_row(step, time_ms, &self.points);
             let rows = pending.rows.rows();
             if rows >= self.flush_rows && self.flusher.is_some() {
                 // Wake the flusher once, as the buffer reaches the mark; while it commits, it
@@ -562,6 +698,53 @@ impl Run {
             *writer = None;
             return Err(error);
         }
+        Ok(())
+    }
+
+    /// Records samples of time-indexed series (system metrics: CPU, memory, GPU…) taken at
+    /// `time`: stored against time, not step, so they never create steps, never meet the step
+    /// rules, and a rewind leaves them alone. Names start with `system/`; a step metric may not.
+    /// They are committed with the next flush; each series keeps its samples in time order, and a
+    /// sample at or before its series' last stored time is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetricName`] for a name that does not start with `system/` or cannot be
+    /// stored (nothing of the call is kept).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::SystemTime;
+    ///
+    /// let mut run = store.init(runstore::RunOptions::new().id("s"))?;
+    /// run.log_system(SystemTime::now(), [("system/cpu_percent", 93.5), ("system/memory_rss_mib", 2048.0)])?;
+    /// run.finish(0)?;
+    /// let cpu = store.open_run("s")?.system("system/cpu_percent", ..)?;
+    /// assert_eq!(cpu.len(), 1);
+    /// assert_eq!(cpu[0].1, 93.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn log_system<I, K>(&mut self, time: std::time::SystemTime, samples: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, f64)>,
+        K: AsRef<str>,
+    {
+        let time_ms = crate::sys::to_ms(time);
+        self.interner.mark();
+        let mut taken = Vec::new();
+        for (name, value) in samples {
+            match self.interner.system_id(name.as_ref()) {
+                Ok(id) => taken.push((id, time_ms, value)),
+                Err(error) => {
+                    self.interner.rollback();
+                    return Err(error);
+                }
+            }
+        }
+        let mut pending = lock(&self.shared.pending);
+        pending.new_names.extend(self.interner.added().map(str::to_string));
+        pending.samples.append(&mut taken);
         Ok(())
     }
 

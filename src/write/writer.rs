@@ -13,13 +13,20 @@ use redb::{
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
 use crate::format::batch::RowBatch;
-use crate::format::block::{self, DecodedBlock, Encoder};
-use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord, StateTag};
-use crate::format::tables::{ARCHIVE, ATTEMPTS, BLOCKS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META, METRICS};
+use crate::format::records::{
+    AttemptRecord, BranchRecord, CheckpointRecord, ForkOrigin, Progress, RunRecord, StateTag,
+};
+use crate::format::row_chunk;
+use crate::format::summary::ChunkSummary;
+use crate::format::tables::{
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, CHECKPOINTS, KEY_FORMAT, KEY_PROGRESS,
+    KEY_RUN, META, METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+};
 use crate::format::{Corrupt, RUN_FORMAT_VERSION};
 use crate::guard;
 use crate::state::RunState;
 use crate::sys;
+use crate::write::chunks::{self, ChunkSize, Scratch};
 
 /// Builds the redb handle every open of a run database uses: one mode for every process.
 pub(crate) fn builder() -> redb::Builder {
@@ -28,6 +35,25 @@ pub(crate) fn builder() -> redb::Builder {
     // Runs are written append-only and read sequentially: a small cache is enough.
     builder.set_cache_size(16 << 20);
     builder
+}
+
+/// Where a resuming attempt rewinds the run before it starts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RewindTarget {
+    /// To this step (`resume_from`, or the latest checkpoint's step).
+    Step(u64),
+    /// Before every row of the run's own (a resume from checkpoint with none on disk).
+    Everything,
+}
+
+impl RewindTarget {
+    /// The step rewound to; `None` before every row.
+    fn step(self) -> Option<u64> {
+        match self {
+            RewindTarget::Step(to) => Some(to),
+            RewindTarget::Everything => None,
+        }
+    }
 }
 
 /// How an attempt ends.
@@ -48,6 +74,10 @@ pub(crate) struct Extras<'a> {
     pub(crate) state: Option<Ending>,
     /// Whether the state change closes the current attempt.
     pub(crate) close_attempt: bool,
+    /// A checkpoint recorded with these rows (its step is among the stored rows after them).
+    pub(crate) checkpoint: Option<&'a CheckpointRecord>,
+    /// Samples of time-indexed series: (metric id, time ms, value).
+    pub(crate) samples: &'a [(u32, u64, f64)],
 }
 
 /// How to open a writer again after a failed commit (see [`Writer::reopen_plan`]).
@@ -55,7 +85,7 @@ pub(crate) struct Extras<'a> {
 pub(crate) struct Reopen {
     path: PathBuf,
     previous: Option<Ending>,
-    size: block::BlockSize,
+    size: ChunkSize,
     /// Names stored before the failed commit.
     names_stored: u32,
 }
@@ -76,7 +106,7 @@ impl Reopen {
     pub(crate) fn open(&self) -> Result<(Writer, Landed)> {
         let mut writer = Writer::open(&self.path)?;
         writer.previous = self.previous;
-        writer.set_block_size(self.size);
+        writer.set_chunk_size(self.size);
         let names = writer.names_stored.saturating_sub(self.names_stored) as usize;
         let landed = Landed { names, rows_before: writer.progress.last_step };
         Ok((writer, landed))
@@ -100,9 +130,8 @@ pub(crate) struct Writer {
     attempt: u32,
     /// How the run stood before this attempt began (`None` for a new run).
     previous: Option<Ending>,
-    encoder: Encoder,
-    decoded: DecodedBlock,
-    merged: RowBatch,
+    size: ChunkSize,
+    scratch: Scratch,
 }
 
 impl Writer {
@@ -152,9 +181,16 @@ impl Writer {
             for (id, name) in (0u32..).zip(names) {
                 metrics.insert(id, name.as_str()).at(&temporary)?;
             }
-            tx.open_table(BLOCKS).at(&temporary)?;
+            tx.open_table(ROWS).at(&temporary)?;
+            tx.open_table(POINTS).at(&temporary)?;
+            tx.open_table(SUMMARIES).at(&temporary)?;
             tx.open_table(BRANCHES).at(&temporary)?;
-            tx.open_table(ARCHIVE).at(&temporary)?;
+            tx.open_table(ARCHIVE_ROWS).at(&temporary)?;
+            tx.open_table(ARCHIVE_POINTS).at(&temporary)?;
+            tx.open_table(ARCHIVE_SUMMARIES).at(&temporary)?;
+            tx.open_table(CHECKPOINTS).at(&temporary)?;
+            tx.open_table(SAMPLES).at(&temporary)?;
+            tx.open_table(SAMPLE_SUMMARIES).at(&temporary)?;
         }
         tx.commit().at(&temporary)?;
         std::fs::rename(&temporary, path).at(path)?;
@@ -213,9 +249,8 @@ impl Writer {
             names_stored,
             attempt,
             previous: None,
-            encoder: Encoder::default(),
-            decoded: DecodedBlock::default(),
-            merged: RowBatch::default(),
+            size: ChunkSize::Large,
+            scratch: Scratch::default(),
         })
     }
 
@@ -243,6 +278,15 @@ impl Writer {
         self.attempt
     }
 
+    /// The run's checkpoints as stored, with their files' existence checked now.
+    pub(crate) fn checkpoints(&self) -> Result<Vec<crate::checkpoint::Checkpoint>> {
+        guard::catch(&self.path, || {
+            let tx = self.db.begin_read().at(&self.path)?;
+            let records = read_checkpoints(&tx, &self.path)?;
+            Ok(records.into_iter().map(|(n, r)| crate::checkpoint::Checkpoint::from_record(n, r)).collect())
+        })
+    }
+
     /// The metric names stored so far, in id order.
     pub(crate) fn names(&self) -> Result<Vec<String>> {
         guard::catch(&self.path, || self.names_unguarded())
@@ -268,25 +312,25 @@ impl Writer {
         &mut self,
         id: &str,
         attempt: AttemptRecord,
-        rewind_to: Option<u64>,
+        rewind: Option<RewindTarget>,
         update: impl FnOnce(&mut RunRecord),
     ) -> Result<RunRecord> {
         let path = self.path.clone();
-        guard::catch(&path, || self.begin_attempt_unguarded(id, attempt, rewind_to, update))
+        guard::catch(&path, || self.begin_attempt_unguarded(id, attempt, rewind, update))
     }
 
     fn begin_attempt_unguarded(
         &mut self,
         id: &str,
         mut attempt: AttemptRecord,
-        rewind_to: Option<u64>,
+        rewind: Option<RewindTarget>,
         update: impl FnOnce(&mut RunRecord),
     ) -> Result<RunRecord> {
         let path = self.path.clone();
         let died_as = self.stored_state()?.without_writer();
         let previous = Ending { state: died_as, exit_code: self.progress.exit_code };
-        let rewind_to = match rewind_to {
-            Some(to) => self.check_rewind(id, to)?.then_some(to),
+        let rewind_to = match rewind {
+            Some(target) => self.rewind_plan(id, target)?,
             None => None,
         };
         let number = self.attempt.checked_add(1).ok_or(Corrupt("too many attempts")).at(&path)?;
@@ -294,8 +338,8 @@ impl Writer {
         let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
         self.close_dead_attempt(&tx, died_as)?;
-        if let Some(to) = rewind_to {
-            self.rewind_in(&tx, to, number, &mut progress, &mut logged)?;
+        if let Some(target) = rewind_to {
+            self.rewind_in(&tx, target.step(), number, &mut progress, &mut logged)?;
         }
         let record = {
             // Recorded after the rewind, so that it neither starts at the step the rewind undid
@@ -380,20 +424,15 @@ impl Writer {
         });
     }
 
-    /// Sets the size of the blocks written from now on: small when every row is committed alone.
-    pub(crate) fn set_block_size(&mut self, size: block::BlockSize) {
-        self.encoder.set_size(size);
+    /// Sets the size of the chunks written from now on: small when every row is committed alone.
+    pub(crate) fn set_chunk_size(&mut self, size: ChunkSize) {
+        self.size = size;
     }
 
     /// What it takes to open this writer again: after a failed commit redb refuses every later
     /// write on the same handle, so the handle is dropped and the database opened anew.
     pub(crate) fn reopen_plan(&self) -> Reopen {
-        Reopen {
-            path: self.path.clone(),
-            previous: self.previous,
-            size: self.encoder.size(),
-            names_stored: self.names_stored,
-        }
+        Reopen { path: self.path.clone(), previous: self.previous, size: self.size, names_stored: self.names_stored }
     }
 
     /// How the run stood before this attempt began; `None` for a run this attempt created.
@@ -433,6 +472,9 @@ impl Writer {
                     progress.pinned.retain(|(metric, _)| !rows.metrics.contains(metric));
                 }
             }
+            if !extras.samples.is_empty() {
+                chunks::append_samples(&tx, &path, extras.samples, self.size, &mut self.scratch)?;
+            }
             for &(metric, value) in extras.summary_sets {
                 progress.pinned.retain(|(pinned, _)| *pinned != metric);
                 progress.pinned.push((metric, value));
@@ -457,6 +499,22 @@ impl Writer {
                     attempts.insert(self.attempt, record.encode().as_slice()).at(&path)?;
                 }
             }
+            if let Some(checkpoint) = extras.checkpoint {
+                if progress.last_step.is_none_or(|last| checkpoint.step > last) {
+                    let run = path.parent().and_then(Path::file_name).unwrap_or_default();
+                    return Err(Error::BeyondHistory {
+                        id: run.to_string_lossy().into_owned(),
+                        requested: checkpoint.step,
+                        last: progress.last_step,
+                    });
+                }
+                let mut checkpoints = tx.open_table(CHECKPOINTS).at(&path)?;
+                let number = match checkpoints.last().at(&path)? {
+                    Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many checkpoints")).at(&path)?,
+                    None => 0,
+                };
+                checkpoints.insert(number, checkpoint.encode().as_slice()).at(&path)?;
+            }
             tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
         }
         tx.commit().at(&path)?;
@@ -466,40 +524,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends rows as blocks, first topping up the last stored block when it is short or when
-    /// the first new row continues its last step.
+    /// Appends the rows' steps and times to the row chunks and each metric's points to its
+    /// point chunks (see [`chunks`]), and advances the step counter.
     fn store_rows(&mut self, tx: &WriteTransaction, rows: &RowBatch, progress: &mut Progress) -> Result<()> {
         let path = &self.path;
-        let mut blocks = tx.open_table(BLOCKS).at(path)?;
-        let first_new = rows.first_step().unwrap_or_default();
-        let mut start = 0;
-        let mut added = rows.rows() as u64;
-        let last = blocks.last().at(path)?.map(|(key, value)| (key.value(), value.value().to_vec()));
-        if let Some((key, bytes)) = last {
-            let header = block::header(&bytes).at(path)?;
-            if bytes.len() < self.encoder.size().top_up_below() || header.last_step == first_new {
-                block::decode(&bytes, &mut self.decoded).at(path)?;
-                self.merged.clear();
-                self.decoded.append_to(&mut self.merged);
-                let want = self.encoder.target_rows().max(header.rows);
-                while start < rows.rows()
-                    && (self.merged.rows() < want || self.merged.last_step() == Some(rows.steps[start]))
-                {
-                    let (step, metrics, values) = rows.row(start);
-                    self.merged.push_points(step, metrics, values);
-                    start += 1;
-                }
-                added = added - start as u64 + (self.merged.rows() - header.rows) as u64;
-                blocks.remove(key).at(path)?;
-                let merged = &self.merged;
-                self.encoder
-                    .encode_blocks(merged, 0..merged.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
-                    .at(path)?;
-            }
-        }
-        self.encoder
-            .encode_blocks(rows, start..rows.rows(), |first, bytes| blocks.insert(first, bytes).map(drop))
-            .at(path)?;
+        let added = chunks::append_rows(tx, path, rows, self.size, &mut self.scratch)?;
+        chunks::append_points(tx, path, rows, self.size, &mut self.scratch)?;
         let last_step = rows.last_step().unwrap_or_default();
         progress.rows += added;
         progress.last_step = Some(last_step);
@@ -510,14 +540,31 @@ impl Writer {
 
 impl Writer {
     /// Moves the rows after step `to` out of the live history into a new archived branch, in one
-    /// transaction: the blocks after `to` are moved as they are, only the block holding `to` is
-    /// re-encoded, so the cost grows with the rows archived, not with the history. The step
+    /// transaction: the chunks after `to` are moved as they are, only the chunks holding `to` are
+    /// re-encoded, so the cost grows with the chunks archived and the metrics, not with the
+    /// history. The step
     /// counter becomes `to + 1` and the summary is recomputed from the live history.
     ///
     /// Returns the new branch's id and record, or `None` when no row is after `to`.
     pub(crate) fn rewind(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
-        guard::catch(&path, || self.rewind_unguarded(id, to, by_attempt))
+        if !self.check_rewind(id, to)? {
+            return Ok(None);
+        }
+        guard::catch(&path, || self.rewind_unguarded(Some(to), by_attempt))
+    }
+
+    /// The rewind to `target` to make: `None` when it archives nothing; the error the rewind
+    /// would return.
+    fn rewind_plan(&self, id: &str, target: RewindTarget) -> Result<Option<RewindTarget>> {
+        match target {
+            RewindTarget::Step(to) => Ok(self.check_rewind(id, to)?.then_some(target)),
+            // A fork keeps its inherited rows: it is rewound to its fork step.
+            RewindTarget::Everything => Ok(match &self.fork {
+                Some(fork) => self.own_last_step().map(|_| RewindTarget::Step(fork.step)),
+                None => self.progress.last_step.map(|_| target),
+            }),
+        }
     }
 
     /// Whether a rewind to `to` is possible: `Ok(true)` when it would archive rows, `Ok(false)`
@@ -540,11 +587,10 @@ impl Writer {
         Ok(archives)
     }
 
-    fn rewind_unguarded(&mut self, id: &str, to: u64, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
+    /// Moves the rows after `to` (all rows for `None`) into a new branch; the caller checked
+    /// that some row is after it.
+    fn rewind_unguarded(&mut self, to: Option<u64>, by_attempt: u32) -> Result<Option<(u32, BranchRecord)>> {
         let path = self.path.clone();
-        if !self.check_rewind(id, to)? {
-            return Ok(None);
-        }
         let mut progress = self.progress.clone();
         let mut logged = self.logged.clone();
         let tx = begin(&self.db, &path)?;
@@ -561,69 +607,39 @@ impl Writer {
         Ok(Some(branch))
     }
 
-    /// The rewind itself, in `tx` (checked by the caller to archive rows): updates `progress`
-    /// and `logged`, which the caller stores. The attempt `by_attempt`, if it is open, now
-    /// continues from `to + 1`, so its first step moves back there if it was later.
+    /// The rewind itself, in `tx` (checked by the caller to archive rows): the rows after `to`
+    /// (every row of the run's own for `None`) move to a new branch, with the checkpoints they
+    /// cover; updates `progress` and `logged`, which the caller stores. The attempt
+    /// `by_attempt`, if it is open, now continues from the rewound step, so its first step
+    /// moves back there if it was later.
     fn rewind_in(
         &mut self,
         tx: &WriteTransaction,
-        to: u64,
+        to: Option<u64>,
         by_attempt: u32,
         progress: &mut Progress,
         logged: &mut [Option<f64>],
     ) -> Result<(u32, BranchRecord)> {
         let path = self.path.clone();
         let last = progress.last_step;
-        let mut blocks = tx.open_table(BLOCKS).at(&path)?;
-        let mut archive = tx.open_table(ARCHIVE).at(&path)?;
         let mut branches = tx.open_table(BRANCHES).at(&path)?;
         let branch_id = match branches.last().at(&path)? {
             Some((key, _)) => key.value().checked_add(1).ok_or(Corrupt("too many branches")).at(&path)?,
             None => 0,
         };
-        let mut moved = 0u64;
-        let mut first_archived = None;
-        // The block holding `to` is split: its head stays live, its tail is archived.
-        let straddling = blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)?;
-        let straddling = straddling.map(|(key, bytes)| (key.value(), bytes.value().to_vec()));
-        if let Some((key, bytes)) = straddling
-            && block::header(&bytes).at(&path)?.last_step > to
-        {
-            block::decode(&bytes, &mut self.decoded).at(&path)?;
-            self.merged.clear();
-            self.decoded.append_to(&mut self.merged);
-            let tail = self.merged.split_after(to);
-            blocks.remove(key).at(&path)?;
-            let head = &self.merged;
-            self.encoder.encode_blocks(head, 0..head.rows(), |first, b| blocks.insert(first, b).map(drop)).at(&path)?;
-            self.encoder
-                .encode_blocks(&tail, 0..tail.rows(), |first, b| archive.insert((branch_id, first), b).map(drop))
-                .at(&path)?;
-            moved += tail.rows() as u64;
-            first_archived = tail.first_step();
-        }
-        let after: Vec<(u64, Vec<u8>)> = blocks
-            .range(to.saturating_add(1)..)
-            .at(&path)?
-            .map(|entry| entry.map(|(key, bytes)| (key.value(), bytes.value().to_vec())))
-            .collect::<std::result::Result<_, _>>()
-            .at(&path)?;
-        for (key, bytes) in after {
-            moved += block::header(&bytes).at(&path)?.rows as u64;
-            first_archived.get_or_insert(key);
-            archive.insert((branch_id, key), bytes.as_slice()).at(&path)?;
-            blocks.remove(key).at(&path)?;
-        }
-        let last_archived = last.unwrap_or(to);
-        let first_archived = first_archived.unwrap_or(last_archived);
-        progress.last_step = match blocks.range(..=to).at(&path)?.next_back().transpose().at(&path)? {
-            Some((_, bytes)) => Some(block::header(bytes.value()).at(&path)?.last_step),
+        let archived = chunks::archive_after(tx, &path, branch_id, to, self.names_stored, &mut self.scratch)?;
+        let moved = archived.rows;
+        let last_archived = last.or(to).unwrap_or_default();
+        let first_archived = archived.first_step.unwrap_or(last_archived);
+        progress.last_step = match tx.open_table(ROWS).at(&path)?.last().at(&path)? {
+            Some((_, bytes)) => Some(row_chunk::range(bytes.value()).at(&path)?.last_step),
             None => self.fork.as_ref().and_then(|fork| fork.inherited_last),
         };
-        progress.next_step = to.saturating_add(1);
+        let next_step = to.map_or(0, |to| to.saturating_add(1));
+        progress.next_step = next_step;
         progress.rows = progress.rows.saturating_sub(moved);
         progress.updated_at_ms = sys::now_ms();
-        self.recompute_summary(&blocks, to, logged)?;
+        self.recompute_summary(tx, logged)?;
         progress.summary = summary_of(logged);
 
         let mut attempts = tx.open_table(ATTEMPTS).at(&path)?;
@@ -637,68 +653,82 @@ impl Writer {
             if attempt_last.is_some_and(|end| attempt.first_step <= last_archived && end >= first_archived) {
                 overlapping.push(number.value());
             }
-            if number.value() == by_attempt && attempt.outcome.is_none() && attempt.first_step > to.saturating_add(1) {
+            if number.value() == by_attempt && attempt.outcome.is_none() && attempt.first_step > next_step {
                 current = Some(attempt);
             }
         }
         if let Some(mut attempt) = current {
-            attempt.first_step = to.saturating_add(1);
+            attempt.first_step = next_step;
             attempts.insert(by_attempt, attempt.encode().as_slice()).at(&path)?;
         }
+        let archived_checkpoints = archive_checkpoints(tx, &path, branch_id, to)?;
         let record = BranchRecord {
             created_at_ms: progress.updated_at_ms,
-            rewound_to: to,
+            rewound_to: to.unwrap_or_default(),
             first_step: first_archived,
             last_step: last_archived,
             rows: moved,
             by_attempt,
             attempts: overlapping,
+            checkpoints: archived_checkpoints,
+            restarted: to.is_none(),
         };
         branches.insert(branch_id, record.encode().as_slice()).at(&path)?;
         Ok((branch_id, record))
     }
 
-    /// Sets each metric's summary to its last value at or before `to` in the live history: the
-    /// blocks are visited backwards, reading column headers only, until every metric is found;
-    /// a fork falls back to the values it inherited.
-    fn recompute_summary(
-        &mut self,
-        blocks: &redb::Table<u64, &[u8]>,
-        to: u64,
-        logged: &mut [Option<f64>],
-    ) -> Result<()> {
+    /// Sets each metric's summary to its last value in the live history (after a rewind moved
+    /// the later points out): the last live chunk summary of each metric, no values decoded; a
+    /// fork falls back to the values it inherited.
+    fn recompute_summary(&self, tx: &WriteTransaction, logged: &mut [Option<f64>]) -> Result<()> {
         let path = &self.path;
-        let mut missing: Vec<u32> =
-            (0u32..).zip(logged.iter()).filter(|(_, value)| value.is_some()).map(|(id, _)| id).collect();
-        logged.fill(None);
-        let (mut ids, mut steps, mut values, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for entry in blocks.range(..=to).at(path)?.rev() {
-            if missing.is_empty() {
-                break;
+        let summaries = tx.open_table(SUMMARIES).at(path)?;
+        let inherited = |metric: u32| {
+            let fork = self.fork.as_ref()?;
+            fork.inherited_summary.iter().find(|(id, _)| *id == metric).map(|&(_, value)| value)
+        };
+        for (metric, slot) in (0u32..).zip(logged.iter_mut()) {
+            if slot.is_none() {
+                continue;
             }
-            let (_, bytes) = entry.at(path)?;
-            block::metric_ids(bytes.value(), &mut ids).at(path)?;
-            let wanted: Vec<u32> = ids.iter().copied().filter(|id| missing.contains(id)).collect();
-            for metric in wanted {
-                points.clear();
-                block::decode_metric(bytes.value(), metric, &mut steps, &mut values, &mut points).at(path)?;
-                if let Some(&(_, value)) = points.iter().rev().find(|(step, _)| *step <= to) {
-                    logged[metric as usize] = Some(value);
-                    missing.retain(|id| *id != metric);
-                }
-            }
-        }
-        if let Some(fork) = &self.fork {
-            for &(metric, value) in &fork.inherited_summary {
-                if missing.contains(&metric)
-                    && let Some(slot) = logged.get_mut(metric as usize)
-                {
-                    *slot = Some(value);
-                }
-            }
+            let last = summaries.range((metric, 0)..=(metric, u64::MAX)).at(path)?.next_back().transpose().at(path)?;
+            *slot = match last {
+                Some((_, bytes)) => Some(ChunkSummary::decode(bytes.value()).at(path)?.last),
+                None => inherited(metric),
+            };
         }
         Ok(())
     }
+}
+
+/// Marks the live checkpoints after step `to` as belonging to branch `branch` (a rewind below
+/// them archived the state they hold); returns their numbers.
+fn archive_checkpoints(tx: &WriteTransaction, path: &Path, branch: u32, to: Option<u64>) -> Result<Vec<u32>> {
+    let mut table = tx.open_table(CHECKPOINTS).at(path)?;
+    let mut changed = Vec::new();
+    for entry in table.iter().at(path)? {
+        let (number, bytes) = entry.at(path)?;
+        let record = CheckpointRecord::decode(bytes.value()).at(path)?;
+        if record.branch.is_none() && to.is_none_or(|to| record.step > to) {
+            changed.push((number.value(), record));
+        }
+    }
+    for (number, record) in &mut changed {
+        record.branch = Some(branch);
+        table.insert(*number, record.encode().as_slice()).at(path)?;
+    }
+    Ok(changed.into_iter().map(|(number, _)| number).collect())
+}
+
+/// Reads the checkpoint records of a run database in one transaction.
+pub(crate) fn read_checkpoints(tx: &redb::ReadTransaction, path: &Path) -> Result<Vec<(u32, CheckpointRecord)>> {
+    let table = tx.open_table(CHECKPOINTS).at(path)?;
+    let mut out = Vec::new();
+    for entry in table.iter().at(path)? {
+        let (number, bytes) = entry.at(path)?;
+        out.push((number.value(), CheckpointRecord::decode(bytes.value()).at(path)?));
+    }
+    Ok(out)
 }
 
 fn summary_of(logged: &[Option<f64>]) -> Vec<(u32, f64)> {
@@ -726,7 +756,7 @@ fn begin(db: &Database, path: &Path) -> Result<WriteTransaction> {
 pub(crate) fn check_format(path: &Path, marker: Option<&[u8]>) -> Result<()> {
     let bytes: [u8; 4] = marker.and_then(|m| m.try_into().ok()).ok_or(Corrupt("no format marker")).at(path)?;
     let found = u32::from_le_bytes(bytes);
-    if found > RUN_FORMAT_VERSION {
+    if found != RUN_FORMAT_VERSION {
         return Err(Error::UnsupportedFormat { path: path.to_path_buf(), found, supported: RUN_FORMAT_VERSION });
     }
     Ok(())

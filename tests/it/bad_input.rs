@@ -99,27 +99,50 @@ fn a_store_of_a_future_format_is_refused_untouched() {
     assert_eq!(snapshot(&t.path), before, "nothing on disk changed");
 }
 
+/// Rewrites the format marker of run `id`'s database.
+fn set_run_format(store: &std::path::Path, id: &str, version: u32) {
+    let mut builder = redb::Builder::new();
+    builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+    let db = builder.open(store.join("runs").join(id).join("run.redb")).unwrap();
+    let tx = db.begin_write().unwrap();
+    let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+    tx.open_table(table).unwrap().insert("format", version.to_le_bytes().as_slice()).unwrap();
+    tx.commit().unwrap();
+}
+
 #[test]
 fn a_run_of_a_future_format_is_refused() {
     let t = temp_store();
     t.store.init(options().id("r")).unwrap().finish(0).unwrap();
-    let path = t.path.join("runs/r/run.redb");
-    {
-        let mut builder = redb::Builder::new();
-        builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
-        let db = builder.open(&path).unwrap();
-        let tx = db.begin_write().unwrap();
-        let table: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
-        tx.open_table(table).unwrap().insert("format", 7u32.to_le_bytes().as_slice()).unwrap();
-        tx.commit().unwrap();
-    }
+    set_run_format(&t.path, "r", 7);
     let err = t.store.open_run("r").unwrap_err();
     assert!(
         matches!(err, Error::UnsupportedFormat { found: 7, ref path, .. } if path.ends_with("run.redb")),
         "{err:?}"
     );
+    assert!(err.to_string().contains("upgrade runstore"), "{err}");
     let err = t.store.init(options().id("r").resume(Resume::Allow)).unwrap_err();
     assert!(matches!(err, Error::UnsupportedFormat { found: 7, .. }), "{err:?}");
+}
+
+#[test]
+fn a_run_of_format_1_is_refused_with_how_to_move_it() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("old")).unwrap();
+    run.log([("loss", 0.5)]).unwrap();
+    run.finish(0).unwrap();
+    set_run_format(&t.path, "old", 1);
+    let err = t.store.open_run("old").unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { found: 1, supported: 2, .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("runstore export") && message.contains("log_at"), "{message}");
+    let err = t.store.init(options().id("old").resume(Resume::Must)).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { found: 1, .. }), "{err:?}");
+    assert!(!t.store.check("old").unwrap().is_healthy());
+    // Nothing was changed by the refusals: with its marker back, the run reads as it was.
+    set_run_format(&t.path, "old", 2);
+    let info = t.store.open_run("old").unwrap().info().unwrap();
+    assert_eq!((info.state, info.rows, info.attempts), (runstore::RunState::Finished, 1, 1));
 }
 
 #[test]

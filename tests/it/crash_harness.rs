@@ -165,6 +165,8 @@ struct Open {
     pending: Vec<u64>,
     /// How the run stood before this attempt: what `end_keeping_state` keeps.
     previous: Option<RunState>,
+    /// The file the run's checkpoints name.
+    checkpoint: std::path::PathBuf,
 }
 
 impl Open {
@@ -215,7 +217,14 @@ pub fn child_main(store: &Path, seed: u64, episodes: u64) {
         let run = store.init(options).unwrap_or_else(|error| fail("init", &error));
         let epoch = u64::from(store.open_run(name).and_then(|r| r.info()).map_or(0, |info| info.branches));
         say(&format!("init-ok {name} {} {epoch}", run.step()));
-        let mut open = Open { name, run, epoch, durable, marked: false, pending: Vec::new(), previous };
+        let checkpoint = store.path().with_extension("ckpt");
+        if !checkpoint.exists()
+            && let Err(error) = std::fs::write(&checkpoint, b"state")
+        {
+            say(&format!("error write a checkpoint: {error}"));
+            std::process::exit(3);
+        }
+        let mut open = Open { name, run, epoch, durable, marked: false, pending: Vec::new(), previous, checkpoint };
         let forever = rng.chance(15);
         let operations = if forever { u64::MAX } else { 3 + rng.below(25) };
         for _ in 0..operations {
@@ -310,6 +319,15 @@ fn operate(open: &mut Open, rng: &mut Rng) {
             open.report_pending();
             say(&format!("mark-ok {name}"));
         }
+        93..=95 => {
+            // A checkpoint of the state after the last logged step: a real file beside the
+            // store, recorded with every row logged so far.
+            let Some(last) = open.run.last_step() else { return };
+            say(&format!("checkpoint-start {name} {last}"));
+            open.run.checkpoint(&open.checkpoint).unwrap_or_else(|error| fail("checkpoint", &error));
+            open.report_pending();
+            say(&format!("checkpoint-ok {name} {last}"));
+        }
         // (Queue claims are made between episodes: see `QueueWork`.)
         _ => std::thread::sleep(Duration::from_millis(1 + rng.below(4))),
     }
@@ -370,6 +388,10 @@ struct Model {
     /// A rewind began and has not been reported done: after a kill, a branch that no report
     /// names may exist (see `verify_run`).
     unreported_rewind: bool,
+    /// Steps of checkpoints reported recorded and not archived by a reported rewind.
+    checkpoints: Vec<u64>,
+    /// Steps of reported checkpoints that a reported rewind archived.
+    archived_checkpoints: Vec<u64>,
     /// The states the run may be in.
     allowed: Vec<RunState>,
 }
@@ -428,7 +450,12 @@ fn apply(models: &mut BTreeMap<String, Model>, report: &str, violations: &mut Ve
                     model.archived.insert(branch.parse().expect("branch"), moved);
                 }
             }
+            let (gone, kept): (Vec<u64>, Vec<u64>) = model.checkpoints.iter().partition(|&&step| step > to);
+            model.checkpoints = kept;
+            model.archived_checkpoints.extend(gone);
         }
+        "checkpoint-start" => {}
+        "checkpoint-ok" => model.checkpoints.push(words[2].parse().expect("step")),
         "mark-start" => model.may_become(RunState::Preempted),
         "mark-ok" => model.allowed = vec![RunState::Preempted],
         "end-start" => model.may_become(state_named(words[2])),
@@ -699,6 +726,10 @@ fn verify_run(store: &Store, name: &str, model: &mut Model, tally: &mut Tally, p
         }
         let moved = model.live.split_off(&(branch.rewound_to + 1));
         model.archived.insert(branch.id, moved);
+        // It archived the checkpoints after its step too.
+        let (gone, kept): (Vec<u64>, Vec<u64>) = model.checkpoints.iter().partition(|&&step| step > branch.rewound_to);
+        model.checkpoints = kept;
+        model.archived_checkpoints.extend(gone);
     }
     model.unreported_rewind = false;
     for (&step, &epoch) in &model.live {
@@ -734,6 +765,28 @@ fn verify_run(store: &Store, name: &str, model: &mut Model, tally: &mut Tally, p
     }
     if !model.allowed.contains(&info.state) {
         problems.push(format!("state {} where {:?} was allowed", info.state, model.allowed));
+    }
+    match reader.checkpoints() {
+        Err(error) => problems.push(format!("checkpoints do not read: {error}")),
+        Ok(checkpoints) => {
+            // A checkpoint reported recorded is there: live, unless a rewind archived it (the
+            // model adopted above the branch of a rewind the kill cut short).
+            for &step in &model.checkpoints {
+                if !checkpoints.iter().any(|c| c.step == step && c.branch.is_none()) {
+                    problems.push(format!("reported checkpoint at step {step} is not live"));
+                }
+            }
+            for &step in &model.archived_checkpoints {
+                if !checkpoints.iter().any(|c| c.step == step && c.branch.is_some()) {
+                    problems.push(format!("checkpoint at step {step} is not archived by its reported rewind"));
+                }
+            }
+            for checkpoint in checkpoints.iter().filter(|c| c.branch.is_none()) {
+                if !live.contains_key(&checkpoint.step) {
+                    problems.push(format!("live checkpoint at step {} covers a step not live", checkpoint.step));
+                }
+            }
+        }
     }
     match reader.attempts() {
         Ok(attempts) => {

@@ -5,12 +5,14 @@
 #![allow(clippy::float_cmp)]
 
 mod bad_input;
+mod checkpoints;
 mod children;
 mod cluster_locks;
 mod crash_harness;
 mod crash_recovery;
 mod damage;
 mod damaged_files;
+mod fixture;
 mod full_disk;
 mod history;
 mod hostile_input;
@@ -22,3 +24,4 @@ mod resume_policy;
 mod rewind_fork;
 mod snapshots;
 mod support;
+mod system_series;

@@ -491,6 +491,47 @@ fn a_value_logged_at_a_forks_fork_step_is_refused_not_lost() {
 }
 
 #[test]
+fn a_fork_where_the_last_values_are_nan_and_infinite_reads_them_back() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    base.log([("loss", 1.0), ("acc", 0.5)]).unwrap();
+    base.log([("loss", f64::NAN), ("acc", f64::NEG_INFINITY)]).unwrap();
+    base.finish(0).unwrap();
+    let mut fork = t.store.fork("base", 1, options().id("fork")).unwrap();
+    fork.log([("loss", 0.25)]).unwrap();
+    fork.finish(0).unwrap();
+    let fork = t.store.open_run("fork").unwrap();
+    assert_eq!(fork.history(..).unwrap().count(), 3);
+    assert_eq!(fork.info().unwrap().summary["acc"], f64::NEG_INFINITY);
+    // Rewinding the fork to its fork step falls back to the inherited values.
+    t.store.rewind("fork", 1).unwrap().expect("a branch");
+    let summary = t.store.open_run("fork").unwrap().info().unwrap().summary;
+    assert!(summary["loss"].is_nan());
+    assert!(t.store.check("fork").unwrap().is_healthy());
+}
+
+#[test]
+fn a_value_merged_into_the_last_row_in_a_later_commit_replaces_it() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("r")).unwrap();
+    run.log_at(5, [("a", 1.0)]).unwrap();
+    run.flush().unwrap();
+    run.log_at(5, [("a", 2.0), ("b", 3.0)]).unwrap();
+    run.flush().unwrap();
+    run.log_at(6, [("b", 4.0)]).unwrap();
+    run.finish(0).unwrap();
+    let reader = t.store.open_run("r").unwrap();
+    let rows: Vec<_> = reader.history(..).unwrap().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].get("a"), rows[0].get("b")), (Some(2.0), Some(3.0)));
+    assert_eq!((rows[1].get("a"), rows[1].get("b")), (None, Some(4.0)));
+    assert_eq!(reader.series("a", ..).unwrap().map(Result::unwrap).collect::<Vec<_>>(), [(5, 2.0)]);
+    let info = reader.info().unwrap();
+    assert_eq!((info.rows, info.summary["a"], info.summary["b"]), (2, 2.0, 4.0));
+    assert!(t.store.check("r").unwrap().is_healthy());
+}
+
+#[test]
 fn a_rewind_recomputes_logged_summary_values_and_keeps_set_ones() {
     let t = temp_store();
     let mut run = t.store.init(options().id("s")).unwrap();

@@ -27,7 +27,7 @@ use routes::Viewer;
 /// Threads that answer requests: a page load fetches a few files and one series per chart.
 const THREADS: usize = 4;
 
-/// Serve a read-only web viewer of the store: runs, charts, live updates.
+/// Serve a read-only web viewer: runs, charts, live updates.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Read-only: no request changes the store. Every file of the page is inside the

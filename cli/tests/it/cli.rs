@@ -533,6 +533,26 @@ fn plot_writes_an_svg_with_one_curve_per_metric_axes_and_a_legend() {
 }
 
 #[test]
+fn plot_of_a_wide_run_draws_the_first_twenty_metrics_and_says_so() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("wide")).unwrap();
+    let names: Vec<String> = (0..50).map(|i| format!("layer{i:02}")).collect();
+    for step in 0..100u32 {
+        run.log(names.iter().map(|name| (name.as_str(), f64::from(step)))).unwrap();
+    }
+    run.finish(0).unwrap();
+    for axis in ["step", "runtime"] {
+        let svg = ok(runstore(&t.path).args(["plot", "wide", "--x", axis, "-o", "-"]));
+        assert_eq!(curves(&svg).len(), 20, "{axis}");
+        assert!(svg.contains("first 20 of 50 metrics: choose with --metric"), "{axis}");
+    }
+    let svg = ok(runstore(&t.path).args(["plot", "wide", "-m", "layer49", "-o", "-"]));
+    assert_eq!(curves(&svg).len(), 1);
+    let csv = ok(runstore(&t.path).args(["history", "wide", "-m", "layer49", "-m", "layer00", "--to", "1"]));
+    assert_eq!(csv, "step,layer49,layer00\n0,0,0\n1,1,1\n");
+}
+
+#[test]
 fn plot_escapes_names_and_draws_a_path_for_a_metric_without_finite_values() {
     let t = temp_store();
     let mut run = t.store.init(options().id("odd")).unwrap();

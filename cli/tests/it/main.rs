@@ -24,3 +24,4 @@ mod serve_browser;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;
+mod time_checkpoints;

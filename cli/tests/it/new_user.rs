@@ -48,7 +48,8 @@ fn counts_of_one_are_singular() {
     let t = temp_store();
     ok(runstore(&t.path).args(["log", "one", "--resume", "allow", "loss=1"]));
     let check = ok(runstore(&t.path).args(["check", "one"]));
-    assert!(check.contains("1 row,") && check.contains("1 block,") && check.contains("1 attempt;"), "{check}");
+    // One row of one metric is two chunks in format 2: its row chunk and its point chunk.
+    assert!(check.contains("1 row,") && check.contains("2 chunks,") && check.contains("1 attempt;"), "{check}");
     assert!(check.contains("0 branches"), "{check}");
     let plot = ok(runstore(&t.path).args(["plot", "one", "-o"]).arg(t.path.join("one.svg")));
     assert!(plot.trim_end().ends_with("(1 metric)"), "{plot}");
