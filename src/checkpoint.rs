@@ -12,6 +12,31 @@ use crate::format::records::CheckpointRecord;
 use crate::sys;
 
 /// A recorded checkpoint (see [`crate::Run::checkpoint`]).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// use runstore::RunOptions;
+///
+/// let mut run = store.init(RunOptions::new().id("r"))?;
+/// let mut saved = Vec::new();
+/// for step in 0..300u32 {
+///     run.log([("loss", 1.0 / (1.0 + f64::from(step)))])?;
+///     if step % 100 == 99 {
+///         let path = dir.path().join(format!("ckpt-{step}.pt"));
+///         std::fs::write(&path, b"model state")?; // saved and in place before it is recorded
+///         saved.push(run.checkpoint(&path)?);
+///     }
+/// }
+/// run.finish(0)?;
+/// std::fs::remove_file(&saved[2].absolute)?; // the user deleted the newest one
+/// let choice = store.open_run("r")?.latest_checkpoint()?;
+/// assert_eq!(choice.latest.as_ref().map(|c| c.step), Some(199)); // the one a resume would load
+/// assert_eq!(choice.missing.iter().map(|c| c.step).collect::<Vec<_>>(), [299]);
+/// let all = store.open_run("r")?.checkpoints()?;
+/// assert_eq!(all.iter().map(|c| (c.step, c.exists)).collect::<Vec<_>>(), [(99, true), (199, true), (299, false)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Checkpoint {
@@ -37,7 +62,7 @@ pub struct Checkpoint {
 }
 
 /// The checkpoint a resume would restart from, and the newer ones skipped because their files
-/// are gone (see [`crate::RunReader::latest_checkpoint`]).
+/// are gone (see [`crate::RunReader::latest_checkpoint`]). See [`Checkpoint`] for an example.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct CheckpointChoice {

@@ -282,6 +282,21 @@ impl RunOptions {
     /// Buffered mode flushes when this many rows are waiting, or when `interval` has passed
     /// since the last flush. Defaults: 65 536 rows, 1 second. Zero values are raised to 1 row
     /// and 1 millisecond.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::Duration;
+    /// use runstore::RunOptions;
+    ///
+    /// // A flush at least every 100 rows or every 10 seconds, whichever comes first.
+    /// let mut run = store.init(RunOptions::new().flush_every(100, Duration::from_secs(10)))?;
+    /// for step in 0..250 {
+    ///     run.log([("loss", 1.0 / (1.0 + f64::from(step)))])?;
+    /// }
+    /// run.finish(0)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn flush_every(mut self, rows: usize, interval: Duration) -> Self {
         self.flush_rows = rows.max(1);
         self.flush_interval = interval.max(Duration::from_millis(1));

@@ -238,6 +238,28 @@ impl SegmentRows {
 
 /// A streamed row: its step, time and metrics, borrowed from the [`History`] until the next
 /// row.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+/// for step in 0..3 {
+///     run.log([("loss", f64::from(step)), ("acc", 0.5)])?;
+/// }
+/// run.finish(0)?;
+/// let mut history = store.open_run("r")?.history(..)?;
+/// let mut kept = Vec::new();
+/// while let Some(row) = history.next_row()? {
+///     // Borrowed: no allocation per row. Keep one with `to_row`.
+///     assert_eq!(row.get("acc"), Some(0.5));
+///     assert!(row.runtime() < std::time::Duration::from_secs(60));
+///     kept.push(row.to_row());
+/// }
+/// assert_eq!(kept[2].step(), 2);
+/// assert_eq!(kept[2].get("loss"), Some(2.0));
+/// assert!(kept[2].time() >= kept[0].time() && kept[2].runtime() >= kept[0].runtime());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
     step: u64,
@@ -298,7 +320,8 @@ impl<'a> RowRef<'a> {
     }
 }
 
-/// An owned row of history, as the [`History`] iterator yields it.
+/// An owned row of history, as the [`History`] iterator yields it (see [`RowRef`] for an
+/// example).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     step: u64,
@@ -342,7 +365,7 @@ impl Row {
 /// snapshot's transactions for its whole life.
 ///
 /// It is an [`Iterator`] of owned [`Row`]s; [`History::next_row`] lends rows without
-/// allocating, for the fastest replay.
+/// allocating, for the fastest replay (see [`RowRef`] for an example).
 pub struct History {
     segments: VecDeque<Segment>,
     current: Option<SegmentRows>,
@@ -457,6 +480,24 @@ impl Iterator for History {
 
 /// Streams one metric's `(step, value)` points (see [`crate::RunReader::series`]): a range scan
 /// of that metric's own chunks, no other metric's bytes read.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+/// for step in 0..10 {
+///     run.log([("loss", 1.0 / (1.0 + f64::from(step))), ("lr", 1e-3)])?;
+/// }
+/// run.finish(0)?;
+/// let reader = store.open_run("r")?;
+/// let points: Vec<(u64, f64)> = reader.series("loss", 8..)?.collect::<Result<_, _>>()?;
+/// assert_eq!(points, [(8, 1.0 / 9.0), (9, 0.1)]);
+/// // With the time each row was logged (TimedSeries).
+/// let (step, time, value) = reader.series_with_time("lr", ..)?.next().expect("a point")?;
+/// assert_eq!((step, value), (0, 1e-3));
+/// assert!(time <= std::time::SystemTime::now());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Series {
     segments: VecDeque<Segment>,
     current: Option<SegmentTables>,
@@ -557,7 +598,7 @@ impl Iterator for Series {
 
 /// Streams one metric's points with the time each row was logged (see
 /// [`crate::RunReader::series_with_time`]): the metric's own chunks, joined with the row chunks
-/// for the times.
+/// for the times. See [`Series`] for an example.
 pub struct TimedSeries {
     series: Series,
     rows: VecDeque<Segment>,

@@ -141,6 +141,20 @@ impl RunReader {
     /// # Errors
     ///
     /// [`Error::Io`] when the lock file cannot be tested.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+    /// run.log([("loss", 1.0)])?;
+    /// run.flush()?;
+    /// let reader = store.open_run("r")?;
+    /// assert_eq!(reader.holder()?.map(|holder| holder.pid), Some(std::process::id()));
+    /// assert_eq!(reader.next_step()?, 1);
+    /// run.finish(0)?;
+    /// assert_eq!(reader.holder()?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn holder(&self) -> Result<Option<crate::LockHolder>> {
         if !lock::is_held(&self.lock_path)? {
             return Ok(None);
@@ -152,7 +166,7 @@ impl RunReader {
     ///
     /// # Errors
     ///
-    /// As [`RunReader::snapshot`].
+    /// As [`RunReader::snapshot`]. See [`RunReader::holder`] for an example.
     pub fn next_step(&self) -> Result<u64> {
         Ok(self.snapshot()?.next_step())
     }
@@ -262,7 +276,7 @@ impl RunReader {
     ///
     /// # Errors
     ///
-    /// As [`RunReader::snapshot`].
+    /// As [`RunReader::snapshot`]. See [`crate::Checkpoint`] for an example.
     pub fn checkpoints(&self) -> Result<Vec<crate::Checkpoint>> {
         self.snapshot()?.checkpoints()
     }
@@ -321,6 +335,20 @@ impl RunReader {
     /// # Errors
     ///
     /// As [`RunReader::branch_history`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+    /// for step in 0..10 {
+    ///     run.log([("loss", f64::from(step))])?;
+    /// }
+    /// run.rewind(6)?;
+    /// run.finish(0)?;
+    /// let archived: Vec<(u64, f64)> = store.open_run("r")?.branch_series(0, "loss", ..)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(archived, [(7, 7.0), (8, 8.0), (9, 9.0)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn branch_series(&self, branch: u32, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         self.snapshot()?.branch_series(branch, metric, steps)
     }

@@ -208,12 +208,14 @@ impl RunSnapshot {
 
     /// The process that held the run's lock when the snapshot was taken, as it recorded itself
     /// (read now); `None` when no process held it.
+    /// (See [`RunReader::holder`](crate::RunReader::holder) for an example.)
     #[must_use]
     pub fn holder(&self) -> Option<crate::LockHolder> {
         self.held.then(|| lock::holder(&self.lock_path).unwrap_or_else(crate::LockHolder::unknown))
     }
 
     /// The step the next `log` of this run would use.
+    /// (See [`RunReader::next_step`](crate::RunReader::next_step) for an example.)
     #[must_use]
     pub fn next_step(&self) -> u64 {
         self.progress.next_step
@@ -345,6 +347,7 @@ impl RunSnapshot {
     /// # Errors
     ///
     /// As [`RunSnapshot::branch_history`].
+    /// (See [`RunReader::branch_series`](crate::RunReader::branch_series) for an example.)
     pub fn branch_series(&self, branch: u32, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         let (first, last) = bounds(&steps);
         let segment = self.branch_segment(branch)?;
@@ -410,6 +413,7 @@ impl RunSnapshot {
     /// # Errors
     ///
     /// As [`RunSnapshot::info`].
+    /// (See [`RunReader::checkpoints`](crate::RunReader::checkpoints) for an example.)
     pub fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
         let records = guard::catch(&self.path, || read_checkpoints(&self.tx, &self.path))?;
         Ok(records.into_iter().map(|(number, record)| Checkpoint::from_record(number, record)).collect())

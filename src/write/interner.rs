@@ -131,6 +131,11 @@ impl Interner {
 
 /// Names starting with this are time-indexed series (system metrics, see
 /// [`crate::Run::log_system`]), never step metrics.
+///
+/// ```
+/// assert!(runstore::validate_metric_name("system/cpu_percent").is_ok());
+/// assert_eq!(runstore::SYSTEM_PREFIX, "system/");
+/// ```
 pub const SYSTEM_PREFIX: &str = "system/";
 
 /// Refuses a step metric named like a system metric, and a system metric named otherwise.

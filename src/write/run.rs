@@ -394,6 +394,22 @@ impl Run {
     }
 
     /// This attempt's number: 1 for a new run, one more for each resume.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use runstore::{Resume, RunOptions};
+    ///
+    /// let mut run = store.init(RunOptions::new().id("r"))?;
+    /// run.log([("loss", 1.0)])?;
+    /// assert_eq!((run.attempt(), run.last_step(), run.step()), (1, Some(0), 1));
+    /// run.finish(0)?;
+    /// let run = store.init(RunOptions::new().id("r").resume(Resume::Must))?;
+    /// assert_eq!(run.attempt(), 2);
+    /// assert!(run.warnings().is_empty()); // nothing unexpected decided
+    /// # run.finish(0)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -458,6 +474,21 @@ impl Run {
     ///
     /// [`Error::BeyondHistory`] for a step after the last logged one, else as
     /// [`Run::checkpoint`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let mut run = store.init(runstore::RunOptions::new().id("r"))?;
+    /// for step in 0..120 {
+    ///     run.log([("loss", f64::from(step))])?;
+    /// }
+    /// let path = dir.path().join("ckpt-100");
+    /// std::fs::create_dir(&path)?; // a checkpoint directory, saved while steps 101.. ran
+    /// assert_eq!(run.checkpoint_at(100, &path)?.step, 100);
+    /// assert!(run.checkpoint_at(500, &path).is_err()); // not logged yet
+    /// # run.finish(0)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn checkpoint_at(&mut self, step: u64, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
         if self.last_step.is_none_or(|last| step > last) {
             return Err(Error::BeyondHistory { id: self.id.clone(), requested: step, last: self.last_step });

@@ -32,12 +32,27 @@ fn cli(store: &Path, cwd: &Path) -> Command {
 
 /// Runs the command: (exit code, stdout, stderr).
 fn outcome(command: &mut Command) -> (i32, String, String) {
-    let output = command.output().expect("run runstore");
+    let output = output_of_copy(command);
     (
         output.status.code().expect("exited, not killed"),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `command`, whose program may be a binary this process just copied: while another test
+/// thread starts a child, the child holds the copy's file open until it execs, and running the
+/// copy fails with "Text file busy" (ETXTBSY) for that moment. Retried, briefly.
+fn output_of_copy(command: &mut Command) -> std::process::Output {
+    for _ in 0..100 {
+        match command.output() {
+            Err(error) if error.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("run the command"),
+        }
+    }
+    panic!("{command:?} stayed busy for 2 s");
 }
 
 /// Asserts exit `code`, and one `runstore: ` line on stderr containing `says`, without a panic.
@@ -568,7 +583,7 @@ fn a_store_without_permission_gives_typed_errors_through_the_library_and_the_cli
     let mut probe = retarget(&probe, &runnable(&std::env::current_exe().unwrap()));
     probe.current_dir(cwd);
     as_other(&mut probe);
-    let output = probe.output().unwrap();
+    let output = output_of_copy(&mut probe);
     let reports = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = reports.lines().filter_map(|l| l.strip_prefix("@@ ")).collect();
     assert_eq!(lines, ["open Io", "init Io"], "{reports}");
