@@ -100,6 +100,71 @@ impl MinMax {
     }
 }
 
+/// The column of `x` among `columns` equal intervals of `low..=high`, for reducing against an
+/// x that is not a step (runtime, time): shared by `plot --x` and the viewer's chart data.
+pub fn x_column(x: f64, low: f64, high: f64, columns: u64) -> u64 {
+    let span = (high - low).max(1e-9);
+    // Columns are few (at most the chart's width): exact in f64; the result is in 0..columns.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let column = (((x - low) / span) * columns as f64).clamp(0.0, columns.max(1) as f64 - 1.0) as u64;
+    column
+}
+
+/// Keeps the first, lowest, highest and last point of each column, the columns given by the
+/// caller in increasing order ([`x_column`]); `P` is where the point is (its x, or x and step).
+pub struct ByColumn<P> {
+    points: Vec<(P, f64)>,
+    column: Option<(u64, [(P, f64); 4])>,
+}
+
+impl<P: Copy + PartialEq + PartialOrd> Default for ByColumn<P> {
+    fn default() -> Self {
+        ByColumn { points: Vec::new(), column: None }
+    }
+}
+
+impl<P: Copy + PartialEq + PartialOrd> ByColumn<P> {
+    /// Adds a point of column `column`; NaN and infinities are left out.
+    pub fn push(&mut self, column: u64, at: P, value: f64) {
+        if !value.is_finite() {
+            return;
+        }
+        match &mut self.column {
+            Some((current, cell)) if *current == column => {
+                if value < cell[1].1 {
+                    cell[1] = (at, value);
+                }
+                if value > cell[2].1 {
+                    cell[2] = (at, value);
+                }
+                cell[3] = (at, value);
+            }
+            _ => {
+                self.flush();
+                self.column = Some((column, [(at, value); 4]));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let Some((_, [start, low, high, end])) = self.column.take() else { return };
+        let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
+        let mut previous: Option<P> = None;
+        for (at, value) in [start, a, b, end] {
+            if previous != Some(at) {
+                self.points.push((at, value));
+                previous = Some(at);
+            }
+        }
+    }
+
+    /// The reduced points, in the order pushed.
+    pub fn finish(mut self) -> Vec<(P, f64)> {
+        self.flush();
+        self.points
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +201,18 @@ mod tests {
             assert_eq!(columns_seen.len(), expected.len());
             assert!(reduced.len() <= expected.len() * 4);
         }
+    }
+
+    #[test]
+    fn x_columns_keep_each_columns_extremes_and_cover_the_range() {
+        assert_eq!(x_column(0.0, 0.0, 10.0, 5), 0);
+        assert_eq!(x_column(10.0, 0.0, 10.0, 5), 4);
+        assert_eq!(x_column(4.1, 0.0, 10.0, 5), 2);
+        let mut reducer = ByColumn::default();
+        for (x, value) in [(0.0, 1.0), (0.5, 5.0), (0.7, -1.0), (0.9, 2.0), (3.0, 7.0), (3.5, f64::NAN)] {
+            reducer.push(x_column(x, 0.0, 4.0, 2), x, value);
+        }
+        assert_eq!(reducer.finish(), [(0.0, 1.0), (0.5, 5.0), (0.7, -1.0), (0.9, 2.0), (3.0, 7.0)]);
     }
 
     #[test]

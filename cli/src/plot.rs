@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use runstore::{RunSnapshot, Store};
 
-use crate::downsample::MinMax;
+use crate::downsample::{ByColumn, MinMax, x_column};
 use crate::exit::Failure;
 use crate::history::Selection;
 use crate::output;
@@ -114,9 +114,6 @@ pub enum Axis {
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
-    if args.x != Axis::Step {
-        return run_timed(store, args);
-    }
     if args.x != Axis::Step {
         return run_timed(store, args);
     }
@@ -339,27 +336,22 @@ fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
     let origin = if args.x == Axis::Time && low.is_finite() { low } else { 0.0 };
     // Pass 2: each history's curves, reduced to columns of x.
     let mut curves: Vec<Vec<Vec<(f64, f64)>>> = Vec::new();
-    let span = (high - low).max(1e-9);
     let mut fresh = vec![reader.history_of(&metrics, steps.clone())?];
     for branch in &branches {
         fresh.push(reader.branch_history(branch.id, steps.clone())?);
     }
     for mut history in fresh {
-        let mut reducers: Vec<Reducer> = selected.iter().map(|_| Reducer::default()).collect();
+        let mut reducers: Vec<ByColumn<f64>> = selected.iter().map(|_| ByColumn::default()).collect();
         while let Some(row) = history.next_row()? {
             let x = x_of(&row) - origin;
-            // COLUMNS is small: exact in f64; the column index is within 0..COLUMNS.
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-            let column = (((x + origin - low) / span) * COLUMNS as f64).min(COLUMNS as f64 - 1.0) as u64;
+            let column = x_column(x + origin, low, high, COLUMNS);
             for &(id, value) in row.points() {
-                if let Some(slot) = selected.iter().position(|&s| s == id as usize)
-                    && value.is_finite()
-                {
+                if let Some(slot) = selected.iter().position(|&s| s == id as usize) {
                     reducers[slot].push(column, x, value);
                 }
             }
         }
-        curves.push(reducers.into_iter().map(Reducer::finish).collect());
+        curves.push(reducers.into_iter().map(ByColumn::finish).collect());
     }
     let mut curves = curves.into_iter();
     let live = curves.next().unwrap_or_default();
@@ -402,51 +394,6 @@ fn run_timed(store: &Store, args: &Args) -> Result<(), Failure> {
 
 fn runstore_time(seconds: f64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(seconds.max(0.0))
-}
-
-/// Keeps the first, lowest, highest and last point of each column of x.
-#[derive(Default)]
-struct Reducer {
-    points: Vec<(f64, f64)>,
-    column: Option<(u64, [(f64, f64); 4])>,
-}
-
-impl Reducer {
-    fn push(&mut self, column: u64, x: f64, value: f64) {
-        match &mut self.column {
-            Some((current, cell)) if *current == column => {
-                if value < cell[1].1 {
-                    cell[1] = (x, value);
-                }
-                if value > cell[2].1 {
-                    cell[2] = (x, value);
-                }
-                cell[3] = (x, value);
-            }
-            _ => {
-                self.flush();
-                self.column = Some((column, [(x, value); 4]));
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Some((_, [start, low, high, end])) = self.column.take() {
-            let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
-            let mut previous: Option<f64> = None;
-            for (x, value) in [start, a, b, end] {
-                if previous.is_none_or(|p| p.to_bits() != x.to_bits()) {
-                    self.points.push((x, value));
-                    previous = Some(x);
-                }
-            }
-        }
-    }
-
-    fn finish(mut self) -> Vec<(f64, f64)> {
-        self.flush();
-        self.points
-    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,11 @@ function init() {
   });
   $('#log-scale').addEventListener('change', (event) => { view.log = event.target.checked; renderCharts(); });
   $('#show-branches').addEventListener('change', (event) => { view.branches = event.target.checked; renderCharts(); });
+  $('#x-axis').addEventListener('change', (event) => {
+    view.xAxis = event.target.value;
+    for (const panel of view.panels.values()) panel.range = null; // a zoom is in the old x
+    renderCharts();
+  });
   $('#group-by').addEventListener('change', (event) => { view.groupBy = event.target.value; renderSelection(); renderCharts(); });
   $('#clear').addEventListener('click', () => {
     view.selected.clear();

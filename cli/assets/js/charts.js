@@ -2,7 +2,9 @@
 // archived branches, fork ranges; zooming fetches the range again.
 
 import { $, PALETTE, OUTCOME_COLOURS, CHART_HEIGHT, view, element, formatNumber, formatConfig } from './common.js';
-import { chartWidth, fetchSeries, smooth, positiveOnly, align, nearest, withAlpha, groupSeries } from './series.js';
+import { chartWidth, fetchSeries, stepToX, smooth, positiveOnly, align, nearest, withAlpha, groupSeries } from './series.js';
+
+const X_LABELS = { step: 'step', runtime: 'relative time (s)', time: 'wall time' };
 
 function metricsOfSelection() {
   const metrics = [];
@@ -46,11 +48,11 @@ async function drawPanel(metric, panel) {
   const runs = [...view.selected.entries()].filter(([, entry]) => entry.detail && entry.detail.metrics.includes(metric));
   const width = chartWidth(panel.el);
   // Display options (smoothing, log, grouping) redraw from the data already fetched.
-  const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.rows, entry.row.last_step, entry.row.branches]), panel.range, width]);
+  const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.rows, entry.row.last_step, entry.row.branches]), panel.range, width, view.xAxis]);
   let results = panel.cacheKey === key ? panel.cacheResults : null;
   if (!results) {
     try {
-      results = await Promise.all(runs.map(([id]) => fetchSeries(id, metric, panel.range, width)));
+      results = await Promise.all(runs.map(([id]) => fetchSeries(id, metric, panel.range, width, view.xAxis)));
     } catch (error) {
       if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
       return;
@@ -70,6 +72,7 @@ function runPlan(runs, results) {
   const series = [];
   const markers = [];
   const forks = [];
+  const checkpoints = [];
   runs.forEach(([id, entry], i) => {
     const result = results[i];
     const colour = entry.colour;
@@ -85,11 +88,14 @@ function runPlan(runs, results) {
         series.push({ label: `${id} archived #${branch.id} (rewound to ${branch.rewound_to})`, stroke: withAlpha(colour, 0.45), width: 1.4, dash: [5, 4], legend: true, run: id, branch: branch.id });
       }
     }
-    markers.push(...attemptMarkers(id, entry.detail));
+    // Markers are at steps: on a time axis, at the x of the curve's row there.
+    const at = (step) => stepToX(result, step);
+    markers.push(...attemptMarkers(id, entry.detail).map((m) => ({ ...m, x: at(m.step) })));
+    checkpoints.push(...(entry.detail.checkpoints || []).map((c) => ({ ...c, run: id, colour, x: at(c.step) })));
     const origin = entry.detail.run.forked_from;
-    if (origin) forks.push({ child: id, parent: origin.run, step: origin.step });
+    if (origin) forks.push({ child: id, parent: origin.run, step: origin.step, x: at(origin.step) });
   });
-  return { tables, series, markers, forks, bands: [] };
+  return { tables, series, markers, forks, checkpoints, bands: [] };
 }
 
 // Series of the chart grouped by a config key: per group the mean line and a min–max band.
@@ -120,7 +126,7 @@ function groupPlan(runs, results, width) {
     tables.push({ steps: group.steps, values: smooth(group.mean, view.smoothing) });
     series.push({ label: `${label} mean`, stroke: colour, width: 1.8, legend: true });
   }
-  return { tables, series, markers: [], forks: [], bands };
+  return { tables, series, markers: [], forks: [], checkpoints: [], bands };
 }
 
 // The vertical markers of a run: where each attempt after the first started, coloured by
@@ -155,8 +161,8 @@ function build(metric, panel, plan) {
   const options = {
     width,
     height: CHART_HEIGHT,
-    scales: { x: { time: false }, y: { distr: view.log ? 3 : 1 } },
-    axes: [{ label: 'step', size: 34, labelSize: 14 }, { size: 64 }],
+    scales: { x: { time: view.xAxis === 'time' }, y: { distr: view.log ? 3 : 1 } },
+    axes: [{ label: X_LABELS[view.xAxis], size: 34, labelSize: 14 }, { size: 64 }],
     legend: { live: true },
     cursor: {
       drag: { x: true, y: false, setScale: true },
@@ -164,7 +170,7 @@ function build(metric, panel, plan) {
         dblclick: () => () => { panel.range = null; drawPanel(metric, panel); return null; },
       },
     },
-    series: [{ label: 'step', value: (u, v) => (v == null ? '—' : String(v)) }].concat(plan.series.map((s) => ({
+    series: [{ label: X_LABELS[view.xAxis], value: (u, v) => formatX(v) }].concat(plan.series.map((s) => ({
       label: s.label, stroke: s.stroke, width: s.width, dash: s.dash, spanGaps: true, points: { show: false },
       value: (u, v, seriesIndex, index) => formatNumber(v ?? nearest(u.data[seriesIndex], index)) || '—',
     }))),
@@ -172,7 +178,8 @@ function build(metric, panel, plan) {
     hooks: {
       draw: [(u) => drawResume(u, panel, plan)],
       setSelect: [(u) => {
-        if (u.select.width < 2) return;
+        // Zooming fetches a step range; other axes zoom on the points already drawn.
+        if (u.select.width < 2 || view.xAxis !== 'step') return;
         const from = u.posToVal(u.select.left, 'x');
         const to = u.posToVal(u.select.left + u.select.width, 'x');
         panel.range = [from, to];
@@ -190,6 +197,8 @@ function build(metric, panel, plan) {
   plan.series.forEach((s, i) => { if (!s.legend && rows[i + 1]) rows[i + 1].classList.add('hidden-entry'); });
   const notes = panel.el.querySelector('.notes');
   notes.replaceChildren(...plan.markers.map((m) => element('span', { text: m.text, style: `color:${m.colour}` })),
+    ...plan.checkpoints.map((c) => element('span', { class: 'checkpoint', style: `color:${c.colour}`,
+      text: `${c.run}: checkpoint at step ${c.step} ${c.path}${c.exists ? '' : ' (missing)'}${c.branch != null ? ` (archived #${c.branch})` : ''}` })),
     ...plan.forks.map((f) => element('span', { text: `${f.child}: steps up to ${f.step} inherited from ${f.parent}` })));
   const xs = data[0];
   panel.el.dataset.series = String(plan.series.filter((s) => s.legend && s.branch == null).length);
@@ -197,6 +206,8 @@ function build(metric, panel, plan) {
   panel.el.dataset.smoothing = String(view.smoothing);
   panel.el.dataset.grouped = view.groupBy;
   panel.el.dataset.log = String(view.log);
+  panel.el.dataset.xAxis = view.xAxis;
+  panel.el.dataset.firstX = xs.length ? String(xs[0]) : '';
   panel.el.dataset.range = zoomed ? `${Math.round(zoomed[0])}-${Math.round(zoomed[1])}` : '';
 }
 
@@ -211,7 +222,8 @@ function drawResume(u, panel, plan) {
   ctx.clip();
   for (const fork of plan.forks) {
     const x0 = u.valToPos(u.scales.x.min, 'x', true);
-    const x1 = Math.min(left + width, u.valToPos(fork.step, 'x', true));
+    if (fork.x == null) continue;
+    const x1 = Math.min(left + width, u.valToPos(fork.x, 'x', true));
     if (x1 > left) {
       ctx.fillStyle = 'rgba(120, 144, 156, 0.12)';
       ctx.fillRect(Math.max(left, x0), top, x1 - Math.max(left, x0), height);
@@ -219,7 +231,8 @@ function drawResume(u, panel, plan) {
   }
   const lineWidth = 2 * (window.devicePixelRatio || 1);
   for (const marker of plan.markers) {
-    const x = Math.round(u.valToPos(marker.step, 'x', true));
+    if (marker.x == null) continue;
+    const x = Math.round(u.valToPos(marker.x, 'x', true));
     if (x < left || x > left + width) continue;
     ctx.strokeStyle = marker.colour;
     ctx.lineWidth = lineWidth;
@@ -230,6 +243,34 @@ function drawResume(u, panel, plan) {
     ctx.stroke();
     drawn++;
   }
+  // Checkpoints: small ticks up from the x axis, hollow where the file is gone.
+  let ticks = 0;
+  const tick = 8 * (window.devicePixelRatio || 1);
+  ctx.setLineDash([]);
+  for (const checkpoint of plan.checkpoints) {
+    if (checkpoint.x == null) continue;
+    const x = Math.round(u.valToPos(checkpoint.x, 'x', true));
+    if (x < left || x > left + width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, top + height);
+    ctx.lineTo(x - tick / 2, top + height - tick);
+    ctx.lineTo(x + tick / 2, top + height - tick);
+    ctx.closePath();
+    ctx.strokeStyle = checkpoint.colour;
+    ctx.lineWidth = lineWidth / 2;
+    ctx.stroke();
+    if (checkpoint.exists) { ctx.fillStyle = checkpoint.colour; ctx.fill(); }
+    ticks++;
+  }
   ctx.restore();
   panel.el.dataset.markers = String(drawn);
+  panel.el.dataset.checkpoints = String(ticks);
+}
+
+// The hovered x in the legend: a step, seconds of running time, or a date and time.
+function formatX(v) {
+  if (v == null) return '—';
+  if (view.xAxis === 'runtime') return `${formatNumber(v)} s`;
+  if (view.xAxis === 'time') return new Date(v * 1000).toISOString().replace('T', ' ').slice(0, 23);
+  return String(v);
 }

@@ -17,6 +17,9 @@ export const view = {
   // id -> { row, detail, colour }
   selected: new Map(),
   smoothing: 0, log: false, branches: true, groupBy: '',
+  // The x axis: 'step', 'runtime' (seconds running, dead time between attempts left out) or
+  // 'time' (wall time); the server downsamples in that x.
+  xAxis: 'step',
   // metric -> { el, plot, range }
   panels: new Map(),
   // `${id}\u0000${metric}\u0000${from}\u0000${to}` -> series JSON

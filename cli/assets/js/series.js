@@ -6,13 +6,30 @@ export function chartWidth(panel) {
   return Math.max(200, Math.floor(panel.clientWidth - 20));
 }
 
-export async function fetchSeries(id, metric, range, width) {
+// A run's curve of `metric`, downsampled to the chart's pixel columns in the x axis `x`.
+// Against runtime or time the answer has an `x` column (seconds); its points then go by x.
+export async function fetchSeries(id, metric, range, width, x) {
   const params = new URLSearchParams({ metric, width: Math.min(8192, Math.round(width * (window.devicePixelRatio || 1))) });
+  if (x && x !== 'step') params.set('x', x);
   if (range) {
     params.set('from', Math.max(0, Math.floor(range[0])));
     params.set('to', Math.max(0, Math.ceil(range[1])));
   }
-  return api(`/api/runs/${encodeURIComponent(id)}/series?${params}`);
+  const series = await api(`/api/runs/${encodeURIComponent(id)}/series?${params}`);
+  if (series.x) {
+    series.stepOf = series.steps;
+    series.steps = series.x;
+    for (const branch of series.branches) { branch.stepOf = branch.steps; branch.steps = branch.x; }
+  }
+  return series;
+}
+
+// Where step `step` is on the chart's x axis, from a curve fetched against it: the x of the
+// curve's first point at or after it (the step itself on the step axis).
+export function stepToX(series, step) {
+  if (!series.stepOf) return step;
+  const i = series.stepOf.findIndex((s) => s >= step);
+  return i < 0 ? null : series.steps[i];
 }
 
 // TensorBoard's exponential moving average, debiased so the start is not pulled towards 0.
@@ -90,7 +107,8 @@ export function groupSeries(tables, width) {
   for (let c = 0; c < columns; c++) {
     const means = perRun.filter((run) => run.counts[c]).map((run) => run.sums[c] / run.counts[c]);
     if (!means.length) continue;
-    out.steps.push(Math.round(first + ((c + 0.5) * span) / columns));
+    const x = first + ((c + 0.5) * span) / columns;
+    out.steps.push(Number.isInteger(first) && Number.isInteger(last) ? Math.round(x) : x);
     out.mean.push(means.reduce((a, b) => a + b, 0) / means.length);
     out.low.push(Math.min(...means));
     out.high.push(Math.max(...means));

@@ -185,6 +185,9 @@ export function renderSelection() {
       if (!colours.has(colour)) continue;
       legend.append(element('span', { class: 'key' }, element('span', { class: 'bar', style: `background:${colour}` }), element('span', { text: `attempt ended ${outcome}` })));
     }
+    if (details.some((detail) => (detail.checkpoints || []).length)) {
+      legend.append(element('span', { class: 'key' }, element('span', { class: 'tick', text: '▼' }), element('span', { text: 'checkpoint (hollow: its file is gone)' })));
+    }
     if (details.some((detail) => detail.run.forked_from)) {
       legend.append(element('span', { class: 'key' }, element('span', { class: 'band' }), element('span', { text: 'inherited by a fork' })));
     }

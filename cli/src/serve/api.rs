@@ -59,11 +59,22 @@ struct BranchJson {
 }
 
 #[derive(Serialize)]
+struct CheckpointJson {
+    step: u64,
+    path: String,
+    exists: bool,
+    /// Archived by a rewind below its step: never a resume point again.
+    branch: Option<u32>,
+}
+
+#[derive(Serialize)]
 struct Detail {
     run: RunRow,
     metrics: Vec<String>,
     attempts: Vec<AttemptJson>,
     branches: Vec<BranchJson>,
+    /// Its recorded checkpoints, in the order recorded.
+    checkpoints: Vec<CheckpointJson>,
     /// The process writing the run now, as `pid N on HOST since TIME`.
     holder: Option<String>,
 }
@@ -106,6 +117,16 @@ pub fn detail(store: &Store, id: &str) -> Reply {
                     by_attempt: branch.by_attempt,
                 })
                 .collect(),
+            checkpoints: reader
+                .checkpoints()?
+                .into_iter()
+                .map(|checkpoint| CheckpointJson {
+                    step: checkpoint.step,
+                    path: checkpoint.path.display().to_string(),
+                    exists: checkpoint.exists,
+                    branch: checkpoint.branch,
+                })
+                .collect(),
             holder: reader.holder().map(|holder| holder.to_string()),
         })
     };
@@ -115,18 +136,93 @@ pub fn detail(store: &Store, id: &str) -> Reply {
     }
 }
 
-/// Points as two columns, the way the chart takes them.
+/// Points as columns, the way the chart takes them; `x` (seconds) only when the x axis is
+/// runtime or time.
 #[derive(Serialize, Default)]
 struct Columns {
     steps: Vec<u64>,
     values: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<Vec<f64>>,
 }
 
 impl Columns {
     fn from_points(points: Vec<(u64, f64)>) -> Columns {
         let (steps, values) = points.into_iter().unzip();
-        Columns { steps, values }
+        Columns { steps, values, x: None }
     }
+
+    fn from_timed(points: Vec<((f64, u64), f64)>) -> Columns {
+        let mut columns = Columns { x: Some(Vec::with_capacity(points.len())), ..Columns::default() };
+        for ((x, step), value) in points {
+            columns.x.get_or_insert_with(Vec::new).push(x);
+            columns.steps.push(step);
+            columns.values.push(value);
+        }
+        columns
+    }
+}
+
+/// What the chart's x axis is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum XAxis {
+    Step,
+    /// Seconds of running time, dead time between attempts not counted.
+    Runtime,
+    /// Seconds since the Unix epoch, when the row was logged.
+    Time,
+}
+
+impl XAxis {
+    fn of(row: &runstore::RowRef<'_>, axis: XAxis) -> f64 {
+        match axis {
+            XAxis::Runtime => row.runtime().as_secs_f64(),
+            _ => row.time().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64()),
+        }
+    }
+}
+
+/// The live curve and the archived ones of `metric` against runtime or time, each reduced to
+/// `width` columns of x over the x range of all of them (read twice: the range, then the
+/// points). Not summarised between requests, unlike the step axis.
+fn timed(
+    reader: &RunSnapshot,
+    metric: &str,
+    steps: std::ops::RangeInclusive<u64>,
+    branches: &[runstore::Branch],
+    width: u64,
+    axis: XAxis,
+) -> runstore::Result<(Columns, Vec<Columns>)> {
+    let open = |branch: Option<u32>| match branch {
+        None => reader.history_of(&[metric], steps.clone()),
+        Some(id) => reader.branch_history(id, steps.clone()),
+    };
+    let which: Vec<Option<u32>> = std::iter::once(None).chain(branches.iter().map(|b| Some(b.id))).collect();
+    let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &branch in &which {
+        let mut history = open(branch)?;
+        while let Some(row) = history.next_row()? {
+            if row.get(metric).is_some() {
+                let x = XAxis::of(&row, axis);
+                low = low.min(x);
+                high = high.max(x);
+            }
+        }
+    }
+    let mut curves = Vec::new();
+    for &branch in &which {
+        let mut history = open(branch)?;
+        let mut reducer = downsample::ByColumn::default();
+        while let Some(row) = history.next_row()? {
+            if let Some(value) = row.get(metric) {
+                let x = XAxis::of(&row, axis);
+                reducer.push(downsample::x_column(x, low, high, width), (x, row.step()), value);
+            }
+        }
+        curves.push(Columns::from_timed(reducer.finish()));
+    }
+    let live = if curves.is_empty() { Columns::from_timed(Vec::new()) } else { curves.remove(0) };
+    Ok((live, curves))
 }
 
 #[derive(Serialize)]
@@ -149,9 +245,10 @@ struct SeriesJson {
     branches: Vec<ArchivedJson>,
 }
 
-/// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0]`: the
-/// metric's live curve and its archived branches, each reduced to the first, lowest, highest
-/// and last point of `width` step columns. Whole curves come from `summaries`.
+/// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0][&x=AXIS]`:
+/// the metric's live curve and its archived branches, each reduced to the first, lowest,
+/// highest and last point of `width` columns of the x axis: `step` (the default; whole curves
+/// come from `summaries`), `runtime` or `time` (then each curve has an `x` column, seconds).
 pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
     let Some(metric) = request.param("metric") else {
         return Reply::error(400, "the metric parameter is missing");
@@ -171,6 +268,12 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         ),
     };
     let with_branches = request.param("branches") != Some("0");
+    let axis = match request.param("x") {
+        None | Some("step") => XAxis::Step,
+        Some("runtime") => XAxis::Runtime,
+        Some("time") => XAxis::Time,
+        Some(other) => return Reply::error(400, &format!("the x parameter is step, runtime or time, not {other:?}")),
+    };
     let reader = match open(store, id) {
         Ok(reader) => reader,
         Err(reply) => return reply,
@@ -189,6 +292,27 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         let whole = from == 0 && to == u64::MAX;
         let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
         let key = |branch| (id.to_string(), metric.to_string(), branch);
+        if axis != XAxis::Step {
+            let branches: Vec<runstore::Branch> = if with_branches {
+                reader.branches()?.into_iter().filter(|b| b.first_step <= to && b.last_step >= from).collect()
+            } else {
+                Vec::new()
+            };
+            let (points, curves) = timed(&reader, metric, from..=to, &branches, width, axis)?;
+            let branches = branches
+                .iter()
+                .zip(curves)
+                .map(|(branch, points)| ArchivedJson { id: branch.id, rewound_to: branch.rewound_to, points })
+                .collect();
+            return Ok(Some(SeriesJson {
+                run: id.to_string(),
+                metric: metric.to_string(),
+                first,
+                last,
+                points,
+                branches,
+            }));
+        }
         let points = match (first, last) {
             (Some(first), Some(last)) if whole && first <= last => {
                 Columns::from_points(

@@ -190,6 +190,10 @@ pub fn crashed_and_resumed(t: &TempStore, id: &str, crash_at: u64, resume_from: 
         .unwrap();
     // The resumed attempt learns a little differently from where it started again.
     log_curves(&mut run, resume_from + 1, end, 2, 0.8);
+    // A checkpoint of the last step, its file beside the store: a tick on the chart.
+    let path = t.path.join(format!("{id}.ckpt"));
+    std::fs::write(&path, b"weights").unwrap();
+    run.checkpoint(&path).unwrap();
     run.finish(0).unwrap();
 }
 
@@ -346,6 +350,85 @@ fn chart_data_is_downsampled_to_the_width_keeps_every_spike_and_zooms_into_a_ran
     assert_eq!(zoomed["branches"], serde_json::json!([]));
 }
 
+/// The `x` column and the `steps` column of chart data, as pairs.
+fn x_and_steps(series: &Value) -> Vec<(f64, u64)> {
+    let xs = series["x"].as_array().expect("an x column");
+    let steps = series["steps"].as_array().unwrap();
+    assert_eq!(xs.len(), steps.len());
+    xs.iter().zip(steps).map(|(x, step)| (x.as_f64().unwrap(), step.as_u64().unwrap())).collect()
+}
+
+#[test]
+fn chart_data_against_runtime_leaves_out_dead_time_against_time_keeps_it_and_is_downsampled_in_x() {
+    let t = temp_store();
+    // Rows 20 ms apart, so that each has its own column of x at the widths asked for below.
+    let log = |run: &mut runstore::Run, steps: std::ops::Range<u64>| {
+        for step in steps {
+            run.log_at(step, [("loss", 1.0 / f64::from(u32::try_from(step).unwrap() + 1))]).unwrap();
+            run.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut run = t.store.init(options().id("paused")).unwrap();
+    log(&mut run, 0..10);
+    run.finish(0).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut run = t.store.init(options().id("paused").resume(Resume::Must)).unwrap();
+    log(&mut run, 10..20);
+    run.finish(0).unwrap();
+    let server = Server::start(&t.path, &[]);
+
+    let step = server.json("/api/runs/paused/series?metric=loss&width=1000");
+    assert!(step.get("x").is_none(), "the step axis needs no x column");
+    let gap = |points: &[(f64, u64)]| {
+        let at = |s: u64| points.iter().find(|p| p.1 == s).unwrap().0;
+        at(10) - at(9)
+    };
+    let runtime = x_and_steps(&server.json("/api/runs/paused/series?metric=loss&width=1000&x=runtime"));
+    let time = x_and_steps(&server.json("/api/runs/paused/series?metric=loss&width=1000&x=time"));
+    assert_eq!(runtime.len(), 20, "every row when each has its own column");
+    assert_eq!(time.len(), 20);
+    assert!(runtime.windows(2).all(|w| w[0].0 <= w[1].0), "runtime grows with the step");
+    assert!(runtime[0].0 < 1.0, "runtime starts near 0: {runtime:?}");
+    assert!(gap(&runtime) < 1.0, "the 1.5 s between attempts is not running time: {}", gap(&runtime));
+    assert!(gap(&time) >= 1.5, "wall time keeps the 1.5 s between attempts: {}", gap(&time));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - time[19].0).abs() < 600.0, "wall time is seconds since the epoch: {}", time[19].0);
+
+    // Downsampled per column of x: at most four points a column, here two (values only fall).
+    // The gap is most of the wall time: the first column holds the first attempt, the last the second.
+    let narrow = x_and_steps(&server.json("/api/runs/paused/series?metric=loss&width=4&x=time"));
+    assert!(narrow.len() < 20, "{narrow:?}");
+    let steps: Vec<u64> = narrow.iter().map(|p| p.1).collect();
+    assert_eq!(steps, [0, 9, 10, 19], "each attempt's column keeps its first (highest) and last (lowest) point");
+}
+
+#[test]
+fn a_run_detail_lists_its_checkpoints_with_step_path_and_whether_the_path_exists() {
+    let t = temp_store();
+    let mut run = t.store.init(options().id("saved")).unwrap();
+    let kept = t.path.join("kept.pt");
+    std::fs::write(&kept, b"weights").unwrap();
+    for step in 0..30u64 {
+        run.log_at(step, [("loss", 1.0)]).unwrap();
+    }
+    run.checkpoint_at(10, &kept).unwrap();
+    let gone = t.path.join("gone.pt");
+    std::fs::write(&gone, b"weights").unwrap();
+    run.checkpoint_at(20, &gone).unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    run.finish(0).unwrap();
+    let server = Server::start(&t.path, &[]);
+    let checkpoints = server.json("/api/runs/saved")["checkpoints"].clone();
+    let seen: Vec<(u64, String, bool)> = checkpoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["step"].as_u64().unwrap(), c["path"].as_str().unwrap().to_string(), c["exists"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(seen, [(10, kept.display().to_string(), true), (20, gone.display().to_string(), false)]);
+}
+
 #[test]
 fn bad_ids_metrics_and_parameters_are_refused_before_any_file_is_named_and_unknown_runs_are_404() {
     let t = temp_store();
@@ -363,6 +446,7 @@ fn bad_ids_metrics_and_parameters_are_refused_before_any_file_is_named_and_unkno
         ("/api/runs/sgd-lr-0.1/series?metric=val%2Floss", 404, "no metric"),
         ("/api/runs/sgd-lr-0.1/series?metric=loss&width=-1", 400, "width"),
         ("/api/runs/sgd-lr-0.1/series?metric=loss&from=x", 400, "from"),
+        ("/api/runs/sgd-lr-0.1/series?metric=loss&x=epoch", 400, "step, runtime or time"),
         ("/api/live?ids=..", 400, "run id"),
         ("/api/nothing", 404, "endpoint"),
         ("/etc/passwd", 404, "page"),

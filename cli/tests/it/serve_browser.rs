@@ -375,6 +375,49 @@ fn attempt_markers_and_the_archived_branch_are_drawn_for_a_run_that_crashed_and_
     );
     browser.run("document.querySelector('#chart-section').scrollIntoView()", &json!([]));
     browser.screenshot("resume-markers");
+    // The checkpoint of resnet-preempt's last step: a tick on the axis, a line in the notes.
+    let panel = ".panel[data-metric=\"loss\"]";
+    browser.wait(
+        "a checkpoint tick",
+        &format!("return document.querySelector('{panel}').dataset.checkpoints === '1'"),
+        &json!([]),
+    );
+    let notes = browser.run(&format!("return document.querySelector('{panel} .notes').textContent"), &json!([]));
+    assert!(notes.as_str().unwrap().contains("resnet-preempt: checkpoint at step 2999"), "{notes}");
+    // Switching the x axis fetches the curves against runtime, then wall time, and redraws
+    // them, markers and ticks placed at their rows' x.
+    let canvas = format!("return document.querySelector('{panel} canvas').toDataURL()");
+    let mut before = browser.run(&canvas, &json!([]));
+    for (axis, label) in [("runtime", "relative time (s)"), ("time", "wall time")] {
+        browser.run(
+            "const s = document.querySelector('#x-axis'); s.value = arguments[0]; s.dispatchEvent(new Event('change'));",
+            &json!([axis]),
+        );
+        browser.wait(
+            axis,
+            &format!(
+                "const p = document.querySelector('{panel}'); return p.dataset.xAxis === arguments[0] \
+                 && p.dataset.series === '4' && Number(p.dataset.markers) >= 1 && p.dataset.checkpoints === '1'"
+            ),
+            &json!([axis]),
+        );
+        let text = browser.run(&format!("return document.querySelector('{panel} .u-axis').textContent"), &json!([]));
+        let first_x =
+            browser.run(&format!("return Number(document.querySelector('{panel}').dataset.firstX)"), &json!([]));
+        let first_x = first_x.as_f64().unwrap();
+        if axis == "runtime" {
+            assert!((0.0..60.0).contains(&first_x), "runtime starts near 0 s: {first_x}");
+        } else {
+            assert!(first_x > 1.6e9, "wall time is seconds since 1970: {first_x}");
+        }
+        let legend =
+            browser.run(&format!("return document.querySelector('{panel} .u-legend').textContent"), &json!([]));
+        assert!(legend.as_str().unwrap().contains(label), "{legend} {text}");
+        let after = browser.run(&canvas, &json!([]));
+        assert_ne!(before, after, "switching to {axis} redraws the curves");
+        before = after;
+    }
+    browser.screenshot("x-axis-wall-time");
     // Without the archived branches, the dashed curve goes and the markers stay.
     browser.run("document.querySelector('#show-branches').click()", &json!([]));
     browser.wait(
