@@ -139,6 +139,11 @@ def init(
 
     ``resume_from="{id}?_step={n}"`` (or a step with ``id``) resumes the run rewound to step
     ``n``: the rows after it become an archived branch, and the next ``log`` goes to ``n + 1``.
+    ``resume_from="checkpoint"`` (runstore's own; W&B has no such value) resumes the run
+    rewound to its newest recorded checkpoint (:meth:`Run.checkpoint`) whose file still
+    exists, with a warning for each newer one whose file is gone; ``run.resumed_checkpoint``
+    says which, ``None`` when none exists (the run then starts again from step 0).
+    ``RUNSTORE_RESUME_FROM=checkpoint`` (or a step) does the same when ``resume_from`` is unset.
     ``fork_from="{id}?_step={n}"`` starts a new run whose history up to ``n`` is that run's.
 
     Unset arguments come from ``RUNSTORE_RUN_ID``, ``RUNSTORE_RESUME``, ``RUNSTORE_PROJECT``,
@@ -211,9 +216,13 @@ def init(
     store_dir = resolve_dir(dir)
 
     rewind_to = fork = None
+    from_checkpoint = False
     if resume_from is not None and fork_from is not None:
         raise InvalidArgument("resume_from and fork_from exclude each other: resume a run, or fork it")
-    if resume_from is not None:
+    if isinstance(resume_from, str) and resume_from.strip().lower() == "checkpoint":
+        from_checkpoint = True
+        policy = policy or "must"
+    elif resume_from is not None:
         source, rewind_to = _step_reference(resume_from, "resume_from")
         if source is not None:
             if id is not None and id != source:
@@ -236,6 +245,7 @@ def init(
         tags=[str(tag) for tag in tags],
         config_json=config_json(loaded) if loaded else None,
         resume_from=rewind_to,
+        resume_from_checkpoint=from_checkpoint,
         fork=fork,
         every_log=durability == "every_log",
         drop_regressions=on_step_regression == "drop",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from . import _runstore
 from ._config import Config, Summary, config_json
@@ -124,6 +124,14 @@ class Run:
         return self._native.resumed
 
     @property
+    def resumed_checkpoint(self) -> Optional[Dict[str, Any]]:
+        """The checkpoint ``init(resume_from="checkpoint")`` resumed from (a dict: ``step``,
+        ``path``, ``absolute``, ``size``, ``time``, ``attempt``, ``number``, ...): load it and
+        train on from ``run.step`` (its step + 1). ``None`` otherwise, and when no recorded
+        checkpoint's file existed (the run then starts again from step 0)."""
+        return self._native.resumed_checkpoint
+
+    @property
     def attempt(self) -> int:
         """This attempt's number: 1 for a new run, one more for each resume."""
         return self._native.attempt
@@ -160,6 +168,15 @@ class Run:
         """Rewinds the run to ``step``: the rows after it become an archived branch (returned
         as a dict), and the next ``log`` goes to ``step + 1``."""
         return self._native.rewind(step)
+
+    def checkpoint(self, path: Union[str, "os.PathLike[str]"], step: Optional[int] = None) -> Dict[str, Any]:
+        """Records that the training state after ``step`` (default: the last logged step; at
+        most that) was saved at ``path``, a file or directory that must exist. The record and
+        every row logged so far are committed together, durably: a later
+        ``init(resume_from="checkpoint")`` can restart from it. runstore only stats the path,
+        never opens or deletes it. Returns the record (see :attr:`resumed_checkpoint`).
+        Raises :class:`BeyondHistory` before any row is logged or for a later step."""
+        return self._native.checkpoint(os.fspath(path), step)
 
     def mark_preempting(self) -> None:
         """Flushes and marks the run preempting: if the process then dies or finishes with a
@@ -254,6 +271,7 @@ class DisabledRun:
     tags: tuple = ()
     step = starting_step = 0
     resumed = False
+    resumed_checkpoint = None
     offline = True
     disabled = True
     finished = False

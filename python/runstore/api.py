@@ -98,6 +98,13 @@ class ApiRun:
         ``first_step``, ``last_step``, ``rows``, ``by_attempt``)."""
         return self._reader.branches()
 
+    @property
+    def checkpoints(self) -> List[Dict[str, Any]]:
+        """The recorded checkpoints, in the order recorded: ``step``, ``path``, ``absolute``,
+        ``exists`` (whether the path exists now), ``size``, ``time``, ``attempt``, ``number``
+        and ``branch`` (the archived branch a rewind moved it to, else ``None``)."""
+        return self._reader.checkpoints()
+
     def metrics(self) -> List[str]:
         """The names of the run's metrics."""
         return self._reader.metrics()

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict, PyList, PyString};
-use runstore::{Attempt, Branch, History, RunInfo, RunReader, Store};
+use runstore::{Attempt, Branch, Checkpoint, History, RunInfo, RunReader, Store};
 
 use crate::errors::to_py;
 
@@ -69,6 +69,22 @@ pub(crate) fn branch_dict<'py>(py: Python<'py>, branch: &Branch) -> PyResult<Bou
     dict.set_item("rows", branch.rows)?;
     dict.set_item("by_attempt", branch.by_attempt)?;
     dict.set_item("attempts", &branch.attempts)?;
+    Ok(dict)
+}
+
+/// A checkpoint record as a dict: number, step, path, absolute, size, time, attempt, branch,
+/// exists.
+pub(crate) fn checkpoint_dict<'py>(py: Python<'py>, checkpoint: &Checkpoint) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("number", checkpoint.number)?;
+    dict.set_item("step", checkpoint.step)?;
+    dict.set_item("path", checkpoint.path.as_os_str())?;
+    dict.set_item("absolute", checkpoint.absolute.as_os_str())?;
+    dict.set_item("size", checkpoint.size)?;
+    dict.set_item("time", seconds(checkpoint.time))?;
+    dict.set_item("attempt", checkpoint.attempt)?;
+    dict.set_item("branch", checkpoint.branch)?;
+    dict.set_item("exists", checkpoint.exists)?;
     Ok(dict)
 }
 
@@ -136,6 +152,16 @@ impl NativeReader {
         let list = PyList::empty(py);
         for branch in &branches {
             list.append(branch_dict(py, branch)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The run's recorded checkpoints, in the order recorded (archived ones included).
+    fn checkpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let checkpoints = py.detach(|| self.reader.checkpoints()).map_err(|error| to_py(py, error))?;
+        let list = PyList::empty(py);
+        for checkpoint in &checkpoints {
+            list.append(checkpoint_dict(py, checkpoint)?)?;
         }
         Ok(list)
     }

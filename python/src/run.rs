@@ -28,6 +28,8 @@ pub(crate) struct NativeRun {
     resumed: bool,
     attempt: u32,
     warnings: Vec<String>,
+    /// The checkpoint `init` resumed from (`resume_from="checkpoint"`), if any.
+    resumed_checkpoint: Option<runstore::Checkpoint>,
 }
 
 struct Inner {
@@ -146,6 +148,33 @@ impl NativeRun {
         branch.map(|branch| crate::reader::branch_dict(py, &branch)).transpose()
     }
 
+    /// Records that the state after `step` (default: the last logged step) was saved at
+    /// `path`; commits it with every buffered row and returns the record as a dict.
+    #[pyo3(signature = (path, step=None))]
+    fn checkpoint<'py>(&self, py: Python<'py>, path: PathBuf, step: Option<i64>) -> PyResult<Bound<'py, PyDict>> {
+        let step = step
+            .map(|step| {
+                u64::try_from(step)
+                    .map_err(|_| api_error(py, "InvalidStep", format!("step {step} is negative: steps start at 0")))
+            })
+            .transpose()?;
+        let mut guard = self.lock(py);
+        let Some(run) = guard.run.as_mut() else { return Err(finished(py, &self.id)) };
+        let checkpoint = py
+            .detach(move || match step {
+                Some(step) => run.checkpoint_at(step, path),
+                None => run.checkpoint(path),
+            })
+            .map_err(|error| to_py(py, error))?;
+        crate::reader::checkpoint_dict(py, &checkpoint)
+    }
+
+    /// The checkpoint `init` resumed from, as a dict, or `None`.
+    #[getter]
+    fn resumed_checkpoint<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.resumed_checkpoint.as_ref().map(|checkpoint| crate::reader::checkpoint_dict(py, checkpoint)).transpose()
+    }
+
     /// Ends the attempt with `exit_code`.
     fn finish(&self, py: Python<'_>, exit_code: i32) -> PyResult<()> {
         let mut guard = self.lock(py);
@@ -206,7 +235,7 @@ impl NativeRun {
 /// the library validates ids, policies and steps.
 #[pyfunction]
 #[pyo3(signature = (dir, *, id=None, resume=None, project=None, name=None, notes=None, tags=Vec::new(),
-    config_json=None, resume_from=None, fork=None, working_dir=None, flush_rows=None, flush_seconds=None,
+    config_json=None, resume_from=None, resume_from_checkpoint=false, fork=None, working_dir=None, flush_rows=None, flush_seconds=None,
     every_log=false, drop_regressions=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn init(
@@ -220,6 +249,7 @@ pub(crate) fn init(
     tags: Vec<String>,
     config_json: Option<String>,
     resume_from: Option<u64>,
+    resume_from_checkpoint: bool,
     fork: Option<(String, u64)>,
     working_dir: Option<PathBuf>,
     flush_rows: Option<usize>,
@@ -253,6 +283,9 @@ pub(crate) fn init(
     if let Some(step) = resume_from {
         options = options.resume_from(step);
     }
+    if resume_from_checkpoint {
+        options = options.resume_from_checkpoint();
+    }
     if let Some((source, at)) = fork {
         options = options.fork_of(source, at);
     }
@@ -273,6 +306,7 @@ pub(crate) fn init(
         resumed: run.resumed(),
         attempt: run.attempt(),
         warnings: run.warnings().to_vec(),
+        resumed_checkpoint: run.resumed_checkpoint().cloned(),
         drop_regressions,
         inner: Mutex::new(Inner { step: run.step(), run: Some(run), reader: RowReader::default(), dropped: 0 }),
     })

@@ -44,6 +44,22 @@ def check(result: subprocess.CompletedProcess, code: int = 0) -> None:
     assert result.returncode == code, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-4000:]}"
 
 
+def checkpoints(run) -> list:
+    """(step, path, exists, attempt, branch) of each checkpoint the integration recorded."""
+    return [(c["step"], c["path"], c["exists"], c["attempt"], c["branch"]) for c in run.checkpoints]
+
+
+def lightning_checkpoints(root: str, saves) -> list:
+    """What RunstoreLogger records for ModelCheckpoint(every_n_train_steps=20, save_last=True):
+    at each save, the step file and then last.ckpt, at global_step - 1."""
+    directory = Path(root, "ckpt")
+    recorded = []
+    for global_step, attempt in saves:
+        for name in (f"epoch=0-step={global_step}.ckpt", "last.ckpt"):
+            recorded.append((global_step - 1, str(directory / name), True, attempt, None))
+    return recorded
+
+
 # --- Hugging Face Trainer ----------------------------------------------------------------------
 
 
@@ -59,6 +75,8 @@ def test_trainer_logs_each_step_once_and_finishes(tmp_path):
     assert all("train/loss" in row for _, row in rows)
     assert "train/train_runtime" in rows[-1][1]  # the end-of-training numbers merge into step 60
     assert run.config["max_steps"] == 60 and run.config["save_steps"] == 20
+    # on_save recorded each checkpoint directory at its step.
+    assert checkpoints(run) == [(step, str(Path(out, f"checkpoint-{step}")), True, 1, None) for step in (20, 40, 60)]
 
 
 def test_trainer_started_afresh_in_a_used_output_dir_starts_a_new_run_and_leaves_the_old_one(tmp_path):
@@ -103,6 +121,9 @@ def test_trainer_killed_after_a_checkpoint_resumes_from_it_with_each_step_once(t
     # The restarted training repeats the same steps from the same checkpoint: same losses.
     live = dict(rows)
     assert all(live[step]["train/loss"] == pytest.approx(row["train/loss"], rel=1e-4) for step, row in archived)
+    # The first attempt's checkpoints stay resume points (the rewind kept their steps); the
+    # second attempt recorded checkpoint-60.
+    assert checkpoints(run) == [(step, str(Path(out, f"checkpoint-{step}")), True, attempt, None) for step, attempt in ((20, 1), (40, 1), (60, 2))]
 
 
 # --- Lightning -----------------------------------------------------------------------------------
@@ -118,6 +139,8 @@ def test_lightning_logs_each_step_once_and_finishes(tmp_path):
     assert [step for step, _ in rows] == list(range(60))
     assert all("train_loss" in row for _, row in rows)
     assert run.config == {"lr": 0.01, "hidden": 8}
+    # after_save_checkpoint recorded each file at global_step - 1, the last step it covers.
+    assert checkpoints(run) == lightning_checkpoints(root, [(20, 1), (40, 1), (60, 1)])
 
 
 def test_lightning_killed_after_a_checkpoint_resumes_from_it_with_each_step_once(tmp_path):
@@ -138,3 +161,4 @@ def test_lightning_killed_after_a_checkpoint_resumes_from_it_with_each_step_once
     assert (branch["rewound_to"], branch["first_step"], branch["last_step"], branch["rows"]) == (39, 40, 49, 10)
     archived = history(store, "lightning-run", branch=branch["id"])
     assert [step for step, _ in archived] == list(range(40, 50))
+    assert checkpoints(run) == lightning_checkpoints(root, [(20, 1), (40, 1), (60, 2)])

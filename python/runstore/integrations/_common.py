@@ -4,6 +4,7 @@ restarts from, and the numbers of a framework's log dict."""
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Dict, Mapping, Optional
 
 from .._run import Run
@@ -23,6 +24,19 @@ def rewind_to_checkpoint(run: Run, covered: Optional[int]) -> Optional[Dict[str,
     return run.rewind(max(covered, 0))
 
 
+def record_checkpoint(run: Run, path: str, step: int) -> Optional[Dict[str, Any]]:
+    """Records the checkpoint saved at ``path`` covering the logged steps up to ``step``. When
+    the last logged row is before ``step`` (a save between two logs), the checkpoint is
+    recorded at that row: no row lies between the two, so a resume from it rewinds to the same
+    history. Nothing is recorded before the first row or for a path that does not exist (the
+    rows are still flushed)."""
+    last = run.last_step
+    if last is None or step < 0 or not os.path.exists(path):
+        run.flush()
+        return None
+    return run.checkpoint(path, step=min(step, last))
+
+
 def numeric(logs: Mapping[str, Any]) -> Dict[str, Any]:
     """The entries of a framework's log dict that are numbers (frameworks log some text, such
     as a learning-rate scheduler's name, which runstore does not store)."""
@@ -35,4 +49,4 @@ def numeric(logs: Mapping[str, Any]) -> Dict[str, Any]:
     return kept
 
 
-__all__ = ["numeric", "rewind_to_checkpoint"]
+__all__ = ["numeric", "record_checkpoint", "rewind_to_checkpoint"]

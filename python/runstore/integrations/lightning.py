@@ -8,7 +8,12 @@
   steps below N, and the first ``log_metrics`` after the restart is at step N. When that step
   is at or below the run's last logged step, the run is rewound to N - 1 first: the rows the
   dead attempt logged after the checkpoint are archived, not mixed into the live history.
-- ``after_save_checkpoint`` flushes, so that the rows a checkpoint covers are on disk with it.
+- ``after_save_checkpoint`` records the file just saved with ``run.checkpoint``, durably with
+  the rows it covers: a checkpoint at ``global_step`` N covers the logged steps below N, so it
+  is recorded at step N - 1 (``Api().run(id).checkpoints``). Lightning saves a step's
+  checkpoint before it logs that step's metrics, so the record waits for the first
+  ``log_metrics`` at or after step N - 1 (or ``finalize``): a process killed in between leaves
+  the previous checkpoint as the newest recorded one.
 - ``finalize(status)``: ``"success"`` finishes the run; ``"failed"`` ends it failed;
   ``"finished"`` (Lightning's SLURM auto-requeue handler, before the job is requeued) ends it
   preempted, to be resumed by the requeued job.
@@ -17,14 +22,14 @@
 from __future__ import annotations
 
 from argparse import Namespace
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from .. import _init
 from .._run import Run
-from ._common import numeric, rewind_to_checkpoint
+from ._common import numeric, record_checkpoint, rewind_to_checkpoint
 
 
 class RunstoreLogger(Logger):
@@ -51,6 +56,8 @@ class RunstoreLogger(Logger):
         self._run: Optional[Run] = None
         self._checked_resume = False
         self.rewound: Optional[Dict[str, Any]] = None
+        #: Saved checkpoints (path, last covered step) not recorded yet: their step is not logged.
+        self._pending: List[Tuple[str, int]] = []
 
     @property
     @rank_zero_only
@@ -85,11 +92,35 @@ class RunstoreLogger(Logger):
                 # The first step after a restart from a checkpoint at global_step N is N.
                 self.rewound = rewind_to_checkpoint(run, step - 1)
         run.log(numeric(metrics), step=step)
+        if self._pending:
+            self._record_pending(run, run.last_step)
 
     @rank_zero_only
     def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
-        if self._run is not None:
+        if self._run is None:
+            return
+        # ModelCheckpoint sets these just before calling the loggers; other callbacks may not.
+        path = getattr(checkpoint_callback, "_last_checkpoint_saved", None) or getattr(checkpoint_callback, "last_model_path", None)
+        step = getattr(checkpoint_callback, "_last_global_step_saved", None)
+        if not path or step is None:
             self._run.flush()
+            return
+        self._pending.append((str(path), step - 1))
+        if self._run.last_step is None:
+            self._run.flush()
+        else:
+            self._record_pending(self._run, self._run.last_step)
+
+    def _record_pending(self, run: Run, logged: Optional[int]) -> None:
+        """Records the pending checkpoints whose step is logged (``logged`` is the latest
+        logged step; ``None`` records them all, at the last logged row at most)."""
+        waiting = []
+        for path, step in self._pending:
+            if logged is None or step <= logged:
+                record_checkpoint(run, path, step)
+            else:
+                waiting.append((path, step))
+        self._pending = waiting
 
     @rank_zero_only
     def save(self) -> None:
@@ -103,6 +134,7 @@ class RunstoreLogger(Logger):
             return
         # A later use (trainer.test() after fit) resumes this run rather than starting another.
         self._id, self._resume, self._checked_resume = run.id, "allow", True
+        self._record_pending(run, None)
         if status == "success":
             run.finish(0)
         elif status == "finished":

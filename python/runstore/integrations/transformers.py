@@ -8,7 +8,9 @@
   history. Training started afresh (step 0) in a directory whose run has rows starts a new run.
 - ``on_log`` logs at ``state.global_step`` on the main process only, with W&B's key names
   (``train/loss``, ``eval/...``); the end-of-training numbers merge into the last step's row.
-- ``on_save`` flushes, so that every row up to a checkpoint is on disk with it.
+- ``on_save`` records the checkpoint directory (``output_dir/checkpoint-N``, covering the
+  steps up to N) with ``run.checkpoint``: it is committed durably with every row up to it, and
+  listed in ``Api().run(id).checkpoints``.
 - ``on_train_end`` finishes the run.
 """
 
@@ -18,12 +20,13 @@ import os
 from typing import Any, Dict, Optional
 
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.integrations.integration_utils import rewrite_logs
 
 from .. import _init, _runstore
 from ..errors import RunNotFound
 from .._run import Run
-from ._common import numeric, rewind_to_checkpoint
+from ._common import numeric, record_checkpoint, rewind_to_checkpoint
 
 #: The file in ``args.output_dir`` that names the run.
 RUN_ID_FILE = "runstore-run-id"
@@ -87,7 +90,9 @@ class RunstoreCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero and self.run is not None:
-            self.run.flush()
+            # The Trainer calls on_save after writing output_dir/checkpoint-{global_step}.
+            path = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            record_checkpoint(self.run, path, state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero and self.run is not None:
