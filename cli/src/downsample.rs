@@ -24,16 +24,15 @@ pub fn min_max(
 }
 
 /// [`min_max`] fed point by point, for a caller that reduces several curves in one pass over a
-/// series (`plot --smooth`: the smoothed curve and the raw one).
+/// series (`plot --smooth`: the smoothed curve and the raw one). It finds each step's column
+/// and leaves the cells to a [`ByColumn`].
 pub struct MinMax {
     first: u64,
     span: u128,
     columns: u128,
-    points: Vec<(u64, f64)>,
-    /// The current column's index and its first, lowest, highest and last point.
-    column: Option<(u128, [(u64, f64); 4])>,
-    /// The step where the current column ends (exclusive).
-    column_end: u64,
+    cells: ByColumn<u64>,
+    /// The current column's index, and the step where it ends (exclusive).
+    column: Option<(u64, u64)>,
 }
 
 impl MinMax {
@@ -43,60 +42,31 @@ impl MinMax {
             first,
             span: u128::from(last.saturating_sub(first)) + 1,
             columns: u128::from(columns.max(1)),
-            points: Vec::new(),
+            cells: ByColumn::default(),
             column: None,
-            column_end: 0,
         }
     }
 
     /// Adds a point; steps come in increasing order. NaN and infinities are left out.
     pub fn push(&mut self, step: u64, value: f64) {
-        if !value.is_finite() {
-            return;
-        }
         // The column index is a 128-bit division: done once per column, not once per point.
-        let index = match &self.column {
-            Some((index, _)) if step < self.column_end => *index,
+        let index = match self.column {
+            Some((index, end)) if step < end => index,
             _ => {
                 let index = u128::from(step.saturating_sub(self.first)) * self.columns / self.span;
                 let end = u128::from(self.first) + ((index + 1) * self.span).div_ceil(self.columns);
-                self.column_end = u64::try_from(end).unwrap_or(u64::MAX);
+                // `index` is below `columns`, a u64.
+                let index = u64::try_from(index).unwrap_or(u64::MAX);
+                self.column = Some((index, u64::try_from(end).unwrap_or(u64::MAX)));
                 index
             }
         };
-        match &mut self.column {
-            Some((current, cell)) if *current == index => {
-                if value < cell[1].1 {
-                    cell[1] = (step, value);
-                }
-                if value > cell[2].1 {
-                    cell[2] = (step, value);
-                }
-                cell[3] = (step, value);
-            }
-            _ => {
-                self.flush();
-                self.column = Some((index, [(step, value); 4]));
-            }
-        }
-    }
-
-    fn flush(&mut self) {
-        let Some((_, [start, low, high, end])) = self.column.take() else { return };
-        let (a, b) = if low.0 <= high.0 { (low, high) } else { (high, low) };
-        let mut previous = None;
-        for (step, value) in [start, a, b, end] {
-            if previous != Some(step) {
-                self.points.push((step, value));
-                previous = Some(step);
-            }
-        }
+        self.cells.push(index, step, value);
     }
 
     /// The reduced points, in step order.
-    pub fn finish(mut self) -> Vec<(u64, f64)> {
-        self.flush();
-        self.points
+    pub fn finish(self) -> Vec<(u64, f64)> {
+        self.cells.finish()
     }
 }
 
