@@ -28,7 +28,14 @@ DEFAULT_DIR = ".runstore"
 
 _POLICIES = ("must", "allow", "never", "auto")
 _REINIT = (None, False, True, "default", "finish_previous", "return_previous", "create_new")
-_IGNORED = ("entity", "force", "save_code", "tensorboard", "sync_tensorboard", "monitor_gym", "settings", "anonymous")
+_IGNORED = ("entity", "force", "save_code", "tensorboard", "sync_tensorboard", "monitor_gym", "anonymous")
+#: Seconds between system-metric samples when neither ``settings`` nor
+#: ``RUNSTORE_SYSTEM_METRICS`` says otherwise: on, as W&B users expect.
+SYSTEM_METRICS_SECONDS = 10.0
+#: The ``settings`` keys that turn system metrics off (runstore's, then W&B's spellings).
+_STATS_OFF = ("x_disable_stats", "_disable_stats", "disable_stats")
+#: The ``settings`` keys giving the sampling interval in seconds.
+_STATS_INTERVAL = ("x_stats_sampling_interval", "_stats_sample_rate_seconds", "stats_sampling_interval")
 _STEP_FORM = re.compile(r"^(?P<id>[^?]+)\?_step=(?P<step>\d+)$")
 
 #: The live runs of this process, oldest first; the last is ``runstore.run``.
@@ -72,6 +79,47 @@ def _step_reference(value: Union[str, int], what: str) -> Tuple[Optional[str], i
         if what == "fork_from":
             raise ForkWithoutStep(f"fork_from={value!r} has no step: write fork_from='{value}?_step=N'")
     raise InvalidArgument(f"{what}={value!r}: expected '{{run_id}}?_step={{step}}' or a step")
+
+
+def _setting(settings: Any, key: str) -> Any:
+    """``settings[key]`` of a dict, else the attribute of a settings object (``wandb.Settings``);
+    ``None`` when unset."""
+    if settings is None:
+        return None
+    if isinstance(settings, Mapping):
+        return settings.get(key)
+    return getattr(settings, key, None)
+
+
+def _system_metrics(settings: Any) -> Optional[float]:
+    """Seconds between system-metric samples, 0 for none, or ``None`` to leave the choice to
+    ``RUNSTORE_SYSTEM_METRICS``: from ``settings`` (``system_metrics``: seconds, True or False;
+    W&B's ``x_disable_stats`` and ``x_stats_sampling_interval``), else 10 s."""
+    chosen = _setting(settings, "system_metrics")
+    if chosen is None and any(_setting(settings, key) is True for key in _STATS_OFF):
+        chosen = False
+    if chosen is None:
+        chosen = next((value for key in _STATS_INTERVAL if (value := _setting(settings, key)) is not None), None)
+    if chosen is None:
+        return None if _env("RUNSTORE_SYSTEM_METRICS") is not None else SYSTEM_METRICS_SECONDS
+    if chosen is True:
+        return SYSTEM_METRICS_SECONDS
+    if chosen is False:
+        return 0.0
+    if isinstance(chosen, (int, float)) and chosen >= 0 and chosen != float("inf"):
+        return float(chosen)
+    raise InvalidArgument(
+        f"settings system_metrics={chosen!r}: expected seconds between samples (> 0), 0 or False for none, or True"
+    )
+
+
+def _ignored_settings(settings: Any) -> List[str]:
+    """The keys of a ``settings`` dict that runstore has no use for (an object's are not listed:
+    ``wandb.Settings`` has hundreds of attributes)."""
+    known = ("system_metrics", *_STATS_OFF, *_STATS_INTERVAL)
+    if isinstance(settings, Mapping):
+        return [f"settings[{key!r}]" for key, value in settings.items() if key not in known and value is not None]
+    return []
 
 
 def _load_config(config: Any) -> Dict[str, Any]:
@@ -157,10 +205,18 @@ def init(
     runstore's own: ``on_step_regression="drop"`` drops a row logged at an earlier step with a
     warning, as W&B does (counted in the summary as ``runstore/dropped_rows``), instead of
     raising :class:`StepRegression`; ``durability="every_log"`` commits each row before
-    ``log`` returns. Arguments with no offline meaning (``entity``, ``settings``, ...) are
+    ``log`` returns. Arguments with no offline meaning (``entity``, ``tensorboard``, ...) are
     accepted and ignored, with one warning.
+
+    System metrics (CPU, memory, disk, network, NVIDIA GPUs) are sampled every 10 s on a
+    background thread, against time, as W&B does: ``settings={"system_metrics": 30}`` changes
+    the interval, ``settings={"system_metrics": False}`` (or W&B's ``x_disable_stats=True``)
+    turns them off, and W&B's ``x_stats_sampling_interval`` is read too; ``settings`` may be a
+    dict or a ``wandb.Settings``-like object. Without either, ``RUNSTORE_SYSTEM_METRICS``
+    (seconds, ``0`` for none) decides when it is set.
     """
-    ignored = [key for key, value in zip(_IGNORED, (entity, force, save_code, tensorboard, sync_tensorboard, monitor_gym, settings, anonymous)) if value is not None]
+    ignored = [key for key, value in zip(_IGNORED, (entity, force, save_code, tensorboard, sync_tensorboard, monitor_gym, anonymous)) if value is not None]
+    ignored += _ignored_settings(settings)
     if ignored:
         warnings.warn(f"runstore.init: {', '.join(ignored)} have no meaning offline and are ignored", stacklevel=2)
     if reinit not in _REINIT:
@@ -169,6 +225,7 @@ def init(
         raise InvalidArgument(f"on_step_regression={on_step_regression!r}: expected 'raise' or 'drop'")
     if durability not in ("buffered", "every_log"):
         raise InvalidArgument(f"durability={durability!r}: expected 'buffered' or 'every_log'")
+    system_metrics = _system_metrics(settings)
 
     mode = mode or _env("WANDB_MODE")
     loaded = _load_config(config)
@@ -249,6 +306,7 @@ def init(
         fork=fork,
         every_log=durability == "every_log",
         drop_regressions=on_step_regression == "drop",
+        system_metrics=system_metrics,
     )
     for warning in native.warnings:
         warnings.warn(f"runstore: {warning}", stacklevel=2)

@@ -11,6 +11,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _runstore
 
+#: The prefix of system-metric names (as W&B's ``system/...``); their samples are by time.
+SYSTEM_PREFIX = "system/"
 _NATIVE = "<" if sys.byteorder == "little" else ">"
 
 
@@ -106,8 +108,29 @@ class ApiRun:
         return self._reader.checkpoints()
 
     def metrics(self) -> List[str]:
-        """The names of the run's metrics."""
-        return self._reader.metrics()
+        """The names of the run's metrics logged by step (system metrics are in
+        :meth:`system_metrics`)."""
+        return [name for name in self._reader.metrics() if not name.startswith(SYSTEM_PREFIX)]
+
+    def system_metrics(self) -> Dict[str, Tuple[Any, Any]]:
+        """The run's system metrics (``system/cpu_percent``, ``system/memory_rss_mib``, ...;
+        sampled against time, not step): per name, two arrays, the sample times in seconds
+        since the Unix epoch and the values (numpy arrays when numpy is installed, else
+        ``array.array``), all read in one snapshot of the run."""
+        numpy = _numpy()
+        result: Dict[str, Tuple[Any, Any]] = {}
+        for name, times_bytes, values_bytes in self._reader.system():
+            if numpy is not None:
+                result[name] = (
+                    numpy.frombuffer(times_bytes, dtype=_NATIVE + "f8"),
+                    numpy.frombuffer(values_bytes, dtype=_NATIVE + "f8"),
+                )
+            else:
+                times, values = array("d"), array("d")
+                times.frombytes(bytes(times_bytes))
+                values.frombytes(bytes(values_bytes))
+                result[name] = (times, values)
+        return result
 
     # --- history -----------------------------------------------------------------------------
 
@@ -145,10 +168,19 @@ class ApiRun:
         pandas: bool = True,
         x_axis: str = "_step",
         branch: Optional[int] = None,
+        stream: str = "default",
     ) -> Any:
         """The history as a pandas DataFrame (``pandas=True`` and pandas installed), else a list
         of row dicts. ``samples`` rows at most, evenly spaced and keeping the first and last (W&B's
-        default 500; ``None`` for all). With ``keys``, only rows that have every key."""
+        default 500; ``None`` for all). With ``keys``, only rows that have every key.
+
+        ``stream="system"`` (W&B's ``"events"`` is accepted too) gives the system metrics
+        instead: one row per sampling time, with ``_timestamp`` (seconds since the Unix epoch)
+        and each metric sampled then."""
+        if stream in ("system", "events"):
+            return self._system_history(keys, samples, pandas)
+        if stream != "default":
+            raise ValueError(f"stream={stream!r}: expected 'default', 'system' or 'events'")
         if pandas:
             try:
                 import pandas as pd
@@ -174,6 +206,26 @@ class ApiRun:
         if len(picked) != len(frame):
             frame = frame.iloc[picked]
         return frame.reset_index(drop=True)
+
+    def _system_history(self, keys: Optional[Sequence[str]], samples: Optional[int], pandas: bool) -> Any:
+        """The rows of ``history(stream="system")``: samples taken at one time share a row."""
+        by_time: Dict[float, Dict[str, Any]] = {}
+        for name, (times, values) in self.system_metrics().items():
+            if keys is not None and name not in keys:
+                continue
+            for time, value in zip(times.tolist(), values.tolist()):
+                by_time.setdefault(time, {"_timestamp": time})[name] = value
+        rows = [by_time[time] for time in sorted(by_time)]
+        if keys is not None:
+            rows = [row for row in rows if all(key in row for key in keys)]
+        rows = [rows[index] for index in _sample(len(rows), samples)]
+        if pandas:
+            try:
+                import pandas as pd
+            except ImportError:
+                return rows
+            return pd.DataFrame(rows)
+        return rows
 
     def series(self, metric: str, branch: Optional[int] = None) -> Tuple[Any, Any]:
         """One metric's points as two arrays, steps (int64) and values (float64): numpy arrays

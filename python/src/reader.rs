@@ -171,6 +171,31 @@ impl NativeReader {
         py.detach(|| self.reader.metrics()).map_err(|error| to_py(py, error))
     }
 
+    /// Every system metric's samples, read in one snapshot: `(name, times, values)` with the
+    /// times as seconds since the Unix epoch (f64) and the values (f64), native-endian.
+    fn system<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)>> {
+        let read = py
+            .detach(|| -> runstore::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+                let snapshot = self.reader.snapshot()?;
+                let mut all = Vec::new();
+                for name in snapshot.metrics()? {
+                    if !name.starts_with(runstore::SYSTEM_PREFIX) {
+                        continue;
+                    }
+                    let samples = snapshot.system(&name, ..)?;
+                    let (mut times, mut values) = (Vec::with_capacity(samples.len() * 8), Vec::with_capacity(samples.len() * 8));
+                    for (time, value) in samples {
+                        times.extend_from_slice(&seconds(time).to_ne_bytes());
+                        values.extend_from_slice(&value.to_ne_bytes());
+                    }
+                    all.push((name, times, values));
+                }
+                Ok(all)
+            })
+            .map_err(|error| to_py(py, error))?;
+        Ok(read.into_iter().map(|(name, times, values)| (name, bytearray(py, &times), bytearray(py, &values))).collect())
+    }
+
     /// One metric's points as two bytearrays: steps (u64) and values (f64), native-endian.
     #[pyo3(signature = (metric, branch=None, min_step=0, max_step=u64::MAX))]
     fn series<'py>(

@@ -236,7 +236,7 @@ impl NativeRun {
 #[pyfunction]
 #[pyo3(signature = (dir, *, id=None, resume=None, project=None, name=None, notes=None, tags=Vec::new(),
     config_json=None, resume_from=None, resume_from_checkpoint=false, fork=None, working_dir=None, flush_rows=None, flush_seconds=None,
-    every_log=false, drop_regressions=false))]
+    every_log=false, drop_regressions=false, system_metrics=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn init(
     py: Python<'_>,
@@ -256,6 +256,7 @@ pub(crate) fn init(
     flush_seconds: Option<f64>,
     every_log: bool,
     drop_regressions: bool,
+    system_metrics: Option<f64>,
 ) -> PyResult<NativeRun> {
     let mut options = RunOptions::new().tags(tags);
     if let Some(id) = id {
@@ -298,6 +299,11 @@ pub(crate) fn init(
     }
     if every_log {
         options = options.durability(Durability::EveryLog);
+    }
+    // Seconds between samples, 0 for none; unset leaves it to RUNSTORE_SYSTEM_METRICS. The
+    // Python layer has checked the value.
+    if let Some(seconds) = system_metrics {
+        options = options.system_metrics(Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO));
     }
     let run =
         py.detach(move || Store::open(dir).and_then(|store| store.init(options))).map_err(|error| to_py(py, error))?;
