@@ -162,6 +162,22 @@ pub enum Error {
         fork_step: u64,
     },
 
+    /// A fork cannot record a checkpoint of a step before the one it was forked at: those steps
+    /// are its parent's, and resuming from it would rewind past the fork.
+    #[error(
+        "run {id:?} was forked from {parent:?} at step {fork_step}: a checkpoint of step {step} is of {parent:?}'s history; record it on {parent:?}, or checkpoint a step from {fork_step} on"
+    )]
+    CheckpointBeforeFork {
+        /// The fork's id.
+        id: String,
+        /// The checkpoint's step.
+        step: u64,
+        /// The run it was forked from.
+        parent: String,
+        /// The step it was forked at.
+        fork_step: u64,
+    },
+
     /// A run cannot be deleted while runs forked from it exist: they read their history from it.
     #[error("run {id:?} has forks that read their history from it ({}): delete them first", forks.join(", "))]
     RunHasForks {
@@ -317,6 +333,7 @@ impl Error {
             Error::StepOutOfRange { .. } => "StepOutOfRange",
             Error::BeyondHistory { .. } => "BeyondHistory",
             Error::RewindBeforeFork { .. } => "RewindBeforeFork",
+            Error::CheckpointBeforeFork { .. } => "CheckpointBeforeFork",
             Error::BranchNotFound { .. } => "BranchNotFound",
             Error::RunHasForks { .. } => "RunHasForks",
             Error::InvalidTag { .. } => "InvalidTag",

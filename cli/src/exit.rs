@@ -102,6 +102,7 @@ fn store_code(error: &Error) -> u8 {
         | Error::StepOutOfRange { .. }
         | Error::BeyondHistory { .. }
         | Error::RewindBeforeFork { .. }
+        | Error::CheckpointBeforeFork { .. }
         | Error::InvalidQueueName { .. }
         | Error::InvalidTag { .. }
         | Error::RunHasForks { .. }

@@ -108,6 +108,15 @@ class RewindBeforeFork(Error, ValueError):
     fork_step: int
 
 
+class CheckpointBeforeFork(Error, ValueError):
+    """A checkpoint recorded on a fork for a step before the one it was forked at."""
+
+    id: str
+    step: int
+    parent: str
+    fork_step: int
+
+
 class BranchNotFound(Error, LookupError):
     """An archived branch id the run does not have."""
 

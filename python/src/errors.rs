@@ -98,6 +98,13 @@ pub(crate) fn to_py(py: Python<'_>, error: runstore::Error) -> PyErr {
             set_int(&fields, "fork_step", fork_step);
             "RewindBeforeFork"
         }
+        E::CheckpointBeforeFork { id, step, parent, fork_step } => {
+            set_str(&fields, "id", &id);
+            set_int(&fields, "step", step);
+            set_str(&fields, "parent", &parent);
+            set_int(&fields, "fork_step", fork_step);
+            "CheckpointBeforeFork"
+        }
         E::BranchNotFound { id, branch } => {
             set_str(&fields, "id", &id);
             set_int(&fields, "branch", u64::from(branch));

@@ -173,7 +173,10 @@ impl NativeReader {
 
     /// Every system metric's samples, read in one snapshot: `(name, times, values)` with the
     /// times as seconds since the Unix epoch (f64) and the values (f64), native-endian.
-    fn system<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)>> {
+    fn system<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)>> {
         let read = py
             .detach(|| -> runstore::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
                 let snapshot = self.reader.snapshot()?;
@@ -183,7 +186,8 @@ impl NativeReader {
                         continue;
                     }
                     let samples = snapshot.system(&name, ..)?;
-                    let (mut times, mut values) = (Vec::with_capacity(samples.len() * 8), Vec::with_capacity(samples.len() * 8));
+                    let (mut times, mut values) =
+                        (Vec::with_capacity(samples.len() * 8), Vec::with_capacity(samples.len() * 8));
                     for (time, value) in samples {
                         times.extend_from_slice(&seconds(time).to_ne_bytes());
                         values.extend_from_slice(&value.to_ne_bytes());
@@ -193,7 +197,10 @@ impl NativeReader {
                 Ok(all)
             })
             .map_err(|error| to_py(py, error))?;
-        Ok(read.into_iter().map(|(name, times, values)| (name, bytearray(py, &times), bytearray(py, &values))).collect())
+        Ok(read
+            .into_iter()
+            .map(|(name, times, values)| (name, bytearray(py, &times), bytearray(py, &values)))
+            .collect())
     }
 
     /// One metric's points as two bytearrays: steps (u64) and values (f64), native-endian.

@@ -472,7 +472,8 @@ impl Run {
     ///
     /// # Errors
     ///
-    /// [`Error::BeyondHistory`] for a step after the last logged one, else as
+    /// [`Error::BeyondHistory`] for a step after the last logged one,
+    /// [`Error::CheckpointBeforeFork`] on a fork for a step before its fork step, else as
     /// [`Run::checkpoint`].
     ///
     /// ```
@@ -492,6 +493,11 @@ impl Run {
     pub fn checkpoint_at(&mut self, step: u64, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
         if self.last_step.is_none_or(|last| step > last) {
             return Err(Error::BeyondHistory { id: self.id.clone(), requested: step, last: self.last_step });
+        }
+        // Resuming from it would rewind past the fork, which fails: refuse it now, not then.
+        let fork = lock(&self.shared.slot).writer.as_ref().and_then(Writer::fork_origin);
+        if let Some((parent, fork_step)) = fork.filter(|&(_, fork_step)| step < fork_step) {
+            return Err(Error::CheckpointBeforeFork { id: self.id.clone(), step, parent, fork_step });
         }
         let record = checkpoint::record(path.as_ref(), step, self.attempt)?;
         self.shared.flush_in(&mut lock(&self.shared.slot), None, false, Some(&record))?;

@@ -267,6 +267,11 @@ impl Writer {
         self.progress.last_step
     }
 
+    /// The run this one was forked from and the step it was forked at, for a fork.
+    pub(crate) fn fork_origin(&self) -> Option<(String, u64)> {
+        self.fork.as_ref().map(|fork| (fork.run.clone(), fork.step))
+    }
+
     /// The last step of this run's own rows, the one a `log_at` may merge into: `None` while a
     /// fork's last row is its parent's (inherited rows are read from the parent, never merged).
     pub(crate) fn own_last_step(&self) -> Option<u64> {

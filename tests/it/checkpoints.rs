@@ -319,3 +319,33 @@ fn a_fork_resumed_from_checkpoint_with_none_keeps_its_inherited_rows() {
     run.finish(0).unwrap();
     assert_eq!(t.store.open_run("fork").unwrap().history(..).unwrap().count(), 13);
 }
+
+#[test]
+fn a_fork_refuses_a_checkpoint_of_a_step_before_its_fork_and_stores_nothing() {
+    let t = temp_store();
+    let mut base = t.store.init(options().id("base")).unwrap();
+    for step in 0..50 {
+        base.log([("loss", loss(step, 1))]).unwrap();
+    }
+    base.finish(0).unwrap();
+    let mut fork = t.store.fork("base", 30, options().id("fork")).unwrap();
+    for step in 31..40 {
+        fork.log([("loss", loss(step, 2))]).unwrap();
+    }
+    let early = save(t.path.parent().unwrap(), 20);
+    match fork.checkpoint_at(20, &early) {
+        Err(runstore::Error::CheckpointBeforeFork { id, step: 20, parent, fork_step: 30 }) => {
+            assert_eq!((id.as_str(), parent.as_str()), ("fork", "base"));
+        }
+        other => panic!("expected CheckpointBeforeFork, got {other:?}"),
+    }
+    // At the fork step and after, a checkpoint is the fork's own, and a resume uses it.
+    let at_fork = save(t.path.parent().unwrap(), 30);
+    assert_eq!(fork.checkpoint_at(30, &at_fork).unwrap().step, 30);
+    drop(fork);
+    let checkpoints = t.store.open_run("fork").unwrap().checkpoints().unwrap();
+    assert_eq!(checkpoints.iter().map(|c| c.step).collect::<Vec<_>>(), [30]);
+    let run = t.store.init(options().id("fork").resume(Resume::Must).resume_from_checkpoint()).unwrap();
+    assert_eq!(run.step(), 31);
+    run.finish(0).unwrap();
+}
