@@ -50,7 +50,7 @@ pub fn run(store: &Store, ids: &[String], asked: &[String], log_y: bool, path: &
         )));
     }
     if all.is_empty() {
-        let which = if ids.len() == 1 { format!("run {:?} has", ids[0]) } else { "none of the runs has".into() };
+        let which = if ids.len() == 1 { format!("run {:?} has no", ids[0]) } else { "none of the runs has".into() };
         return Err(Failure::input(format!("{which} system metrics (system/...): there is nothing to draw")));
     }
     let mut note = None;
@@ -72,7 +72,8 @@ pub fn run(store: &Store, ids: &[String], asked: &[String], log_y: bool, path: &
                 per_run.push(None);
                 continue;
             }
-            let curve: Samples = reader.system(metric, ..)?.into_iter().map(|(time, value)| (seconds(time), value)).collect();
+            let curve: Samples =
+                reader.system(metric, ..)?.into_iter().map(|(time, value)| (seconds(time), value)).collect();
             for &(x, _) in &curve {
                 low = low.min(x);
                 high = high.max(x);
@@ -107,7 +108,9 @@ pub fn run(store: &Store, ids: &[String], asked: &[String], log_y: bool, path: &
             Panel { metric: metric.clone(), series }
         })
         .collect();
-    let mut title = if several { format!("system metrics of runs {}", ids.join(", ")) } else {
+    let mut title = if several {
+        format!("system metrics of runs {}", ids.join(", "))
+    } else {
         format!("system metrics of run {}", ids[0])
     };
     if let Some(note) = note {
