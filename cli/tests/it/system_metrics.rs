@@ -190,3 +190,21 @@ fn plot_system_stays_small_for_a_week_of_samples() {
     assert!(svg.len() < 200_000, "{} bytes", svg.len());
     assert!(svg.contains(">98<") || svg.contains(">100<"), "the peak sets the y range");
 }
+
+/// Not a test: the store writer of `cli/tests/sync/check.py`, which has no other way to record
+/// system samples. Adds `RUNSTORE_FIXTURE_SAMPLES` samples of every metric of [`NAMES`] (and a
+/// row) to run `sys` of the store at `RUNSTORE_FIXTURE_STORE`, after the samples it has.
+#[test]
+#[ignore = "a fixture of cli/tests/sync/check.py"]
+fn sync_fixture() {
+    let store = runstore::Store::open(std::env::var("RUNSTORE_FIXTURE_STORE").expect("the store")).unwrap();
+    let samples: u64 = std::env::var("RUNSTORE_FIXTURE_SAMPLES").expect("how many").parse().unwrap();
+    let mut run = store.init(options().id("sys").resume(runstore::Resume::Allow)).unwrap();
+    let before = store.open_run("sys").unwrap().system(NAMES[0], ..).unwrap().len() as u64;
+    run.log([("loss", 0.5)]).unwrap();
+    for index in before..before + samples {
+        let values = NAMES.iter().enumerate().map(|(metric, name)| (*name, sample(metric, index, u64::MAX)));
+        run.log_system(at(index) + Duration::from_millis(index % 1000), values).unwrap();
+    }
+    run.finish(0).unwrap();
+}
