@@ -24,7 +24,7 @@ pub const START: u64 = 1_700_000_000;
 
 /// A finished run `id` of 10 steps and `samples` samples of every metric of [`NAMES`], one every
 /// 10 s from [`START`]: metric `m`'s sample `i` is `m * 1000 + i % 97`, except that
-/// `system/cpu_percent` peaks at 98 at sample 100 and ends at 43.1.
+/// `system/cpu_percent` (`20 + i % 50`) peaks at 98 at sample 100 and ends at 43.1.
 pub fn sampled_run(t: &TempStore, id: &str, samples: u64) {
     let mut run = t.store.init(options().id(id)).unwrap();
     for step in 0..10 {
@@ -207,4 +207,43 @@ fn sync_fixture() {
         run.log_system(at(index) + Duration::from_millis(index % 1000), values).unwrap();
     }
     run.finish(0).unwrap();
+}
+
+#[test]
+fn the_viewer_api_lists_system_metrics_apart_and_serves_their_samples_against_time_downsampled() {
+    let t = temp_store();
+    sampled_run(&t, "s", 5000);
+    let server = crate::serve::Server::start(&t.path, &[]);
+    let detail = server.json("/api/runs/s");
+    assert_eq!(detail["metrics"], serde_json::json!(["loss"]), "the step metrics");
+    assert_eq!(detail["system"], serde_json::json!(NAMES), "the system metrics, apart");
+
+    let series = server.json("/api/runs/s/system?metric=system/cpu_percent&width=100");
+    assert_eq!(series["samples"], 5000);
+    let x: Vec<f64> = serde_json::from_value(series["x"].clone()).unwrap();
+    let values: Vec<f64> = serde_json::from_value(series["values"].clone()).unwrap();
+    assert_eq!(x.len(), values.len());
+    assert!(x.len() <= 4 * 100, "at most 4 samples per column: {}", x.len());
+    assert!(x.windows(2).all(|pair| pair[0] < pair[1]), "in time order");
+    #[allow(clippy::cast_precision_loss)]
+    let (first, last) = (START as f64, (START + 4999 * 10) as f64);
+    assert_eq!((x[0], x[x.len() - 1]), (first, last), "x is seconds since 1970, first and last sample kept");
+    let peak = x.iter().position(|&x| x == (START + 100 * 10) as f64).expect("the peak's sample is kept");
+    assert_eq!(values[peak], 98.0);
+    assert_eq!(values[values.len() - 1], 43.1);
+    // Every sample when the width allows it.
+    let all = server.json("/api/runs/s/system?metric=system/gpu0/memory_used_mib&width=8192");
+    assert_eq!(all["x"].as_array().unwrap().len(), 5000);
+
+    for (path, status) in [
+        ("/api/runs/s/system?metric=loss", 400),
+        ("/api/runs/s/system", 400),
+        ("/api/runs/s/system?metric=system/cpu_percent&width=x", 400),
+        ("/api/runs/s/system?metric=system/nope", 404),
+        ("/api/runs/nope/system?metric=system/cpu_percent", 404),
+        ("/api/runs/s/series?metric=system/cpu_percent", 400),
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, status, "{path}: {}", response.text());
+    }
 }
