@@ -9,7 +9,7 @@ use crate::exit::Failure;
 use crate::output::{self, COLUMNS};
 use crate::spark;
 
-/// Show a run: state, config, summary with sparklines, system metrics, attempts.
+/// Show a run: state, config, summary with sparklines, attempts.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:

@@ -35,33 +35,7 @@ pub fn run(store: &Store, ids: &[String], asked: &[String], log_y: bool, path: &
         let reader = store.open_run(id)?.snapshot()?;
         runs.push((id.clone(), crate::system::names(&reader)?, reader));
     }
-    let mut all: Vec<String> = Vec::new();
-    for (_, names, _) in &runs {
-        for name in names {
-            if !all.contains(name) {
-                all.push(name.clone());
-            }
-        }
-    }
-    if let Some(unknown) = asked.iter().find(|name| !all.contains(name)) {
-        let which = if ids.len() == 1 { format!("run {:?} has", ids[0]) } else { "none of the runs has".into() };
-        return Err(Failure::input(format!(
-            "{which} no system metric {unknown:?}: `runstore show ID` lists the system metrics"
-        )));
-    }
-    if all.is_empty() {
-        let which = if ids.len() == 1 { format!("run {:?} has no", ids[0]) } else { "none of the runs has".into() };
-        return Err(Failure::input(format!("{which} system metrics (system/...): there is nothing to draw")));
-    }
-    let mut note = None;
-    let metrics: Vec<String> = if asked.is_empty() {
-        if all.len() > MAX_PANELS {
-            note = Some(format!("first {MAX_PANELS} of {} system metrics: choose with --metric", all.len()));
-        }
-        all.into_iter().take(MAX_PANELS).collect()
-    } else {
-        asked.to_vec()
-    };
+    let (metrics, note) = chosen(ids, &runs, asked)?;
     // Every sample, read once: the x range is that of all the curves drawn.
     let mut samples: Vec<Vec<Option<Samples>>> = Vec::with_capacity(metrics.len());
     let (mut low, mut high) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -132,6 +106,39 @@ pub fn run(store: &Store, ids: &[String], asked: &[String], log_y: bool, path: &
         path.display(),
         output::count(metrics.len() as u64, "system metric", "system metrics")
     ))
+}
+
+/// The metrics asked for (each must be a system metric of one of the runs at least), else every
+/// system metric of every run (the first [`MAX_PANELS`]), and a note when some were left out.
+fn chosen(
+    ids: &[String],
+    runs: &[(String, Vec<String>, runstore::RunSnapshot)],
+    asked: &[String],
+) -> Result<(Vec<String>, Option<String>), Failure> {
+    let mut all: Vec<String> = Vec::new();
+    for (_, names, _) in runs {
+        for name in names {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+    }
+    if let Some(unknown) = asked.iter().find(|name| !all.contains(name)) {
+        let which = if ids.len() == 1 { format!("run {:?} has", ids[0]) } else { "none of the runs has".into() };
+        return Err(Failure::input(format!(
+            "{which} no system metric {unknown:?}: `runstore show ID` lists the system metrics"
+        )));
+    }
+    if all.is_empty() {
+        let which = if ids.len() == 1 { format!("run {:?} has no", ids[0]) } else { "none of the runs has".into() };
+        return Err(Failure::input(format!("{which} system metrics (system/...): there is nothing to draw")));
+    }
+    if !asked.is_empty() {
+        return Ok((asked.to_vec(), None));
+    }
+    let note = (all.len() > MAX_PANELS)
+        .then(|| format!("first {MAX_PANELS} of {} system metrics: choose with --metric", all.len()));
+    Ok((all.into_iter().take(MAX_PANELS).collect(), note))
 }
 
 /// Seconds since the Unix epoch (0 before it).

@@ -251,24 +251,30 @@ struct SeriesJson {
     branches: Vec<ArchivedJson>,
 }
 
+/// The `metric` parameter of a request for a step metric's curve: given, valid, and not a system
+/// metric's (those have no steps).
+fn step_metric<'r>(request: &'r Request<'_>) -> Result<&'r str, Reply> {
+    let Some(metric) = request.param("metric") else {
+        return Err(Reply::error(400, "the metric parameter is missing"));
+    };
+    validate_metric_name(metric).map_err(|error| error_reply(&error))?;
+    if crate::system::is_system(metric) {
+        let text = format!("{metric:?} is a system metric: its samples are at /api/runs/ID/system");
+        return Err(Reply::error(400, &text));
+    }
+    Ok(metric)
+}
+
 /// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0][&x=AXIS]`:
 /// the metric's live curve and its archived branches, each reduced to the first, lowest,
 /// highest and last point of `width` columns of the x axis: `step` (the default; whole curves
 /// come from `summaries`), `runtime` or `time` (then each curve has an `x` column, seconds).
 pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
-    let Some(metric) = request.param("metric") else {
-        return Reply::error(400, "the metric parameter is missing");
+    let metric = match step_metric(request) {
+        Ok(metric) => metric,
+        Err(reply) => return reply,
     };
-    if let Err(error) = validate_metric_name(metric) {
-        return error_reply(&error);
-    }
     let number = |key: &'static str| request.param(key).map(|text| text.parse::<u64>().map_err(|_| key));
-    if crate::system::is_system(metric) {
-        return Reply::error(
-            400,
-            &format!("{metric:?} is a system metric: its samples are at /api/runs/{{id}}/system"),
-        );
-    }
     let (width, from, to) = match (number("width"), number("from"), number("to")) {
         (Some(Err(key)), ..) | (_, Some(Err(key)), _) | (.., Some(Err(key))) => {
             return Reply::error(400, &format!("the {key} parameter must be a whole number"));

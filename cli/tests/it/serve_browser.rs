@@ -657,8 +657,8 @@ fn system_metrics_are_drawn_against_wall_time_in_a_group_of_their_own_whatever_t
         let pixels = browser.run(COUNT_PIXELS, &json!(["system/cpu_percent", colour])).as_u64().unwrap();
         assert!(pixels > 200, "{id}'s samples ({colour}) are drawn: {pixels} pixels");
     }
-    let axis = browser.run(&format!("return document.querySelector('{panel} .u-legend').textContent"), &json!([]));
-    assert!(axis.as_str().unwrap().contains("wall time"), "{axis}");
+    let legend = browser.run(&format!("return document.querySelector('{panel} .u-legend').textContent"), &json!([]));
+    assert!(legend.as_str().unwrap().contains("wall time"), "{legend}");
     browser.screenshot("system-metrics");
     // The step metrics follow the x axis chosen; the system metrics stay on wall time.
     browser.run(

@@ -228,7 +228,7 @@ fn the_viewer_api_lists_system_metrics_apart_and_serves_their_samples_against_ti
     #[allow(clippy::cast_precision_loss)]
     let (first, last) = (START as f64, (START + 4999 * 10) as f64);
     assert_eq!((x[0], x[x.len() - 1]), (first, last), "x is seconds since 1970, first and last sample kept");
-    let peak = x.iter().position(|&x| x == (START + 100 * 10) as f64).expect("the peak's sample is kept");
+    let peak = x.iter().position(|&x| x == first + 1000.0).expect("the peak's sample is kept");
     assert_eq!(values[peak], 98.0);
     assert_eq!(values[values.len() - 1], 43.1);
     // Every sample when the width allows it.
