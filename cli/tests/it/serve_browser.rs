@@ -684,3 +684,43 @@ fn system_metrics_are_drawn_against_wall_time_in_a_group_of_their_own_whatever_t
     let console = browser.console();
     assert!(severe(&console).is_empty(), "console: {console:?}");
 }
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn a_live_runs_new_system_samples_are_drawn_without_reload_even_when_it_logs_no_rows() {
+    use crate::system_metrics::at;
+    let t = temp_store();
+    // This test is the writer: the run stays live while the page polls.
+    let mut run = t.store.init(options().id("live-sys")).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    for index in 0..100 {
+        run.log_system(at(index), [("system/gpu0/utilization_percent", 50.0)]).unwrap();
+    }
+    run.flush().unwrap();
+    let server = Server::start(&t.path, &[]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    browser.toggle("live-sys");
+    let panel = ".panel[data-metric=\"system/gpu0/utilization_percent\"]";
+    browser.wait(
+        "100 samples",
+        &format!("const p = document.querySelector('{panel}'); return p && p.dataset.samples === '100'"),
+        &json!([]),
+    );
+    browser.run("window.__notReloaded = true", &json!([]));
+    // Updated times are in milliseconds: the next commit must be a later one.
+    std::thread::sleep(Duration::from_millis(20));
+    for index in 100..150 {
+        run.log_system(at(index), [("system/gpu0/utilization_percent", 90.0)]).unwrap();
+    }
+    run.flush().unwrap();
+    browser.wait(
+        "150 samples",
+        &format!("return document.querySelector('{panel}').dataset.samples === '150'"),
+        &json!([]),
+    );
+    assert_eq!(browser.run("return window.__notReloaded === true", &json!([])), true, "no reload");
+    run.finish(0).unwrap();
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}
