@@ -241,6 +241,7 @@ fn the_viewer_api_lists_system_metrics_apart_and_serves_their_samples_against_ti
         ("/api/runs/s/system?metric=system/cpu_percent&width=x", 400),
         ("/api/runs/s/system?metric=system/nope", 404),
         ("/api/runs/nope/system?metric=system/cpu_percent", 404),
+        ("/api/runs/..%2Fs/system?metric=system/cpu_percent", 400),
         ("/api/runs/s/series?metric=system/cpu_percent", 400),
     ] {
         let response = server.get(path);
