@@ -307,6 +307,9 @@ impl Store {
         fs_check::ensure_locks_work(&self.root)?;
         self.create()?;
 
+        // NVML is loaded before the run record is written, which keeps what it noted.
+        let gpus = options.system_interval().map(|_| crate::system::Gpus::probe());
+        let system_notes = gpus.as_ref().map(crate::system::Gpus::notes);
         let mut warnings = Vec::new();
         let mut target = match request.target() {
             Some(id) => match self.lock_run(id) {
@@ -337,7 +340,8 @@ impl Store {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
                 let attempt = new_attempt(next_step);
-                let (choice, record) = Self::resume_attempt(&mut writer, &id, &options, attempt, config)?;
+                let (choice, record) =
+                    Self::resume_attempt(&mut writer, &id, &options, attempt, config, system_notes.as_deref())?;
                 if let Some(choice) = choice {
                     warnings.extend(Self::checkpoint_warnings(&choice));
                     resumed_checkpoint = choice.latest;
@@ -353,7 +357,7 @@ impl Store {
                 if let Some(requested) = options.resume_from {
                     return Err(Error::BeyondHistory { id, requested, last: None });
                 }
-                let (writer, config) = self.create_run(&id, &options, config, fork)?;
+                let (writer, config) = self.create_run(&id, &options, config, fork, system_notes.as_deref())?;
                 (id, lock, writer, config, false)
             }
         };
@@ -363,6 +367,11 @@ impl Store {
             pointer.write(&id)?;
         }
         let names = writer.names()?;
+        warnings.extend(system_notes.into_iter().flatten());
+        let system = options
+            .system_interval()
+            .zip(gpus)
+            .map(|(interval, gpus)| crate::system::Plan::new(interval, gpus, &self.run_dir(&id)));
         Run::start(RunParts {
             id,
             writer,
@@ -376,6 +385,7 @@ impl Store {
             warnings: warnings.into_iter().chain(decision.warning).collect(),
             pointer,
             resumed_checkpoint,
+            system,
         })
     }
 
@@ -391,6 +401,7 @@ impl Store {
         options: &RunOptions,
         attempt: AttemptRecord,
         config: Option<serde_json::Map<String, serde_json::Value>>,
+        system_notes: Option<&[String]>,
     ) -> Result<(Option<CheckpointChoice>, RunRecord)> {
         let choice = if options.resume_from.is_none() && options.resume_from_checkpoint {
             Some(crate::checkpoint::choose(&writer.checkpoints()?))
@@ -406,7 +417,12 @@ impl Store {
             (None, Some(step)) => Some(RewindTarget::Step(step)),
             (None, None) => None,
         };
-        let record = writer.begin_attempt(id, attempt, rewind, |record| update_record(record, options, config))?;
+        let record = writer.begin_attempt(id, attempt, rewind, |record| {
+            update_record(record, options, config);
+            if let Some(notes) = system_notes {
+                record.system_notes = notes.to_vec();
+            }
+        })?;
         Ok((choice, record))
     }
 
@@ -433,6 +449,7 @@ impl Store {
         options: &RunOptions,
         config: Option<serde_json::Map<String, serde_json::Value>>,
         fork: Option<(ForkOrigin, ForkSeed, RunInfo)>,
+        system_notes: Option<&[String]>,
     ) -> Result<(Writer, serde_json::Map<String, serde_json::Value>)> {
         let mut record = RunRecord {
             id: id.to_string(),
@@ -443,6 +460,7 @@ impl Store {
             config: config.unwrap_or_default(),
             created_at_ms: sys::now_ms(),
             forked_from: None,
+            system_notes: system_notes.map(<[String]>::to_vec).unwrap_or_default(),
         };
         let seed = match fork {
             Some((origin, seed, parent)) => {
