@@ -58,7 +58,8 @@ impl Sources {
     /// Reads every source now. A file that cannot be read leaves its values out.
     pub(crate) fn read(&self) -> Reading {
         let file = |path: &str| std::fs::read_to_string(path).ok();
-        let gpus = self.nvml.as_ref().map_or_else(Vec::new, |nvml| (0..nvml.gpus()).map(|gpu| nvml.read(gpu)).collect());
+        let gpus =
+            self.nvml.as_ref().map_or_else(Vec::new, |nvml| (0..nvml.gpus()).map(|gpu| nvml.read(gpu)).collect());
         Reading {
             at: Instant::now(),
             machine_cpu: file("/proc/stat").as_deref().and_then(procfs::machine_cpu),
@@ -141,7 +142,12 @@ mod tests {
             disk_bytes: Some((0, 0)),
             free_bytes: Some(3 << 30),
             network_bytes: Some((1 << 20, 0)),
-            gpus: vec![GpuReading { utilization_percent: Some(97.0), memory_used_mib: None, temperature_c: Some(71.0), power_w: Some(250.5) }],
+            gpus: vec![GpuReading {
+                utilization_percent: Some(97.0),
+                memory_used_mib: None,
+                temperature_c: Some(71.0),
+                power_w: Some(250.5),
+            }],
         }
     }
 
@@ -156,7 +162,8 @@ mod tests {
         now.network_bytes = Some((5 << 20, 1 << 20));
         now.free_bytes = None; // statvfs failed: the series is left out of this tick
         let names = series_names(1);
-        let got: Vec<(&str, f64)> = samples(&before, &now, 100).into_iter().map(|(at, value)| (names[at].as_str(), value)).collect();
+        let got: Vec<(&str, f64)> =
+            samples(&before, &now, 100).into_iter().map(|(at, value)| (names[at].as_str(), value)).collect();
         assert_eq!(
             got,
             [

@@ -13,9 +13,9 @@ use crate::lock::RunLock;
 use crate::options::Durability;
 use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
+use crate::system::{Plan, Sampler, Samples};
 use crate::write::interner::Interner;
 use crate::write::signals;
-use crate::system::{Plan, Sampler, Samples};
 use crate::write::writer::{Ending, Extras, Reopen, Writer};
 
 /// Buffered rows at which a log call waits for the flusher: this many flushes' worth.
