@@ -234,7 +234,7 @@ fn system_sampler(n: u64, seconds: u64) -> Result<(), Error> {
     let (cpu_after, readings_after) = runstore::sampler_cpu_time();
     let readings = readings_after - readings_before;
     #[allow(clippy::cast_precision_loss)]
-    let per_reading_us = (cpu_after - cpu_before).as_secs_f64() * 1e6 / readings as f64;
+    let per_reading_us = cpu_after.saturating_sub(cpu_before).as_secs_f64() * 1e6 / readings as f64;
     // One reading every 10 s: its CPU time as a share of one core.
     let percent_at_10s = per_reading_us / 1e6 / 10.0 * 100.0;
     #[allow(clippy::cast_precision_loss)]

@@ -47,24 +47,41 @@ const GIB: f64 = 1_073_741_824.0;
 /// The NVML library loaded at run time.
 const NVML_LIBRARY: &str = "libnvidia-ml.so.1";
 
-/// The GPUs found when the run starts: NVML and its GPU count, or the note saying why none.
-pub(crate) struct Gpus {
+/// What `init` prepares for a run that records system metrics, before its record is written:
+/// the interval, and NVML with its GPUs counted, or the note saying why there are none.
+pub(crate) struct Setup {
+    interval: Duration,
     nvml: Option<native::Nvml>,
     note: Option<String>,
 }
 
-impl Gpus {
-    /// Loads NVML and counts the GPUs.
-    pub(crate) fn probe() -> Gpus {
-        match native::Nvml::open(NVML_LIBRARY) {
-            Ok(nvml) => Gpus { nvml: Some(nvml), note: None },
-            Err(reason) => Gpus { nvml: None, note: Some(format!("system metrics: no GPU metrics ({reason})")) },
-        }
+impl Setup {
+    /// Loads NVML and counts the GPUs, if there is an interval to sample at.
+    pub(crate) fn probe(interval: Option<Duration>) -> Option<Setup> {
+        let interval = interval?;
+        Some(match native::Nvml::open(NVML_LIBRARY) {
+            Ok(nvml) => Setup { interval, nvml: Some(nvml), note: None },
+            Err(reason) => {
+                Setup { interval, nvml: None, note: Some(format!("system metrics: no GPU metrics ({reason})")) }
+            }
+        })
     }
 
     /// What the run records about its system metrics: empty, or why there are no GPU series.
     pub(crate) fn notes(&self) -> Vec<String> {
         self.note.iter().cloned().collect()
+    }
+
+    /// The sampler's plan, with the free space of `run_dir`'s filesystem among the sources.
+    pub(crate) fn plan(self, run_dir: &Path) -> Plan {
+        let notes = self.notes();
+        let sources = reading::Sources {
+            store_dir: run_dir.to_path_buf(),
+            disks: procfs::physical_disks(),
+            ticks_per_second: native::clock_ticks_per_second(),
+            nvml: self.nvml,
+        };
+        Plan { interval: self.interval, sources, notes }
     }
 }
 
@@ -72,18 +89,13 @@ impl Gpus {
 pub(crate) struct Plan {
     interval: Duration,
     sources: reading::Sources,
+    notes: Vec<String>,
 }
 
 impl Plan {
-    /// A plan to sample every `interval`, the free space of `run_dir`'s filesystem among others.
-    pub(crate) fn new(interval: Duration, gpus: Gpus, run_dir: &Path) -> Plan {
-        let sources = reading::Sources {
-            store_dir: run_dir.to_path_buf(),
-            disks: procfs::physical_disks(),
-            ticks_per_second: native::clock_ticks_per_second(),
-            nvml: gpus.nvml,
-        };
-        Plan { interval, sources }
+    /// What the run's warnings say about its system metrics ([`Setup::notes`]).
+    pub(crate) fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The names of the series this plan samples, by position.

@@ -298,11 +298,12 @@ impl Run {
             flush_rows,
             flush_interval,
             resumed,
-            warnings,
+            mut warnings,
             pointer,
             resumed_checkpoint,
             system,
         } = parts;
+        warnings.extend(system.iter().flat_map(|plan| plan.notes().iter().cloned()));
         if durability == Durability::EveryLog {
             writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
         }
