@@ -62,6 +62,8 @@
 //!   and SIGINT.
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
+//! - **System metrics**: [`RunOptions::system_metrics`] samples CPU, memory, disk, network and
+//!   NVIDIA GPUs on a thread of its own, stored against time ([`RunReader::system`]).
 //! - **Checks**: [`Store::check`] verifies a run's file, records and chunks.
 //! - **Managing runs**: [`Store::delete_run`] (crash-safe: a run is whole or gone),
 //!   [`Store::edit_tags`], [`Store::set_notes`]; [`Run::config`] is the config as stored.

@@ -440,7 +440,8 @@ impl Run {
     }
 
     /// Things `init` decided that the user may not expect, such as an explicit id winning over
-    /// the `auto` pointer of this directory.
+    /// the `auto` pointer of this directory, or that system metrics have no GPU series (see
+    /// [`RunOptions::system_metrics`](crate::RunOptions::system_metrics)).
     #[must_use]
     pub fn warnings(&self) -> &[String] {
         &self.warnings
