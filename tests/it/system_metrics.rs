@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use runstore::{RunState, Store};
+use runstore::{Resume, RunState, Store};
 
 use crate::support::{Reports, bits, child, options, row, temp_store};
 
@@ -163,6 +163,33 @@ fn a_killed_writer_keeps_every_flushed_sample_and_row() {
     let last = crate::crash_recovery::assert_standard_prefix(&t, "k");
     assert!(last >= last_flushed_step, "every flushed row survived: stored up to {last}, flushed {last_flushed_step}");
     assert!(t.store.check("k").unwrap().is_healthy());
+}
+
+#[test]
+fn a_resumed_run_samples_on_after_the_samples_of_its_earlier_attempt() {
+    let t = temp_store();
+    let resume = || options().id("r").resume(Resume::Allow).system_metrics(Duration::from_millis(20));
+    for attempt in 1..=2 {
+        let mut run = t.store.init(resume()).unwrap();
+        let had = samples(&t.store, "r", "system/cpu_percent").len();
+        let started = Instant::now();
+        while samples(&t.store, "r", "system/cpu_percent").len() < had + 2
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+            run.flush().unwrap();
+        }
+        assert_eq!(run.attempt(), attempt);
+        run.finish(0).unwrap();
+    }
+    let reader = t.store.open_run("r").unwrap();
+    let cpu = reader.system("system/cpu_percent", ..).unwrap();
+    assert!(cpu.len() >= 4, "{cpu:?}");
+    assert!(cpu.windows(2).all(|pair| pair[0].0 < pair[1].0), "one series, in time order");
+    let second = reader.attempts().unwrap()[1].started_at;
+    assert!(cpu.iter().filter(|(time, _)| *time >= second).count() >= 2, "the second attempt sampled");
+    assert!(cpu.iter().filter(|(time, _)| *time < second).count() >= 2, "the first attempt's samples are kept");
+    assert!(t.store.check("r").unwrap().is_healthy());
 }
 
 #[test]
