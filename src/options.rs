@@ -409,11 +409,13 @@ impl RunOptions {
     /// use std::time::Duration;
     /// use runstore::RunOptions;
     ///
-    /// let mut run = store.init(RunOptions::new().id("t").system_metrics(Duration::from_millis(50)))?;
-    /// std::thread::sleep(Duration::from_millis(200)); // train
+    /// let mut run = store.init(RunOptions::new().id("t").system_metrics(Duration::from_secs(10)))?;
+    /// run.log([("loss", 0.5)])?; // train: a sample of every series every 10 s meanwhile
     /// run.finish(0)?;
-    /// let rss = store.open_run("t")?.system("system/memory_rss_mib", ..)?;
-    /// assert!(!rss.is_empty() && rss[0].1 > 0.0);
+    /// let reader = store.open_run("t")?;
+    /// assert!(reader.metrics()?.contains(&"system/memory_rss_mib".to_string()));
+    /// let rss = reader.system("system/memory_rss_mib", ..)?; // (time, MiB), one per 10 s of the run
+    /// # let _ = rss;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn system_metrics(mut self, interval: Duration) -> Self {
