@@ -155,7 +155,7 @@ impl Nvml {
         // SAFETY: nvmlInit_v2 takes no argument; a success is matched by the shutdown in `drop`.
         let status = unsafe { init() };
         if status != 0 {
-            return Err(format!("NVML did not start (nvmlInit_v2 returned {status})"));
+            return Err(format!("NVML did not start: {}", describe(status)));
         }
         // From here on, dropping `nvml` shuts NVML down.
         let mut nvml = Nvml { functions, devices: Vec::new(), library: loaded };
@@ -163,7 +163,7 @@ impl Nvml {
         // SAFETY: NVML is initialised; `gpus` is a valid out-pointer.
         let status = unsafe { count(&raw mut gpus) };
         if status != 0 {
-            return Err(format!("NVML could not count GPUs (nvmlDeviceGetCount_v2 returned {status})"));
+            return Err(format!("NVML could not count the GPUs: {}", describe(status)));
         }
         for index in 0..gpus {
             let mut device: Device = std::ptr::null_mut();
@@ -206,6 +206,19 @@ impl Nvml {
     }
 }
 
+/// An NVML status in words, for the run's note: the causes seen on machines without a usable
+/// GPU by name (values of `nvmlReturn_t`), the others by number.
+fn describe(status: Status) -> String {
+    let cause = match status {
+        4 => "no permission",
+        9 => "the NVIDIA driver is not loaded",
+        15 => "the GPU is lost",
+        18 => "the driver and libnvidia-ml versions differ",
+        _ => return format!("NVML error {status}"),
+    };
+    format!("{cause} (NVML error {status})")
+}
+
 impl Drop for Nvml {
     fn drop(&mut self) {
         // SAFETY: NVML was initialised by `open`; its handles are not used after this.
@@ -224,6 +237,12 @@ mod tests {
         assert_eq!(error, "libc.so.6: it has no nvmlInit_v2");
         let error = Nvml::open("libnvidia-ml-absent.so.9").err().expect("no such library");
         assert_eq!(error, "libnvidia-ml-absent.so.9 not found");
+    }
+
+    #[test]
+    fn nvml_statuses_read_as_causes() {
+        assert_eq!(describe(9), "the NVIDIA driver is not loaded (NVML error 9)");
+        assert_eq!(describe(999), "NVML error 999");
     }
 
     #[test]
