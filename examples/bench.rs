@@ -16,10 +16,19 @@
 //! ```text
 //! cargo run --release --example bench -- --workload Q1 --n 1000000
 //! ```
+//!
+//! S1, the system-metrics sampler: its own CPU time per reading (measured on its thread) while a
+//! run idles with a 10 ms interval, as % of one core at the default 10 s interval, beside the
+//! whole process's CPU over the same time; then W1 with the sampler off, on at 10 s and on at
+//! 100 ms (medians of 5, alternated):
+//!
+//! ```text
+//! cargo run --release --example bench -- --workload S1 --n 1000000
+//! ```
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use runstore::{Durability, Store};
@@ -31,11 +40,16 @@ use support::row;
 
 type Error = Box<dyn std::error::Error>;
 
-/// W1 without per-call timing: points per second from before create to after finish.
-fn log_throughput(dir: &Path, n: u64) -> Result<f64, Error> {
+/// W1 without per-call timing: points per second from before create to after finish; with
+/// system metrics every `system` interval, if given.
+fn log_throughput(dir: &Path, n: u64, system: Option<Duration>) -> Result<f64, Error> {
     let started = Instant::now();
     let store = Store::open(dir)?;
-    let mut run = store.init(support::options(Durability::Buffered))?;
+    let options = support::options(Durability::Buffered);
+    let mut run = store.init(match system {
+        Some(interval) => options.system_metrics(interval),
+        None => options,
+    })?;
     for i in 0..n {
         run.log(row(i))?;
     }
@@ -199,6 +213,55 @@ fn wide(dir: &Path, steps: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// This process's CPU time (user + system) from `/proc/self/stat`, in clock ticks of 10 ms.
+fn process_cpu_ticks() -> Result<u64, Error> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let fields: Vec<&str> = stat[stat.rfind(')').ok_or("/proc/self/stat")? + 1..].split_whitespace().collect();
+    Ok(fields[11].parse::<u64>()? + fields[12].parse::<u64>()?)
+}
+
+/// S1: the sampler's cost while a run idles for `seconds` with a 10 ms interval, then W1 with it
+/// off and on.
+fn system_sampler(n: u64, seconds: u64) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path())?;
+    let (cpu_before, readings_before) = runstore::sampler_cpu_time();
+    let ticks_before = process_cpu_ticks()?;
+    let run = store.init(support::options(Durability::Buffered).system_metrics(Duration::from_millis(10)))?;
+    std::thread::sleep(Duration::from_secs(seconds));
+    run.finish(0)?;
+    let process_ms = (process_cpu_ticks()? - ticks_before) * 10;
+    let (cpu_after, readings_after) = runstore::sampler_cpu_time();
+    let readings = readings_after - readings_before;
+    #[allow(clippy::cast_precision_loss)]
+    let per_reading_us = cpu_after.saturating_sub(cpu_before).as_secs_f64() * 1e6 / readings as f64;
+    // One reading every 10 s: its CPU time as a share of one core.
+    let percent_at_10s = per_reading_us / 1e6 / 10.0 * 100.0;
+    #[allow(clippy::cast_precision_loss)]
+    let process_per_reading_us = process_ms as f64 * 1e3 / readings as f64;
+    println!(
+        r#"{{"workload":"S1-cost","seconds":{seconds},"readings":{readings},"sampler_cpu_us_per_reading":{per_reading_us:.1},"percent_of_one_core_at_10s":{percent_at_10s:.5},"process_cpu_ms":{process_ms},"process_cpu_us_per_reading":{process_per_reading_us:.1}}}"#
+    );
+    let settings = [("off", None), ("10s", Some(Duration::from_secs(10))), ("100ms", Some(Duration::from_millis(100)))];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    for _ in 0..5 {
+        for (times, (_, system)) in times.iter_mut().zip(settings) {
+            let dir = tempfile::tempdir()?;
+            times.push(log_throughput(dir.path(), n, system)?);
+        }
+    }
+    for (times, (name, _)) in times.into_iter().zip(settings) {
+        // The median of the seconds (the helper is unit-blind).
+        let seconds = median_ms(times);
+        #[allow(clippy::cast_precision_loss)]
+        let rate = (4 * n) as f64 / seconds;
+        println!(
+            r#"{{"workload":"S1-W1","system_metrics":"{name}","n":{n},"seconds_median":{seconds:.4},"points_per_sec":{rate:.0}}}"#
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     let mut workload = "all".to_string();
     let mut n: u64 = 100_000;
@@ -217,7 +280,7 @@ fn main() -> Result<(), Error> {
             }
             other => {
                 return Err(
-                    format!("unknown argument {other:?}; use --workload W1..W6|Q1|all --n N [--keep DIR]").into()
+                    format!("unknown argument {other:?}; use --workload W1..W6|Q1|S1|all --n N [--keep DIR]").into()
                 );
             }
         }
@@ -229,7 +292,7 @@ fn main() -> Result<(), Error> {
 
     if all || workload == "W1" {
         let dir = tempfile::tempdir()?;
-        let seconds = log_throughput(dir.path(), n)?;
+        let seconds = log_throughput(dir.path(), n, None)?;
         println!(
             r#"{{"workload":"W1","n":{n},"points":{points},"seconds":{seconds:.4},"points_per_sec":{:.0}}}"#,
             per_second(seconds)
@@ -240,7 +303,7 @@ fn main() -> Result<(), Error> {
     }
     if all || ["W2", "W3", "W4"].contains(&workload.as_str()) {
         let dir = tempfile::tempdir()?;
-        let seconds = log_throughput(dir.path(), n)?;
+        let seconds = log_throughput(dir.path(), n, None)?;
         if all || workload == "W4" {
             let bytes = support::disk_bytes(dir.path());
             #[allow(clippy::cast_precision_loss)]
@@ -282,6 +345,9 @@ fn main() -> Result<(), Error> {
             Some(dir) => wide(dir, steps)?,
             None => wide(tempfile::tempdir()?.path(), steps)?,
         }
+    }
+    if workload == "S1" {
+        system_sampler(n, 5)?;
     }
     if workload == "Q1" {
         let dir = tempfile::tempdir()?;

@@ -62,6 +62,8 @@
 //!   and SIGINT.
 //! - **Sweeps**: [`Queue`]s of run specs filled from a [`SearchSpace`], claimed exclusively by
 //!   `runstore agent` processes, which requeue whatever is cut off.
+//! - **System metrics**: [`RunOptions::system_metrics`] samples CPU, memory, disk, network and
+//!   NVIDIA GPUs on a thread of its own, stored against time ([`RunReader::system`]).
 //! - **Checks**: [`Store::check`] verifies a run's file, records and chunks.
 //! - **Managing runs**: [`Store::delete_run`] (crash-safe: a run is whole or gone),
 //!   [`Store::edit_tags`], [`Store::set_notes`]; [`Run::config`] is the config as stored.
@@ -69,7 +71,8 @@
 //! ## Environment
 //!
 //! What the code leaves unset, these fill: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
-//! `RUNSTORE_PROJECT`, and `RUNSTORE_DIR` for [`Store::from_env`]. [`ENV_UNSAFE_LOCKS`]
+//! `RUNSTORE_PROJECT`, [`ENV_SYSTEM_METRICS`] (`RUNSTORE_SYSTEM_METRICS=10`: record CPU, memory,
+//! disk, network and GPUs every 10 s), and `RUNSTORE_DIR` for [`Store::from_env`]. [`ENV_UNSAFE_LOCKS`]
 //! (`RUNSTORE_UNSAFE_LOCKS=1`) lets writers work where locks cannot keep one writer per run.
 
 mod checkpoint;
@@ -93,6 +96,7 @@ mod state;
 mod store;
 mod sweep;
 mod sys;
+mod system;
 mod write;
 
 /// Every Rust block of the README, compiled (and run unless marked `no_run`) as a doctest, so
@@ -108,7 +112,9 @@ pub use fs_check::{
     fs_type_of_magic, unsafe_locks_allowed,
 };
 pub use id::{validate_metric_name, validate_run_id};
-pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
+pub use options::{
+    Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, ENV_SYSTEM_METRICS, Resume, RunOptions,
+};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use read::history::{History, Row, RowRef, Series, TimedSeries};
 pub use read::reader::RunReader;
@@ -118,5 +124,7 @@ pub use store::{DEFAULT_DIR, Store};
 pub use sweep::queue::{Claim, ENV_CONFIG, ItemExit, ItemState, Queue, QueueItem};
 pub use sweep::space::{MAX_SWEEP_ITEMS, SearchSpace};
 pub use sys::format_rfc3339;
+#[doc(hidden)]
+pub use system::sampler_cpu_time;
 pub use write::interner::SYSTEM_PREFIX;
 pub use write::run::Run;

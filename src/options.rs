@@ -1,8 +1,8 @@
 //! What `Store::init` is asked for: the run options builder and the environment variables.
 //!
 //! The environment fills what the code leaves unset: `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`,
-//! `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`, and `RUNSTORE_CONFIG` (a JSON object, set by
-//! `runstore agent` for the queue item it runs).
+//! `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`, `RUNSTORE_SYSTEM_METRICS`, and `RUNSTORE_CONFIG` (a
+//! JSON object, set by `runstore agent` for the queue item it runs).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +24,19 @@ pub const ENV_PROJECT: &str = "RUNSTORE_PROJECT";
 /// checkpoint training restarts from, or `checkpoint` for the latest recorded checkpoint whose
 /// file exists (see [`RunOptions::resume_from_checkpoint`]).
 pub const ENV_RESUME_FROM: &str = "RUNSTORE_RESUME_FROM";
+/// Record system metrics every this many seconds (`RUNSTORE_SYSTEM_METRICS`): a number such as
+/// `10` or `0.5`; `0` or `off` records none. See [`RunOptions::system_metrics`], which wins over it.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = runstore::Store::open(dir.path())?;
+/// // A launcher turns sampling on for a training command that does not ask for it:
+/// let mut command = std::process::Command::new("./train");
+/// command.env(runstore::ENV_SYSTEM_METRICS, "10");
+/// assert_eq!(runstore::ENV_SYSTEM_METRICS, "RUNSTORE_SYSTEM_METRICS");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const ENV_SYSTEM_METRICS: &str = "RUNSTORE_SYSTEM_METRICS";
 /// The store directory (`RUNSTORE_DIR`, default `./.runstore`).
 ///
 /// The variables' names, for a launcher that sets them for a training command:
@@ -137,11 +150,14 @@ pub enum Durability {
 pub(crate) const DEFAULT_FLUSH_ROWS: usize = 65_536;
 /// Default longest time between flushes.
 pub(crate) const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// The shortest interval between system samples: shorter ones are raised to it.
+pub(crate) const MIN_SYSTEM_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How to start or resume a run: a builder passed to [`crate::Store::init`].
 ///
 /// Every field is optional. What the code leaves unset, the environment fills:
-/// `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`. Explicit values win.
+/// `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`, `RUNSTORE_SYSTEM_METRICS`…
+/// Explicit values win.
 ///
 /// ```
 /// use runstore::{Resume, RunOptions};
@@ -174,6 +190,8 @@ pub struct RunOptions {
     pub(crate) resume_from: Option<u64>,
     pub(crate) resume_from_checkpoint: bool,
     pub(crate) fork: Option<(String, u64)>,
+    /// The interval of system samples; `Some(ZERO)` is explicitly off.
+    pub(crate) system_metrics: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -194,6 +212,7 @@ impl Default for RunOptions {
             resume_from: None,
             resume_from_checkpoint: false,
             fork: None,
+            system_metrics: None,
         }
     }
 }
@@ -372,8 +391,45 @@ impl RunOptions {
         self
     }
 
-    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`
-    /// and `RUNSTORE_CONFIG`.
+    /// Records system metrics every `interval` while the run is live: CPU, memory, disk, network
+    /// and NVIDIA GPUs, as the time-indexed series `system/...` (the list is in
+    /// `docs/design.md`), read back with [`crate::RunReader::system`]. A background thread takes
+    /// the readings; log calls never wait for it. Off by default; `Duration::ZERO` turns it off
+    /// also when [`ENV_SYSTEM_METRICS`] asks for it, since an explicit value wins over the
+    /// environment, as for every option. Intervals under 10 ms are raised to 10 ms.
+    ///
+    /// Samples are committed with the rows (at each flush); those of the last moments are
+    /// committed by `finish`. Without a GPU, or without NVIDIA's `libnvidia-ml.so.1`, no GPU
+    /// series is recorded and [`crate::Run::warnings`] and [`crate::RunInfo::system_notes`] say
+    /// why.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// use std::time::Duration;
+    /// use runstore::RunOptions;
+    ///
+    /// let mut run = store.init(RunOptions::new().id("t").system_metrics(Duration::from_secs(10)))?;
+    /// run.log([("loss", 0.5)])?; // train: a sample of every series every 10 s meanwhile
+    /// run.finish(0)?;
+    /// let reader = store.open_run("t")?;
+    /// assert!(reader.metrics()?.contains(&"system/memory_rss_mib".to_string()));
+    /// let rss = reader.system("system/memory_rss_mib", ..)?; // (time, MiB), one per 10 s of the run
+    /// # let _ = rss;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn system_metrics(mut self, interval: Duration) -> Self {
+        self.system_metrics = Some(if interval.is_zero() { interval } else { interval.max(MIN_SYSTEM_INTERVAL) });
+        self
+    }
+
+    /// The interval of system samples this run is to record, if any.
+    pub(crate) fn system_interval(&self) -> Option<Duration> {
+        self.system_metrics.filter(|interval| !interval.is_zero())
+    }
+
+    /// Ignore `RUNSTORE_RUN_ID`, `RUNSTORE_RESUME`, `RUNSTORE_PROJECT`, `RUNSTORE_RESUME_FROM`,
+    /// `RUNSTORE_SYSTEM_METRICS` and `RUNSTORE_CONFIG`.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -464,8 +520,27 @@ impl RunOptions {
                 self.resume_from = Some(step);
             }
         }
+        if self.system_metrics.is_none()
+            && let Some(value) = get(ENV_SYSTEM_METRICS)
+        {
+            let interval = parse_interval(&value).ok_or(Error::InvalidEnvironment {
+                variable: ENV_SYSTEM_METRICS,
+                value,
+                reason: "expected seconds between samples (such as 10 or 0.5), or 0 or off",
+            })?;
+            self = self.system_metrics(interval);
+        }
         Ok(self)
     }
+}
+
+/// `RUNSTORE_SYSTEM_METRICS`'s value: seconds (a finite number, at least 0), or `off`.
+fn parse_interval(text: &str) -> Option<Duration> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Some(Duration::ZERO);
+    }
+    let seconds: f64 = text.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// "a number", "an array"…: what a JSON value is, for error messages.
@@ -537,6 +612,34 @@ mod tests {
         assert!(matches!(result, Err(Error::InvalidEnvironment { variable: ENV_RESUME, .. })));
         let empty = RunOptions::new().with_environment(env(&[(ENV_RESUME, " ")])).unwrap();
         assert_eq!(empty.resume, None);
+    }
+
+    #[test]
+    fn system_metrics_come_from_the_environment_unless_the_code_says() {
+        let interval = |value: &str| {
+            let lookup = |name: &str| (name == ENV_SYSTEM_METRICS).then(|| value.to_string());
+            RunOptions::new().with_environment(lookup).map(|options| options.system_interval())
+        };
+        assert_eq!(interval("10").unwrap(), Some(Duration::from_secs(10)));
+        assert_eq!(interval(" 0.5 ").unwrap(), Some(Duration::from_millis(500)));
+        assert_eq!(interval("0.001").unwrap(), Some(MIN_SYSTEM_INTERVAL));
+        for off in ["0", "off", "OFF", "0.0", ""] {
+            assert_eq!(interval(off).unwrap(), None, "{off}");
+        }
+        for bad in ["ten", "-1", "inf", "NaN", "1e400", "10s"] {
+            let result = interval(bad);
+            assert!(
+                matches!(&result, Err(Error::InvalidEnvironment { variable: ENV_SYSTEM_METRICS, value, .. }) if value == bad),
+                "{bad}: {result:?}"
+            );
+        }
+        let vars = env(&[(ENV_SYSTEM_METRICS, "10")]);
+        let off = RunOptions::new().system_metrics(Duration::ZERO).with_environment(&vars).unwrap();
+        assert_eq!(off.system_interval(), None);
+        let code = RunOptions::new().system_metrics(Duration::from_secs(2)).with_environment(&vars).unwrap();
+        assert_eq!(code.system_interval(), Some(Duration::from_secs(2)));
+        let ignored = RunOptions::new().ignore_environment().with_environment(&vars).unwrap();
+        assert_eq!(ignored.system_interval(), None);
     }
 
     #[test]

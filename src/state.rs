@@ -291,6 +291,10 @@ pub struct RunInfo {
     pub branches: u32,
     /// For a fork: the parent run and the step it was forked at.
     pub forked_from: Option<(String, u64)>,
+    /// What the system-metrics sampler of the last attempt that recorded system metrics noted,
+    /// such as `system metrics: no GPU metrics (libnvidia-ml.so.1 not found)`; empty when it
+    /// noted nothing or none ran. See [`crate::RunOptions::system_metrics`].
+    pub system_notes: Vec<String>,
 }
 
 /// An archived branch: the rows one rewind moved out of the live history. Readable with

@@ -24,6 +24,7 @@ use crate::read::reader::RunReader;
 use crate::resume::{Action, Request, Snapshot, decide};
 use crate::state::{Branch, RunInfo};
 use crate::sys;
+use crate::system::Setup;
 use crate::write::run::{Run, RunParts};
 use crate::write::writer::{ForkSeed, RewindTarget, Writer};
 
@@ -299,14 +300,13 @@ impl Store {
                 return Err(Error::BeyondHistory { id: id.to_string(), requested, last: None });
             }
         }
-        let fork = match &options.fork {
-            Some((source, at)) => Some(self.fork_seed(source, *at)?),
-            None => None,
-        };
+        let fork = options.fork.as_ref().map(|(source, at)| self.fork_seed(source, *at)).transpose()?;
         // A filesystem whose locks cannot keep one writer is refused before anything is created.
         fs_check::ensure_locks_work(&self.root)?;
         self.create()?;
 
+        // NVML is loaded before the run record is written, which keeps what it noted.
+        let system = Setup::probe(options.system_interval());
         let mut warnings = Vec::new();
         let mut target = match request.target() {
             Some(id) => match self.lock_run(id) {
@@ -337,7 +337,8 @@ impl Store {
                     return Err(Error::RunNotFound { id: request.target().unwrap_or_default().to_string() });
                 };
                 let attempt = new_attempt(next_step);
-                let (choice, record) = Self::resume_attempt(&mut writer, &id, &options, attempt, config)?;
+                let (choice, record) =
+                    Self::resume_attempt(&mut writer, &id, &options, attempt, config, system.as_ref())?;
                 if let Some(choice) = choice {
                     warnings.extend(Self::checkpoint_warnings(&choice));
                     resumed_checkpoint = choice.latest;
@@ -353,7 +354,7 @@ impl Store {
                 if let Some(requested) = options.resume_from {
                     return Err(Error::BeyondHistory { id, requested, last: None });
                 }
-                let (writer, config) = self.create_run(&id, &options, config, fork)?;
+                let (writer, config) = self.create_run(&id, &options, config, fork, system.as_ref())?;
                 (id, lock, writer, config, false)
             }
         };
@@ -364,6 +365,7 @@ impl Store {
         }
         let names = writer.names()?;
         Run::start(RunParts {
+            system: system.map(|setup| setup.plan(&self.run_dir(&id))),
             id,
             writer,
             config,
@@ -391,6 +393,7 @@ impl Store {
         options: &RunOptions,
         attempt: AttemptRecord,
         config: Option<serde_json::Map<String, serde_json::Value>>,
+        system: Option<&Setup>,
     ) -> Result<(Option<CheckpointChoice>, RunRecord)> {
         let choice = if options.resume_from.is_none() && options.resume_from_checkpoint {
             Some(crate::checkpoint::choose(&writer.checkpoints()?))
@@ -406,7 +409,12 @@ impl Store {
             (None, Some(step)) => Some(RewindTarget::Step(step)),
             (None, None) => None,
         };
-        let record = writer.begin_attempt(id, attempt, rewind, |record| update_record(record, options, config))?;
+        let record = writer.begin_attempt(id, attempt, rewind, |record| {
+            update_record(record, options, config);
+            if let Some(system) = system {
+                record.system_notes = system.notes();
+            }
+        })?;
         Ok((choice, record))
     }
 
@@ -433,6 +441,7 @@ impl Store {
         options: &RunOptions,
         config: Option<serde_json::Map<String, serde_json::Value>>,
         fork: Option<(ForkOrigin, ForkSeed, RunInfo)>,
+        system: Option<&Setup>,
     ) -> Result<(Writer, serde_json::Map<String, serde_json::Value>)> {
         let mut record = RunRecord {
             id: id.to_string(),
@@ -443,6 +452,7 @@ impl Store {
             config: config.unwrap_or_default(),
             created_at_ms: sys::now_ms(),
             forked_from: None,
+            system_notes: system.map(Setup::notes).unwrap_or_default(),
         };
         let seed = match fork {
             Some((origin, seed, parent)) => {

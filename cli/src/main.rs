@@ -31,6 +31,8 @@ mod stats;
 mod svg;
 mod sweep;
 mod sync;
+mod system;
+mod system_plot;
 mod table;
 mod tag;
 mod tail;

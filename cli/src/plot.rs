@@ -71,7 +71,12 @@ Examples:
 
 --x runtime plots against the seconds the run had been running when each row
 was logged (time dead between attempts is not counted); --x time against the
-seconds since the first row plotted was logged.")]
+seconds since the first row plotted was logged.
+
+--system draws the runs' system metrics (system/cpu_percent, ...; recorded by
+time, not step) against wall-clock time: one panel per metric, x in seconds
+since the first sample drawn, each reduced to 1200 time intervals.
+  runstore plot resnet-7 --system -o resnet-7-system.svg")]
 pub struct Args {
     /// The run ids: several are overlaid, one colour per run.
     #[arg(value_name = "ID", required = true, num_args = 1..)]
@@ -90,6 +95,9 @@ pub struct Args {
     /// The SVG file, or - for stdout [default: ID.svg].
     #[arg(short = 'o', long = "output", value_name = "FILE.svg")]
     output: Option<PathBuf>,
+    /// Draw the system metrics (CPU, memory, GPU...) against wall-clock time
+    #[arg(long, conflicts_with_all = ["from", "to", "all_branches", "time", "smooth", "x"])]
+    system: bool,
 }
 
 /// A run to plot, with the steps it shows.
@@ -114,6 +122,10 @@ pub enum Axis {
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
+    if args.system {
+        let path = args.output.clone().unwrap_or_else(|| default_path(&args.ids));
+        return crate::system_plot::run(store, &args.ids, &args.selection.metrics, args.log_y, &path);
+    }
     if args.x != Axis::Step {
         return run_timed(store, args);
     }
@@ -178,10 +190,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     }
     let chart = Chart { title, x_title: "step".into(), x_range, log_y: args.log_y, panels };
     let svg = chart.render();
-    let path = args.output.clone().unwrap_or_else(|| match args.ids.len() {
-        1 => PathBuf::from(format!("{}.svg", args.ids[0])),
-        n => PathBuf::from(format!("{}-and-{}-more.svg", args.ids[0], n - 1)),
-    });
+    let path = args.output.clone().unwrap_or_else(|| default_path(&args.ids));
     if !write_svg(&path, &svg)? {
         return Ok(());
     }
@@ -194,8 +203,16 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     ))
 }
 
+/// The file a plot of `ids` goes to without `-o`: `ID.svg`, or `FIRST-and-N-more.svg`.
+fn default_path(ids: &[String]) -> PathBuf {
+    match ids {
+        [id] => PathBuf::from(format!("{id}.svg")),
+        _ => PathBuf::from(format!("{}-and-{}-more.svg", ids[0], ids.len().saturating_sub(1))),
+    }
+}
+
 /// Writes the SVG to `path`, or to stdout for `-`; whether it wrote a file.
-fn write_svg(path: &std::path::Path, svg: &str) -> Result<bool, Failure> {
+pub fn write_svg(path: &std::path::Path, svg: &str) -> Result<bool, Failure> {
     if path.as_os_str() == "-" {
         let mut out = output::stdout();
         out.write_all(svg.as_bytes())?;

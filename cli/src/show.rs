@@ -42,11 +42,13 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     let holder = if info.state.is_live() { reader.holder() } else { None };
     let linger_note = holder.as_ref().and_then(|holder| lingering_lock_note(store, holder));
     let stats = crate::stats::of_run(&reader, &info)?;
+    let system = crate::system::sampled(&reader)?;
     let mut out = output::stdout();
     if args.json {
         let mut value = json(&info, &attempts, &metrics, holder.as_ref());
         value["holder_note"] = linger_note.clone().into();
         value["extremes"] = extremes_json(&stats);
+        value["system"] = crate::system::json(&system);
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
         value["latest_checkpoint"] =
             checkpoint.latest.as_ref().map_or(serde_json::Value::Null, crate::checkpoint::checkpoint_json);
@@ -58,7 +60,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         writeln!(out)?;
     } else {
         let curves = curves(&reader, &info, &metrics, &stats)?;
-        text(&mut out, &info, &attempts, holder.as_ref(), &curves, &checkpoint)?;
+        text(&mut out, &info, &attempts, holder.as_ref(), &curves, &checkpoint, &system)?;
         if let Some(note) = &linger_note {
             writeln!(out)?;
             for line in output::wrap(&format!("note: {note}"), COLUMNS) {
@@ -188,6 +190,7 @@ fn text(
     holder: Option<&LockHolder>,
     curves: &[Curve],
     checkpoint: &runstore::CheckpointChoice,
+    system: &[crate::system::Sampled],
 ) -> std::io::Result<()> {
     let field = |out: &mut dyn Write, label: &str, value: &str| -> std::io::Result<()> {
         for (index, line) in output::wrap(value, COLUMNS - LABEL - 2).iter().enumerate() {
@@ -235,6 +238,7 @@ fn text(
     }
     config(out, &info.config)?;
     summary(out, curves)?;
+    crate::system::text(out, system)?;
     attempts_table(out, attempts)
 }
 

@@ -4,7 +4,10 @@
 //! the MLflow run id, the last step pushed, the params pushed, and the batch in flight. The
 //! state is written (atomically, synced) before and after each `log-batch`: after a crash or a
 //! network error, the next sync asks MLflow which points of the batch in flight arrived and
-//! sends only the others, so no point is sent twice and none is lost.
+//! sends only the others, so no point is sent twice and none is lost. System metrics
+//! (`system/...`, sampled by time) go to the live history's MLflow run as MLflow's own system
+//! metrics are logged: key `system/...`, step = the sample's index, its time as timestamp; sent
+//! counts and the batch in flight are remembered per metric the same way.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
@@ -30,7 +33,9 @@ warning), tags become tags (value \"true\"), notes the tag mlflow.note.content,
 and runstore.* tags record the id, state, attempts and fork origin. Status:
 running/preempting -> RUNNING, finished -> FINISHED, failed -> FAILED,
 crashed/preempted -> KILLED. A point's timestamp is the time its row was
-logged. NaN and infinities are sent as
+logged. System metrics (system/cpu_percent, ...) are sent under their names,
+as MLflow's system metrics are (its \"System metrics\" tab shows them): each
+sample with its time and, as step, its index in the series (0, 1, 2...). NaN and infinities are sent as
 MLflow's \"NaN\", \"Infinity\", \"-Infinity\"; MLflow's SQL store keeps infinities as
 +-1.7976931348623157e308.
 
@@ -66,6 +71,13 @@ struct Target {
     /// not have arrived.
     inflight: Option<(u64, u64)>,
     params: BTreeMap<String, String>,
+    /// System metrics: samples sent of each (their MLflow steps are `0..sent`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    system_sent: BTreeMap<String, u64>,
+    /// System samples of the batch being sent when the state was last written, by metric: the
+    /// first and last index; they may or may not have arrived.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    system_inflight: BTreeMap<String, (u64, u64)>,
 }
 
 impl Target {
@@ -92,6 +104,8 @@ struct Totals {
     created: u64,
     rows: u64,
     points: u64,
+    /// System metrics' samples.
+    samples: u64,
 }
 
 pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
@@ -119,8 +133,12 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    let samples = match totals.samples {
+        0 => String::new(),
+        n => format!(" and {}", output::count(n, "system sample", "system samples")),
+    };
     output::stdout_line(&format!(
-        "synced {} to {}: {} created, {} ({}) sent",
+        "synced {} to {}: {} created, {} ({}){samples} sent",
         output::count(totals.runs, "run", "runs"),
         args.mlflow,
         output::count(totals.created, "MLflow run", "MLflow runs"),
@@ -301,7 +319,7 @@ impl Syncer<'_> {
         // Points of a batch that may have arrived before a crash are not sent again.
         let mut arrived: HashSet<(String, u64)> = HashSet::new();
         if let Some((from, to)) = target.inflight {
-            for metric in reader.metrics()? {
+            for metric in reader.metrics()?.into_iter().filter(|name| !crate::system::is_system(name)) {
                 for step in self.client.steps_logged(&run, &metric, from, to)? {
                     arrived.insert((metric.clone(), step));
                 }
@@ -313,7 +331,88 @@ impl Syncer<'_> {
             Some(branch) => reader.branch_history(branch, from..)?,
         };
         self.send_rows(history, &run, target, &arrived, |syncer, target| save(syncer, state, target))?;
+        if branch.is_none() {
+            // System samples belong to the run, not to a history: the live one's MLflow run has them.
+            self.send_system(reader, &run, target, |syncer, target| save(syncer, state, target))?;
+        }
         self.client.update_run(&run, job.status, job.end)
+    }
+
+    /// Sends the system samples not sent yet, in batches of at most [`mlflow::MAX_METRICS`];
+    /// first asks MLflow which samples of the batch in flight arrived, and skips those.
+    fn send_system(
+        &mut self,
+        reader: &RunSnapshot,
+        run: &str,
+        target: &mut Target,
+        mut save: impl FnMut(&Self, &mut Target) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut arrived: HashSet<(String, u64)> = HashSet::new();
+        for (metric, &(from, to)) in &target.system_inflight {
+            for step in self.client.steps_logged(run, metric, from, to)? {
+                arrived.insert((metric.clone(), step));
+            }
+        }
+        let mut batch: Vec<(String, f64, u64, u64)> = Vec::with_capacity(mlflow::MAX_METRICS);
+        for metric in crate::system::names(reader)? {
+            let sent = target.system_sent.get(&metric).copied().unwrap_or(0);
+            let samples = reader.system(&metric, ..)?;
+            for (index, (time, value)) in (0u64..).zip(samples).skip(usize::try_from(sent).unwrap_or(usize::MAX)) {
+                if arrived.contains(&(metric.clone(), index)) {
+                    continue;
+                }
+                batch.push((metric.clone(), value, ms(time), index));
+                if batch.len() == mlflow::MAX_METRICS {
+                    self.send_system_batch(run, &mut batch, target, &mut save)?;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.send_system_batch(run, &mut batch, target, &mut save)?;
+        }
+        // Whatever was in flight has arrived now, or was sent again.
+        if !target.system_inflight.is_empty() {
+            for (metric, (_, last)) in std::mem::take(&mut target.system_inflight) {
+                let sent = target.system_sent.entry(metric).or_insert(0);
+                *sent = (*sent).max(last + 1);
+            }
+            save(self, target)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one batch of system samples, in flight in the state until MLflow has them.
+    fn send_system_batch(
+        &mut self,
+        run: &str,
+        batch: &mut Vec<(String, f64, u64, u64)>,
+        target: &mut Target,
+        save: &mut impl FnMut(&Self, &mut Target) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let mut ranges: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (metric, _, _, index) in batch.iter() {
+            let range = ranges.entry(metric.clone()).or_insert((*index, *index));
+            range.0 = range.0.min(*index);
+            range.1 = range.1.max(*index);
+        }
+        // A range still in flight from an earlier sync stays in flight until this one is out.
+        for (metric, (first, last)) in &ranges {
+            let range = target.system_inflight.entry(metric.clone()).or_insert((*first, *last));
+            *range = (range.0.min(*first), range.1.max(*last));
+        }
+        save(self, target)?;
+        self.post(run, batch)?;
+        self.totals.samples += batch.len() as u64;
+        batch.clear();
+        for (metric, (_, last)) in ranges {
+            let sent = target.system_sent.entry(metric.clone()).or_insert(0);
+            *sent = (*sent).max(last + 1);
+            if target.system_inflight.get(&metric).is_some_and(|&(_, until)| until <= last) {
+                target.system_inflight.remove(&metric);
+            }
+        }
+        save(self, target)?;
+        Ok(())
     }
 
     /// Sends the rows of `history` in batches of at most [`mlflow::MAX_METRICS`] points, cut
@@ -347,6 +446,7 @@ impl Syncer<'_> {
                     target.inflight = Some((first_step.unwrap_or(row.step()), row.step()));
                     save(self, target)?;
                     self.post(run, &batch)?;
+                    self.totals.points += batch.len() as u64;
                     batch.clear();
                 }
             }
@@ -382,6 +482,7 @@ impl Syncer<'_> {
         target.inflight = Some((first_step.unwrap_or(last_step), last_step));
         save(self, target)?;
         self.post(run, batch)?;
+        self.totals.points += batch.len() as u64;
         batch.clear();
         target.pushed_through = Some(last_step);
         target.inflight = None;
@@ -404,7 +505,6 @@ impl Syncer<'_> {
             })
             .collect();
         self.client.log_batch(run, &points, &[], &[])?;
-        self.totals.points += batch.len() as u64;
         Ok(())
     }
 }

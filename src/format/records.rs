@@ -24,6 +24,10 @@ pub(crate) struct RunRecord {
     /// Set for a fork: where its history up to the fork step comes from.
     #[serde(default)]
     pub(crate) forked_from: Option<ForkOrigin>,
+    /// What the system-metrics sampler of the last attempt that ran one noted (no GPU series,
+    /// and why). Left out when empty, so that a record without it reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) system_notes: Vec<String>,
 }
 
 /// A fork reads its history up to `step` from its parent's database instead of copying it.

@@ -185,6 +185,7 @@ impl RunSnapshot {
             attempts,
             branches,
             forked_from: record.forked_from.map(|origin| (origin.run, origin.step)),
+            system_notes: record.system_notes,
         })
     }
 

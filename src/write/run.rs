@@ -13,6 +13,7 @@ use crate::lock::RunLock;
 use crate::options::Durability;
 use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
+use crate::system::{Plan, Sampler, Samples};
 use crate::write::interner::Interner;
 use crate::write::signals;
 use crate::write::writer::{Ending, Extras, Reopen, Writer};
@@ -64,6 +65,8 @@ pub struct Run {
     /// The checkpoint a resume from checkpoint restarted from.
     resumed_checkpoint: Option<Checkpoint>,
     lock: Option<RunLock>,
+    /// The system-metrics sampler, when the run records system metrics.
+    sampler: Option<Sampler>,
     closed: bool,
 }
 
@@ -254,6 +257,16 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
     }
 }
 
+/// Interns the series of `plan` (a fixed set: the GPUs are counted at the start) and starts
+/// its sampler, which appends to the pending samples under the buffer's lock, briefly.
+fn start_sampler(id: &str, plan: Plan, interner: &mut Interner, shared: &Arc<Shared>) -> Result<Sampler> {
+    interner.mark();
+    let ids = plan.series_names().iter().map(|name| interner.system_id(name)).collect::<Result<Vec<u32>>>()?;
+    lock(&shared.pending).new_names.extend(interner.added().map(str::to_string));
+    let shared = Arc::clone(shared);
+    Sampler::start(id, plan, ids, move |samples: &mut Samples| lock(&shared.pending).samples.append(samples))
+}
+
 /// Everything `Store::init` hands to a new `Run`.
 pub(crate) struct RunParts {
     pub(crate) id: String,
@@ -269,6 +282,8 @@ pub(crate) struct RunParts {
     pub(crate) warnings: Vec<String>,
     pub(crate) pointer: Option<AutoPointer>,
     pub(crate) resumed_checkpoint: Option<Checkpoint>,
+    /// What the system-metrics sampler is to record, if it runs.
+    pub(crate) system: Option<Plan>,
 }
 
 impl Run {
@@ -283,10 +298,12 @@ impl Run {
             flush_rows,
             flush_interval,
             resumed,
-            warnings,
+            mut warnings,
             pointer,
             resumed_checkpoint,
+            system,
         } = parts;
+        warnings.extend(system.iter().flat_map(|plan| plan.notes().iter().cloned()));
         if durability == Durability::EveryLog {
             writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
         }
@@ -305,6 +322,12 @@ impl Run {
             preempting: AtomicBool::new(false),
             stop: AtomicBool::new(false),
         });
+        // Started first: should the flusher not start, dropping the sampler stops it.
+        let mut interner = Interner::with_names(names);
+        let sampler = match system {
+            Some(plan) => Some(start_sampler(&id, plan, &mut interner, &shared)?),
+            None => None,
+        };
         let flusher = match durability {
             Durability::EveryLog => None,
             Durability::Buffered => {
@@ -321,7 +344,7 @@ impl Run {
             config,
             shared,
             flusher,
-            interner: Interner::with_names(names),
+            interner,
             points: Vec::new(),
             next_step,
             last_step,
@@ -336,6 +359,7 @@ impl Run {
             previous,
             resumed_checkpoint,
             lock: Some(lock),
+            sampler,
             closed: false,
         })
     }
@@ -416,7 +440,8 @@ impl Run {
     }
 
     /// Things `init` decided that the user may not expect, such as an explicit id winning over
-    /// the `auto` pointer of this directory.
+    /// the `auto` pointer of this directory, or that system metrics have no GPU series (see
+    /// [`RunOptions::system_metrics`](crate::RunOptions::system_metrics)).
     #[must_use]
     pub fn warnings(&self) -> &[String] {
         &self.warnings
@@ -966,6 +991,10 @@ impl Run {
         self.closed = true;
         if let Some(listener) = self.signal_listener.take() {
             signals::unlisten(&listener);
+        }
+        // Joined before the last flush, which commits the samples it took.
+        if let Some(sampler) = self.sampler.take() {
+            sampler.stop();
         }
         if let Some(handle) = self.flusher.take() {
             lock(&self.shared.pending).shutdown = true;

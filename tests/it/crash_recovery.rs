@@ -9,7 +9,7 @@ use runstore::{Resume, RunState};
 use crate::support::{Reports, TempStore, bits, child, options, temp_store, value};
 
 /// Checks that the history of `id` is exactly steps `0..=last`, each with the standard values.
-fn assert_standard_prefix(t: &TempStore, id: &str) -> u64 {
+pub(crate) fn assert_standard_prefix(t: &TempStore, id: &str) -> u64 {
     let reader = t.store.open_run(id).expect("the store opens after the crash");
     let info = reader.info().unwrap();
     let mut history = reader.history(..).unwrap();

@@ -24,4 +24,5 @@ mod resume_policy;
 mod rewind_fork;
 mod snapshots;
 mod support;
+mod system_metrics;
 mod system_series;

@@ -31,7 +31,8 @@ async function pollLiveOnce() {
     if (!entry || !now) continue;
     const before = entry.row;
     if (!before || now.rows !== before.rows || now.last_step !== before.last_step || now.state !== before.state
-        || now.attempts !== before.attempts || now.branches !== before.branches) {
+        || now.attempts !== before.attempts || now.branches !== before.branches
+        || (entry.detail && entry.detail.system.length && now.updated_at !== before.updated_at)) {
       await loadDetail(id);
       if (!entry.detail) entry.row = now; // damaged: ask again only when its status changes
       changed = true;

@@ -1,8 +1,10 @@
 // One uPlot chart per metric: the selected runs overlaid (or grouped), attempt markers,
-// archived branches, fork ranges; zooming fetches the range again.
+// archived branches, fork ranges; zooming fetches the range again. The system metrics follow,
+// in a group of their own drawn against wall time (system.js).
 
 import { $, PALETTE, OUTCOME_COLOURS, CHART_HEIGHT, view, element, formatNumber, formatConfig } from './common.js';
 import { chartWidth, fetchSeries, stepToX, smooth, positiveOnly, align, nearest, withAlpha, groupSeries } from './series.js';
+import { systemOfSelection, drawSystemPanel } from './system.js';
 
 const X_LABELS = { step: 'step', runtime: 'relative time (s)', time: 'wall time' };
 
@@ -17,30 +19,43 @@ function metricsOfSelection() {
 export function renderCharts() {
   const charts = $('#charts');
   const metrics = metricsOfSelection();
+  // System metric names start with system/, which step metrics' names never do.
+  const system = systemOfSelection();
   for (const [metric, panel] of view.panels) {
-    if (!metrics.includes(metric)) {
+    if (!metrics.includes(metric) && !system.includes(metric)) {
       if (panel.plot) panel.plot.destroy();
       panel.el.remove();
       view.panels.delete(metric);
     }
   }
-  if (!metrics.length) {
+  if (!metrics.length && !system.length) {
     charts.replaceChildren(element('p', { class: 'hint', text: view.selected.size ? 'The selected runs have no metrics yet.' : 'Select runs in the table to chart their metrics.' }));
     view.panels.clear();
     return;
   }
   charts.querySelector('.hint')?.remove();
-  for (const metric of metrics) {
+  let group = charts.querySelector('.system-group');
+  if (system.length && !group) {
+    group = element('div', { class: 'system-group' }, element('h2', { text: 'System (wall time)' }));
+    charts.append(group);
+  } else if (!system.length && group) {
+    group.remove();
+    group = null;
+  }
+  const panelOf = (metric, parent, before, draw) => {
     let panel = view.panels.get(metric);
     if (!panel) {
       const el = element('div', { class: 'panel', 'data-metric': metric },
         element('h2', { text: metric }), element('div', { class: 'plot' }), element('p', { class: 'notes' }));
-      charts.append(el);
+      parent.insertBefore(el, before);
       panel = { el, plot: null, range: null, version: 0 };
+      panel.redraw = () => draw(metric, panel);
       view.panels.set(metric, panel);
     }
-    drawPanel(metric, panel);
-  }
+    return panel;
+  };
+  for (const metric of metrics) drawPanel(metric, panelOf(metric, charts, group, drawPanel));
+  for (const metric of system) drawSystemPanel(metric, panelOf(metric, group, null, drawSystemPanel));
 }
 
 async function drawPanel(metric, panel) {
@@ -154,23 +169,26 @@ export function attemptMarkers(id, detail) {
   return markers;
 }
 
-function build(metric, panel, plan) {
+// Draws `plan` in `panel`, against `plan.xAxis` if it has one (system metrics: time), else the
+// x axis chosen.
+export function build(metric, panel, plan) {
+  const xAxis = plan.xAxis || view.xAxis;
   const data = align(plan.tables.map((table) => ({ steps: table.steps, values: view.log ? positiveOnly(table.values) : table.values })));
   const width = chartWidth(panel.el);
   const target = panel.el.querySelector('.plot');
   const options = {
     width,
     height: CHART_HEIGHT,
-    scales: { x: { time: view.xAxis === 'time' }, y: { distr: view.log ? 3 : 1 } },
-    axes: [{ label: X_LABELS[view.xAxis], size: 34, labelSize: 14 }, { size: 64 }],
+    scales: { x: { time: xAxis === 'time' }, y: { distr: view.log ? 3 : 1 } },
+    axes: [{ label: X_LABELS[xAxis], size: 34, labelSize: 14 }, { size: 64 }],
     legend: { live: true },
     cursor: {
       drag: { x: true, y: false, setScale: true },
       bind: {
-        dblclick: () => () => { panel.range = null; drawPanel(metric, panel); return null; },
+        dblclick: () => () => { panel.range = null; panel.redraw(); return null; },
       },
     },
-    series: [{ label: X_LABELS[view.xAxis], value: (u, v) => formatX(v) }].concat(plan.series.map((s) => ({
+    series: [{ label: X_LABELS[xAxis], value: (u, v) => formatX(v, xAxis) }].concat(plan.series.map((s) => ({
       label: s.label, stroke: s.stroke, width: s.width, dash: s.dash, spanGaps: true, points: { show: false },
       value: (u, v, seriesIndex, index) => formatNumber(v ?? nearest(u.data[seriesIndex], index)) || '—',
     }))),
@@ -179,7 +197,7 @@ function build(metric, panel, plan) {
       draw: [(u) => drawResume(u, panel, plan)],
       setSelect: [(u) => {
         // Zooming fetches a step range; other axes zoom on the points already drawn.
-        if (u.select.width < 2 || view.xAxis !== 'step') return;
+        if (u.select.width < 2 || xAxis !== 'step') return;
         const from = u.posToVal(u.select.left, 'x');
         const to = u.posToVal(u.select.left + u.select.width, 'x');
         panel.range = [from, to];
@@ -206,7 +224,7 @@ function build(metric, panel, plan) {
   panel.el.dataset.smoothing = String(view.smoothing);
   panel.el.dataset.grouped = view.groupBy;
   panel.el.dataset.log = String(view.log);
-  panel.el.dataset.xAxis = view.xAxis;
+  panel.el.dataset.xAxis = xAxis;
   panel.el.dataset.firstX = xs.length ? String(xs[0]) : '';
   panel.el.dataset.range = zoomed ? `${Math.round(zoomed[0])}-${Math.round(zoomed[1])}` : '';
 }
@@ -268,9 +286,9 @@ function drawResume(u, panel, plan) {
 }
 
 // The hovered x in the legend: a step, seconds of running time, or a date and time.
-function formatX(v) {
+function formatX(v, xAxis) {
   if (v == null) return '—';
-  if (view.xAxis === 'runtime') return `${formatNumber(v)} s`;
-  if (view.xAxis === 'time') return new Date(v * 1000).toISOString().replace('T', ' ').slice(0, 23);
+  if (xAxis === 'runtime') return `${formatNumber(v)} s`;
+  if (xAxis === 'time') return new Date(v * 1000).toISOString().replace('T', ' ').slice(0, 23);
   return String(v);
 }

@@ -1,5 +1,6 @@
 //! The JSON answers about one run: its detail (attempts, branches, metrics), a metric's chart
-//! data downsampled to the chart's width, and the small status the page polls for live runs.
+//! data downsampled to the chart's width, a system metric's samples against time, and the small
+//! status the page polls for live runs.
 
 use runstore::{Error, RunSnapshot, Store, validate_metric_name, validate_run_id};
 use serde::Serialize;
@@ -70,7 +71,10 @@ struct CheckpointJson {
 #[derive(Serialize)]
 struct Detail {
     run: RunRow,
+    /// The step metrics.
     metrics: Vec<String>,
+    /// The system metrics (`system/...`): sampled by time, drawn against it.
+    system: Vec<String>,
     attempts: Vec<AttemptJson>,
     branches: Vec<BranchJson>,
     /// Its recorded checkpoints, in the order recorded.
@@ -88,9 +92,11 @@ pub fn detail(store: &Store, id: &str) -> Reply {
     let read = || -> runstore::Result<Detail> {
         let attempts = reader.attempts()?;
         let branches = reader.branches()?;
+        let (system, metrics) = reader.metrics()?.into_iter().partition(|name| crate::system::is_system(name));
         Ok(Detail {
             run: RunRow::from_info(reader.info()?),
-            metrics: reader.metrics()?,
+            metrics,
+            system,
             attempts: attempts
                 .into_iter()
                 .map(|attempt| AttemptJson {
@@ -245,17 +251,29 @@ struct SeriesJson {
     branches: Vec<ArchivedJson>,
 }
 
+/// The `metric` parameter of a request for a step metric's curve: given, valid, and not a system
+/// metric's (those have no steps).
+fn step_metric<'r>(request: &'r Request<'_>) -> Result<&'r str, Reply> {
+    let Some(metric) = request.param("metric") else {
+        return Err(Reply::error(400, "the metric parameter is missing"));
+    };
+    validate_metric_name(metric).map_err(|error| error_reply(&error))?;
+    if crate::system::is_system(metric) {
+        let text = format!("{metric:?} is a system metric: its samples are at /api/runs/ID/system");
+        return Err(Reply::error(400, &text));
+    }
+    Ok(metric)
+}
+
 /// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0][&x=AXIS]`:
 /// the metric's live curve and its archived branches, each reduced to the first, lowest,
 /// highest and last point of `width` columns of the x axis: `step` (the default; whole curves
 /// come from `summaries`), `runtime` or `time` (then each curve has an `x` column, seconds).
 pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
-    let Some(metric) = request.param("metric") else {
-        return Reply::error(400, "the metric parameter is missing");
+    let metric = match step_metric(request) {
+        Ok(metric) => metric,
+        Err(reply) => return reply,
     };
-    if let Err(error) = validate_metric_name(metric) {
-        return error_reply(&error);
-    }
     let number = |key: &'static str| request.param(key).map(|text| text.parse::<u64>().map_err(|_| key));
     let (width, from, to) = match (number("width"), number("from"), number("to")) {
         (Some(Err(key)), ..) | (_, Some(Err(key)), _) | (.., Some(Err(key))) => {
@@ -350,6 +368,62 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
     match read() {
         Ok(Some(series)) => Reply::json(&series),
         Ok(None) => Reply::error(404, &format!("run {id:?} has no metric {metric:?}")),
+        Err(error) => error_reply(&error),
+    }
+}
+
+#[derive(Serialize)]
+struct SystemJson {
+    run: String,
+    metric: String,
+    /// How many samples the series has; the columns keep some of them.
+    samples: usize,
+    /// Seconds since the Unix epoch, when each kept sample was taken.
+    x: Vec<f64>,
+    values: Vec<f64>,
+}
+
+/// `GET /api/runs/{id}/system?metric=system/NAME[&width=N]`: a system metric's samples against
+/// time (seconds since the Unix epoch), reduced to the first, lowest, highest and last sample of
+/// `width` columns of its time span.
+pub fn system(store: &Store, id: &str, request: &Request) -> Reply {
+    let Some(metric) = request.param("metric") else {
+        return Reply::error(400, "the metric parameter is missing");
+    };
+    if !crate::system::is_system(metric) {
+        return Reply::error(400, &format!("{metric:?} is not a system metric: their names start with system/"));
+    }
+    let width = match request.param("width").map(str::parse::<u64>) {
+        None => DEFAULT_WIDTH,
+        Some(Ok(width)) => width.clamp(1, MAX_WIDTH),
+        Some(Err(_)) => return Reply::error(400, "the width parameter must be a whole number"),
+    };
+    let reader = match open(store, id) {
+        Ok(reader) => reader,
+        Err(reply) => return reply,
+    };
+    let read = || -> runstore::Result<Option<SystemJson>> {
+        if !reader.metrics()?.iter().any(|name| name == metric) {
+            return Ok(None);
+        }
+        let seconds =
+            |time: std::time::SystemTime| time.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let samples = reader.system(metric, ..)?;
+        let (low, high) = match (samples.first(), samples.last()) {
+            (Some(&(first, _)), Some(&(last, _))) => (seconds(first), seconds(last)),
+            _ => (0.0, 0.0),
+        };
+        let mut reducer = downsample::ByColumn::default();
+        for &(time, value) in &samples {
+            let x = seconds(time);
+            reducer.push(downsample::x_column(x, low, high, width), x, value);
+        }
+        let (x, values) = reducer.finish().into_iter().unzip();
+        Ok(Some(SystemJson { run: id.to_string(), metric: metric.to_string(), samples: samples.len(), x, values }))
+    };
+    match read() {
+        Ok(Some(series)) => Reply::json(&series),
+        Ok(None) => Reply::error(404, &format!("run {id:?} has no system metric {metric:?}")),
         Err(error) => error_reply(&error),
     }
 }

@@ -19,7 +19,7 @@ macro_rules! script {
     };
 }
 
-pub const ASSETS: [Asset; 10] = [
+pub const ASSETS: [Asset; 11] = [
     Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../../assets/index.html") },
     Asset { path: "/app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../assets/app.css") },
     script!("app.js"),
@@ -27,6 +27,7 @@ pub const ASSETS: [Asset; 10] = [
     script!("table.js"),
     script!("series.js"),
     script!("charts.js"),
+    script!("system.js"),
     Asset {
         path: "/uPlot.iife.min.js",
         content_type: "text/javascript; charset=utf-8",

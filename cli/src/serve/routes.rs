@@ -7,6 +7,7 @@
 //! | `/api/runs?q=&state=&sort=&desc=&offset=&limit=` | one page of the runs table |
 //! | `/api/runs/{id}` | a run's detail: attempts, branches, metrics |
 //! | `/api/runs/{id}/series?metric=&width=&from=&to=&branches=` | chart data |
+//! | `/api/runs/{id}/system?metric=&width=` | a system metric's samples against time |
 //! | `/api/live?ids=a,b` | the status of the runs on the page |
 
 use std::sync::Mutex;
@@ -50,6 +51,7 @@ impl Viewer {
             ["runs"] => self.runs(request),
             ["runs", id] => api::detail(&self.store, id),
             ["runs", id, "series"] => api::series(&self.store, &self.summaries, id, request),
+            ["runs", id, "system"] => api::system(&self.store, id, request),
             ["live"] => api::live(&self.store, request),
             _ => Reply::error(404, "no such endpoint"),
         }

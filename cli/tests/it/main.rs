@@ -24,4 +24,5 @@ mod serve_browser;
 #[path = "../../../tests/it/support.rs"]
 #[allow(dead_code)] // the library's tests use the rest
 mod support;
+mod system_metrics;
 mod time_checkpoints;

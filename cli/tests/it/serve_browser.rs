@@ -619,3 +619,108 @@ fn twenty_runs_of_four_metrics_are_drawn_from_an_address_that_names_them() {
     let console = browser.console();
     assert!(severe(&console).is_empty(), "console: {console:?}");
 }
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn system_metrics_are_drawn_against_wall_time_in_a_group_of_their_own_whatever_the_x_axis() {
+    use crate::system_metrics::{NAMES, START, sampled_run};
+    let t = temp_store();
+    sampled_run(&t, "sys-a", 2000);
+    sampled_run(&t, "sys-b", 700);
+    let server = Server::start(&t.path, &[]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    browser.toggle("sys-a");
+    browser.toggle("sys-b");
+    let panel = ".panel[data-metric=\"system/cpu_percent\"]";
+    browser.wait(
+        "the system panels",
+        &format!("const p = document.querySelector('{panel}'); return p && p.dataset.series === '2' && p.dataset.samples === '2700'"),
+        &json!([]),
+    );
+    let group = browser.run(
+        "const g = document.querySelector('.system-group'); return g && [g.querySelector('h2').textContent, \
+         [...g.querySelectorAll('.panel')].map((p) => p.dataset.metric)]",
+        &json!([]),
+    );
+    assert_eq!(group, json!(["System (wall time)", NAMES]), "every system metric in the System group");
+    let outside = browser
+        .run("return [...document.querySelectorAll('#charts > .panel')].map((p) => p.dataset.metric)", &json!([]));
+    assert_eq!(outside, json!(["loss"]), "the step panels hold the step metrics only");
+    browser.run("document.querySelector('#chart-section').scrollIntoView()", &json!([]));
+    let first_x = browser.run(&format!("return Number(document.querySelector('{panel}').dataset.firstX)"), &json!([]));
+    #[allow(clippy::cast_precision_loss)]
+    let start = START as f64;
+    assert_eq!(first_x.as_f64().unwrap(), start, "x is the first sample's wall time");
+    for id in ["sys-a", "sys-b"] {
+        let colour = browser.wait("a swatch", COLOUR_OF, &json!([id]));
+        let pixels = browser.run(COUNT_PIXELS, &json!(["system/cpu_percent", colour])).as_u64().unwrap();
+        assert!(pixels > 200, "{id}'s samples ({colour}) are drawn: {pixels} pixels");
+    }
+    let legend = browser.run(&format!("return document.querySelector('{panel} .u-legend').textContent"), &json!([]));
+    assert!(legend.as_str().unwrap().contains("wall time"), "{legend}");
+    browser.screenshot("system-metrics");
+    // The step metrics follow the x axis chosen; the system metrics stay on wall time.
+    browser.run(
+        "const s = document.querySelector('#x-axis'); s.value = 'runtime'; s.dispatchEvent(new Event('change'));",
+        &json!([]),
+    );
+    browser.wait(
+        "runtime",
+        "return document.querySelector('.panel[data-metric=\"loss\"]').dataset.xAxis === 'runtime'",
+        &json!([]),
+    );
+    let axes = browser.run(
+        &format!(
+            "return [document.querySelector('{panel}').dataset.xAxis, document.querySelector('{panel}').dataset.series]"
+        ),
+        &json!([]),
+    );
+    assert_eq!(axes, json!(["time", "2"]));
+    // Unselecting both runs removes the group.
+    browser.toggle("sys-a");
+    browser.toggle("sys-b");
+    browser.wait("no group", "return document.querySelector('.system-group') === null", &json!([]));
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn a_live_runs_new_system_samples_are_drawn_without_reload_even_when_it_logs_no_rows() {
+    use crate::system_metrics::at;
+    let t = temp_store();
+    // This test is the writer: the run stays live while the page polls.
+    let mut run = t.store.init(options().id("live-sys")).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    for index in 0..100 {
+        run.log_system(at(index), [("system/gpu0/utilization_percent", 50.0)]).unwrap();
+    }
+    run.flush().unwrap();
+    let server = Server::start(&t.path, &[]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    browser.toggle("live-sys");
+    let panel = ".panel[data-metric=\"system/gpu0/utilization_percent\"]";
+    browser.wait(
+        "100 samples",
+        &format!("const p = document.querySelector('{panel}'); return p && p.dataset.samples === '100'"),
+        &json!([]),
+    );
+    browser.run("window.__notReloaded = true", &json!([]));
+    // Updated times are in milliseconds: the next commit must be a later one.
+    std::thread::sleep(Duration::from_millis(20));
+    for index in 100..150 {
+        run.log_system(at(index), [("system/gpu0/utilization_percent", 90.0)]).unwrap();
+    }
+    run.flush().unwrap();
+    browser.wait(
+        "150 samples",
+        &format!("return document.querySelector('{panel}').dataset.samples === '150'"),
+        &json!([]),
+    );
+    assert_eq!(browser.run("return window.__notReloaded === true", &json!([])), true, "no reload");
+    run.finish(0).unwrap();
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}

@@ -1,6 +1,7 @@
 """Checks `runstore sync --mlflow` and `runstore export --format tensorboard` end to end.
 
-Usage: check.py RUNSTORE_BINARY QUICKSTART_BINARY (run by tests/sync/run.sh).
+Usage: check.py RUNSTORE_BINARY QUICKSTART_BINARY CLI_TEST_BINARY (run by tests/sync/run.sh; the
+last records system samples, with its ignored test `system_metrics::sync_fixture`).
 Prints one line per check and a closing `sync: N passed, N failed`. With SYNC_ONLY set, only the
 checks whose names contain it run.
 """
@@ -19,7 +20,7 @@ import traceback
 import urllib.error
 import urllib.request
 
-RUNSTORE, QUICKSTART = sys.argv[1], sys.argv[2]
+RUNSTORE, QUICKSTART, CLI_TESTS = sys.argv[1], sys.argv[2], sys.argv[3]
 WORK = tempfile.mkdtemp(prefix="runstore-sync-")
 STORE = os.path.join(WORK, "store")
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTORE_")}
@@ -43,6 +44,41 @@ def history(run_id, branches=False):
         step = row.pop("step")
         rows[(branch, step)] = {k: float(v) if isinstance(v, str) else v for k, v in row.items()}
     return rows
+
+
+def system_samples(run_id):
+    """(metric, index) -> (timestamp in ms, value) from `runstore history --system`."""
+    samples, counts = {}, {}
+    for line in runstore("history", run_id, "--system", "--format", "jsonl").stdout.splitlines():
+        sample = json.loads(line)
+        metric = sample["metric"]
+        index = counts.get(metric, 0)
+        counts[metric] = index + 1
+        value = float(sample["value"]) if isinstance(sample["value"], str) else sample["value"]
+        samples[(metric, index)] = (round(sample["_timestamp"] * 1000), value)
+    return samples
+
+
+def record_system_samples(count):
+    """Adds `count` samples of nine system metrics to run `sys` (and a row)."""
+    subprocess.run([CLI_TESTS, "system_metrics::sync_fixture", "--exact", "--ignored", "--quiet"],
+                   env=dict(ENV, RUNSTORE_FIXTURE_STORE=STORE, RUNSTORE_FIXTURE_SAMPLES=str(count)),
+                   capture_output=True, check=True)
+
+
+def assert_system_metrics_equal(client, mlflow_run_id, samples):
+    """Every sample once in MLflow, as metric system/..., step its index, its timestamp."""
+    got = {}
+    for metric in {metric for metric, _ in samples}:
+        for m in client.get_metric_history(mlflow_run_id, metric):
+            key = (metric, m.step)
+            assert key not in got, f"sample {m.step} of {metric} arrived twice"
+            got[key] = (m.timestamp, m.value)
+    assert set(got) == set(samples), f"{len(got)} samples in MLflow, {len(samples)} in runstore; " \
+        f"missing {sorted(set(samples) - set(got))[:5]}, extra {sorted(set(got) - set(samples))[:5]}"
+    for key, (timestamp, value) in samples.items():
+        assert got[key][0] == timestamp, f"{key}: MLflow timestamp {got[key][0]}, runstore {timestamp}"
+        assert same(got[key][1], value), f"{key}: MLflow {got[key][1]!r}, runstore {value!r}"
 
 
 def same(mlflow_value, runstore_value):
@@ -327,6 +363,48 @@ def main():
             live, _ = mlflow_runs(client, "live")
             assert live[0].info.status == "FINISHED"
             assert_points_equal(metric_points(client, live[0].info.run_id, {"loss", "acc", "lr"}), history("live"))
+
+        @check("system samples go as MLflow system metrics: key system/..., step = index, their time")
+        def _():
+            record_system_samples(1500)
+            said = sync(url, "sys").stdout
+            assert "and 13500 system samples sent" in said, said
+            live, _ = mlflow_runs(client, "sys")
+            samples = system_samples("sys")
+            assert len(samples) == 9 * 1500 and ("system/gpu0/memory_used_mib", 1499) in samples
+            assert_system_metrics_equal(client, live[0].info.run_id, samples)
+            keys = set(client.get_run(live[0].info.run_id).data.metrics)
+            assert "system/cpu_percent" in keys and "loss" in keys, keys
+
+        @check("system samples recorded after a sync arrive with the next, once; a third sends none")
+        def _():
+            record_system_samples(20)
+            said = sync(url, "sys").stdout
+            assert "and 180 system samples sent" in said, said
+            said = sync(url, "sys").stdout
+            assert "0 rows (0 points) sent" in said and "system" not in said, said
+            live, _ = mlflow_runs(client, "sys")
+            assert_system_metrics_equal(client, live[0].info.run_id, system_samples("sys"))
+
+        @check("system samples in flight when sync died are completed without duplicates")
+        def _():
+            # The state of run sys on the server (other checks sync other runs through a proxy).
+            state_dir = os.path.join(STORE, "sync")
+            [path] = [p for d in os.listdir(state_dir) if os.path.exists(p := os.path.join(state_dir, d, "sys.json"))]
+            state = json.load(open(path))
+            sent = state["live"]["system_sent"]
+            assert sent["system/cpu_percent"] == 1520, sent
+            # The last batch: every metric's last 100 samples in flight, half of them not arrived.
+            state["live"]["system_sent"] = {metric: count - 100 for metric, count in sent.items()}
+            state["live"]["system_inflight"] = {metric: [count - 100, count + 49] for metric, count in sent.items()}
+            json.dump(state, open(path, "w"))
+            record_system_samples(50)
+            said = sync(url, "sys").stdout
+            assert "and 450 system samples sent" in said, said
+            live, _ = mlflow_runs(client, "sys")
+            assert_system_metrics_equal(client, live[0].info.run_id, system_samples("sys"))
+            state = json.load(open(path))
+            assert state["live"]["system_sent"]["system/cpu_percent"] == 1570 and "system_inflight" not in state["live"]
 
         @check("an unreachable server is a one-line error with exit code 1")
         def _():

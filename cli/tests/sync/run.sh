@@ -25,4 +25,12 @@ fi
 
 cargo build --quiet -p runstore-cli --bin runstore
 cargo build --quiet -p runstore --example quickstart
-exec "$venv/bin/python" cli/tests/sync/check.py target/debug/runstore target/debug/examples/quickstart
+# The command-line test binary: its ignored `system_metrics::sync_fixture` records system samples.
+tests=$(cargo test --quiet -p runstore-cli --test it --no-run --message-format=json \
+  | "$venv/bin/python" -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") and message["target"]["name"] == "it" \
+            and "runstore-cli" in message["package_id"]:
+        print(message["executable"])')
+exec "$venv/bin/python" cli/tests/sync/check.py target/debug/runstore target/debug/examples/quickstart "$tests"

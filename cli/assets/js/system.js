@@ -1,0 +1,67 @@
+// System metrics (system/...: CPU, memory, disk, network, GPUs), sampled by time, not step:
+// one panel per metric in the "System" group, the selected runs overlaid, always against wall
+// time (whatever the x axis of the step metrics), with where each resumed attempt started.
+
+import { view, api, OUTCOME_COLOURS } from './common.js';
+import { chartWidth } from './series.js';
+import { build } from './charts.js';
+
+export function systemOfSelection() {
+  const metrics = [];
+  for (const entry of view.selected.values()) {
+    for (const metric of entry.detail ? entry.detail.system || [] : []) if (!metrics.includes(metric)) metrics.push(metric);
+  }
+  return metrics;
+}
+
+// A run's samples of `metric`, downsampled by the server to the chart's pixel columns of its
+// time span: x in seconds since 1970.
+async function fetchSystem(id, metric, width) {
+  const params = new URLSearchParams({ metric, width: Math.min(8192, Math.round(width * (window.devicePixelRatio || 1))) });
+  const series = await api(`/api/runs/${encodeURIComponent(id)}/system?${params}`);
+  return { steps: series.x, values: series.values, samples: series.samples };
+}
+
+export async function drawSystemPanel(metric, panel) {
+  const version = ++panel.version;
+  const runs = [...view.selected.entries()].filter(([, entry]) => entry.detail && (entry.detail.system || []).includes(metric));
+  const width = chartWidth(panel.el);
+  // Samples arrive without new rows: a run's update time says when to fetch again.
+  const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.updated_at, entry.row.rows, entry.row.state]), width]);
+  let results = panel.cacheKey === key ? panel.cacheResults : null;
+  if (!results) {
+    try {
+      results = await Promise.all(runs.map(([id]) => fetchSystem(id, metric, width)));
+    } catch (error) {
+      if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
+      return;
+    }
+    if (version !== panel.version) return; // a newer draw is on its way
+    panel.cacheKey = key;
+    panel.cacheResults = results;
+  }
+  const tables = [];
+  const series = [];
+  const markers = [];
+  runs.forEach(([id, entry], i) => {
+    tables.push(results[i]);
+    series.push({ label: id, stroke: entry.colour, width: 1.6, legend: true, run: id });
+    markers.push(...attemptStarts(id, entry.detail));
+  });
+  build(metric, panel, { tables, series, markers, forks: [], checkpoints: [], bands: [], xAxis: 'time' });
+  panel.el.dataset.system = 'true';
+  panel.el.dataset.samples = String(results.reduce((sum, result) => sum + result.samples, 0));
+}
+
+// Where each attempt after the first started, in seconds since 1970, coloured by how the
+// attempt before it ended: a machine that was lost shows as a gap before the marker.
+function attemptStarts(id, detail) {
+  const attempts = detail.attempts;
+  const markers = [];
+  for (let i = 1; i < attempts.length; i++) {
+    const outcome = attempts[i - 1].outcome || 'crashed';
+    markers.push({ run: id, x: attempts[i].started_at / 1000, colour: OUTCOME_COLOURS[outcome] || '#9e9e9e',
+      text: `${id}: attempt ${attempts[i].number} started after ${outcome}` });
+  }
+  return markers;
+}
