@@ -19,7 +19,20 @@ if [ ! -f "$venv/.installed" ]; then
   echo "installed in $(( $(date +%s) - start )) s"
   touch "$venv/.installed"
 fi
+# ruff, pinned, in a small environment of its own (its version is the cache key).
+ruff_version=0.17.6
+ruff_env=$(dirname "$venv")/ruff-$ruff_version
+if [ ! -f "$ruff_env/.installed" ]; then
+  rm -rf "$ruff_env"
+  python3 -m venv "$ruff_env"
+  "$ruff_env/bin/pip" install --quiet --disable-pip-version-check "ruff==$ruff_version"
+  touch "$ruff_env/.installed"
+fi
 [ "${1:-}" = "--setup-only" ] && exit 0
+
+# Lint and format first: cheap, and the configuration is in pyproject.toml.
+"$ruff_env/bin/ruff" check .
+"$ruff_env/bin/ruff" format --check .
 
 # Build into the venv: the same extension `pip install ./python` builds, in release.
 # The workspace's target/ is shared with cargo, so a warm build is incremental.

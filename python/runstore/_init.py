@@ -215,7 +215,11 @@ def init(
     dict or a ``wandb.Settings``-like object. Without either, ``RUNSTORE_SYSTEM_METRICS``
     (seconds, ``0`` for none) decides when it is set.
     """
-    ignored = [key for key, value in zip(_IGNORED, (entity, force, save_code, tensorboard, sync_tensorboard, monitor_gym, anonymous)) if value is not None]
+    ignored = [
+        key
+        for key, value in zip(_IGNORED, (entity, force, save_code, tensorboard, sync_tensorboard, monitor_gym, anonymous))
+        if value is not None
+    ]
     ignored += _ignored_settings(settings)
     if ignored:
         warnings.warn(f"runstore.init: {', '.join(ignored)} have no meaning offline and are ignored", stacklevel=2)
@@ -309,6 +313,9 @@ def init(
         system_metrics=system_metrics,
     )
     for warning in native.warnings:
+        # A CPU-only machine is no mistake: that note is kept with the run (ApiRun.system_notes).
+        if warning.startswith("system metrics:"):
+            continue
         warnings.warn(f"runstore: {warning}", stacklevel=2)
     if native.resumed or fork is not None:
         # The run's stored record, merged with this init's: what W&B shows a resumed run.

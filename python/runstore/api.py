@@ -101,6 +101,12 @@ class ApiRun:
         return self._reader.branches()
 
     @property
+    def system_notes(self) -> List[str]:
+        """Why some system metrics were not recorded (``"system metrics: no GPU metrics
+        (libnvidia-ml.so.1 not found)"``), as the run's last sampling attempt found."""
+        return list(self._info.get("system_notes", []))
+
+    @property
     def checkpoints(self) -> List[Dict[str, Any]]:
         """The recorded checkpoints, in the order recorded: ``step``, ``path``, ``absolute``,
         ``exists`` (whether the path exists now), ``size``, ``time``, ``attempt``, ``number``
@@ -307,7 +313,7 @@ def _matches(info: Dict[str, Any], filters: Mapping[str, Any]) -> bool:
             if any(config.get(name) != value for name, value in wanted.items()):
                 return False
             continue
-        name = key[len("config."):] if key.startswith("config.") else key
+        name = key[len("config.") :] if key.startswith("config.") else key
         if config.get(name) != wanted:
             return False
     return True

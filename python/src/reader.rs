@@ -41,6 +41,7 @@ pub(crate) fn info_dict<'py>(py: Python<'py>, info: &RunInfo) -> PyResult<Bound<
     dict.set_item("attempts", info.attempts)?;
     dict.set_item("branches", info.branches)?;
     dict.set_item("forked_from", info.forked_from.clone())?;
+    dict.set_item("system_notes", &info.system_notes)?;
     Ok(dict)
 }
 

@@ -23,7 +23,14 @@ def logged(store_dir):
 def test_a_run_is_found_by_id_or_by_path(logged):
     for path in ("r", "p/r", "entity/p/r"):
         run = logged.run(path)
-        assert (run.id, run.project, run.state, run.config, run.tags, run.notes) == ("r", "p", "finished", {"lr": 0.1}, ["t"], "n")
+        assert (run.id, run.project, run.state, run.config, run.tags, run.notes) == (
+            "r",
+            "p",
+            "finished",
+            {"lr": 0.1},
+            ["t"],
+            "n",
+        )
     with pytest.raises(runstore.RunNotFound):
         logged.run("missing")
 

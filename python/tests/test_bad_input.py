@@ -6,9 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import history
 
 import runstore
-from conftest import history
 
 
 @pytest.fixture

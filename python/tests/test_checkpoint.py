@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import history, python_child
 
 import runstore
-from conftest import history, python_child
 
 
 def test_a_recorded_checkpoint_is_listed_with_its_step_path_and_size(store_dir, tmp_path):

@@ -7,9 +7,9 @@ import signal
 import subprocess
 
 import pytest
+from conftest import history, python_child
 
 import runstore
-from conftest import history, python_child
 
 
 @pytest.mark.parametrize("durability", ["buffered", "every_log"])

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import history
 
 import runstore
-from conftest import history
 
 FRAMEWORKS = Path(__file__).resolve().parent / "frameworks"
 REQUIRED = os.environ.get("RUNSTORE_REQUIRE_FRAMEWORKS") == "1"
@@ -123,7 +123,9 @@ def test_trainer_killed_after_a_checkpoint_resumes_from_it_with_each_step_once(t
     assert all(live[step]["train/loss"] == pytest.approx(row["train/loss"], rel=1e-4) for step, row in archived)
     # The first attempt's checkpoints stay resume points (the rewind kept their steps); the
     # second attempt recorded checkpoint-60.
-    assert checkpoints(run) == [(step, str(Path(out, f"checkpoint-{step}")), True, attempt, None) for step, attempt in ((20, 1), (40, 1), (60, 2))]
+    assert checkpoints(run) == [
+        (step, str(Path(out, f"checkpoint-{step}")), True, attempt, None) for step, attempt in ((20, 1), (40, 1), (60, 2))
+    ]
 
 
 # --- Lightning -----------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import history
 
 import runstore
-from conftest import history
 
 
 def test_log_without_step_commits_each_call_at_the_next_step(store_dir):

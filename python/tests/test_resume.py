@@ -7,9 +7,9 @@ import sys
 import time
 
 import pytest
+from conftest import history, python_child
 
 import runstore
-from conftest import history, python_child
 
 
 def test_allow_creates_then_resumes_at_the_next_step(store_dir):

@@ -114,3 +114,15 @@ def test_unknown_settings_keys_are_named_in_one_warning(store_dir):
     with pytest.warns(UserWarning, match=r"settings\['console'\]"):
         run = runstore.init(id="r", dir=store_dir, settings={"console": "off", "system_metrics": False})
     run.finish()
+
+
+def test_a_machine_without_gpus_is_noted_with_the_run_not_warned_of(store_dir):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stored = train(store_dir, "r", seconds=0.2, settings={"system_metrics": 0.1})
+    assert [str(warning.message) for warning in caught] == []
+    gpu_series = [name for name in stored.system_metrics() if name.startswith("system/gpu")]
+    if gpu_series:
+        assert stored.system_notes == []
+    else:
+        assert len(stored.system_notes) == 1 and "no GPU metrics" in stored.system_notes[0]

@@ -100,7 +100,9 @@ class RunstoreLogger(Logger):
         if self._run is None:
             return
         # ModelCheckpoint sets these just before calling the loggers; other callbacks may not.
-        path = getattr(checkpoint_callback, "_last_checkpoint_saved", None) or getattr(checkpoint_callback, "last_model_path", None)
+        path = getattr(checkpoint_callback, "_last_checkpoint_saved", None) or getattr(
+            checkpoint_callback, "last_model_path", None
+        )
         step = getattr(checkpoint_callback, "_last_global_step_saved", None)
         if not path or step is None:
             self._run.flush()

@@ -20,12 +20,12 @@ import os
 from typing import Any, Dict, Optional
 
 from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.integrations.integration_utils import rewrite_logs
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .. import _init, _runstore
-from ..errors import RunNotFound
 from .._run import Run
+from ..errors import RunNotFound
 from ._common import numeric, record_checkpoint, rewind_to_checkpoint
 
 #: The file in ``args.output_dir`` that names the run.
@@ -74,7 +74,9 @@ class RunstoreCallback(TrainerCallback):
             # Training from scratch: the kept run's rows belong to an earlier training, which
             # is left as it stands; this one is a new run.
             id = None
-        run = _init.init(id=id, resume="allow", dir=self._dir, config=self._config(args, model), reinit="create_new", **self._init_kwargs)
+        run = _init.init(
+            id=id, resume="allow", dir=self._dir, config=self._config(args, model), reinit="create_new", **self._init_kwargs
+        )
         if resuming:
             # checkpoint-N holds the state after step N: it covers the rows logged at steps <= N.
             self.rewound = rewind_to_checkpoint(run, state.global_step)
