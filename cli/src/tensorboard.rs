@@ -124,10 +124,15 @@ fn events_file(dir: &Path) -> PathBuf {
     dir.join(format!("events.out.tfevents.{now}.runstore"))
 }
 
-/// Writes `history` as one event file in `dir`; returns the rows written.
+/// A system metric's samples: its name and its (time, value) pairs in time order.
+type SystemSeries = (String, Vec<(std::time::SystemTime, f64)>);
+
+/// Writes `history`, then the `system` samples, as one event file in `dir`; returns the rows
+/// written.
 fn write_history(
     dir: &Path,
     mut history: History,
+    system: &[SystemSeries],
     metrics: &[String],
     attempts: &[Attempt],
     progress: &mut impl FnMut(u64),
@@ -148,12 +153,21 @@ fn write_history(
                 progress(rows);
             }
         }
+        // A sample's step is its index in its series, as `sync` gives MLflow: samples are by
+        // time, and TensorBoard's wall-time axis shows them as they were taken.
+        for (name, samples) in system {
+            for (index, &(time, value)) in (0u64..).zip(samples) {
+                writer.scalars(out, wall_time(time), index, std::iter::once((name.as_str(), value)))?;
+            }
+        }
         Ok(rows)
     })
 }
 
-/// Exports run `reader` to `dir`: the live history in `dir`, each archived branch in
-/// `dir/branch-<id>`, so TensorBoard shows them as runs side by side.
+/// Exports run `reader` to `dir`: the live history and the system metrics in `dir`, each
+/// archived branch in `dir/branch-<id>`, so TensorBoard shows them as runs side by side.
+/// System samples are by time, not step: all of them go with the live history (a rewind leaves
+/// them alone), whatever the step range; `metrics`, when given, selects them too.
 pub fn export(
     reader: &RunSnapshot,
     dir: &Path,
@@ -162,13 +176,22 @@ pub fn export(
     mut progress: impl FnMut(u64),
 ) -> Result<u64, Failure> {
     let attempts = reader.attempts()?;
-    let mut rows = write_history(dir, reader.history(steps.clone())?, metrics, &attempts, &mut progress)?;
+    let mut system = Vec::new();
+    for name in crate::system::names(reader)? {
+        if metrics.is_empty() || metrics.contains(&name) {
+            let samples = reader.system(&name, ..)?;
+            system.push((name, samples));
+        }
+    }
+    let live = reader.history(steps.clone())?;
+    let mut rows = write_history(dir, live, &system, metrics, &attempts, &mut progress)?;
     for branch in reader.branches()? {
         let done = rows;
         let history = reader.branch_history(branch.id, steps.clone())?;
-        rows += write_history(&dir.join(format!("branch-{}", branch.id)), history, metrics, &attempts, &mut |n| {
-            progress(done + n);
-        })?;
+        rows +=
+            write_history(&dir.join(format!("branch-{}", branch.id)), history, &[], metrics, &attempts, &mut |n| {
+                progress(done + n);
+            })?;
     }
     Ok(rows)
 }

@@ -430,6 +430,30 @@ def main():
                 for key, value in expected.items():
                     as_f32 = struct.unpack("<f", struct.pack("<f", value))[0]
                     assert same_f32(got[key], as_f32), f"{branch} {key}: {got[key]!r} vs {as_f32!r}"
+        @check("export --format tensorboard writes every system sample: its tag, its index as step, its time")
+        def _():
+            from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+            target = os.path.join(WORK, "tb-sys")
+            runstore("export", "sys", "--format", "tensorboard", "-o", target)
+            accumulator = EventAccumulator(target, size_guidance={"scalars": 0})
+            accumulator.Reload()
+            expected = system_samples("sys")
+            got = {}
+            for tag in accumulator.Tags()["scalars"]:
+                if tag.startswith("system/"):
+                    for event in accumulator.Scalars(tag):
+                        got[(tag, event.step)] = (round(event.wall_time * 1000), event.value)
+            assert set(got) == set(expected), f"{len(got)} samples read, {len(expected)} expected"
+            for key, (timestamp, value) in expected.items():
+                as_f32 = struct.unpack("<f", struct.pack("<f", value))[0]
+                assert got[key][0] == timestamp and same_f32(got[key][1], as_f32), f"{key}: {got[key]} vs {(timestamp, as_f32)}"
+            # Selected by name like step metrics.
+            only = os.path.join(WORK, "tb-sys-cpu")
+            runstore("export", "sys", "--format", "tensorboard", "-o", only, "-m", "system/cpu_percent")
+            accumulator = EventAccumulator(only, size_guidance={"scalars": 0})
+            accumulator.Reload()
+            assert accumulator.Tags()["scalars"] == ["system/cpu_percent"], accumulator.Tags()["scalars"]
+
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
