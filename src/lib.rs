@@ -111,6 +111,7 @@ pub use id::{validate_metric_name, validate_run_id};
 pub use options::{Durability, ENV_DIR, ENV_PROJECT, ENV_RESUME, ENV_RESUME_FROM, ENV_RUN_ID, Resume, RunOptions};
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use read::history::{History, Row, RowRef, Series, TimedSeries};
+pub use read::overview::{Bucket, Envelope, MetricStats};
 pub use read::reader::RunReader;
 pub use read::snapshot::RunSnapshot;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};
