@@ -1,5 +1,6 @@
 //! `runstore serve` on a big store: the server time of the runs table's first page with 1 000
-//! runs in the store (cold, then cached), and of a 10⁷-step metric's chart data. A benchmark,
+//! runs in the store (cold, then cached), and of a 10⁷-step metric's chart data (its first
+//! request reads the chunk summaries: the library's envelope is timed alone too). A benchmark,
 //! not a test: it prints the numbers (the server's own `Server-Timing`, and the time the client
 //! waited). `cargo bench -p runstore-cli --bench serve`; `SERVE_BENCH_RUNS=10000` for a bigger
 //! store, `SERVE_BENCH_STEPS` for another length.
@@ -99,6 +100,21 @@ fn main() {
         "{:<52} library  {:>8.2} ms  (median of 3: streaming the column, no server)",
         format!("replay of the {steps}-step metric"),
         median(replays)
+    );
+
+    // What the chart of the whole curve reads: the chunk summaries, 1 000 buckets.
+    let envelopes: Vec<(f64, usize, bool)> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let envelope = reader.envelope("loss", .., 1000).expect("envelope");
+            (started.elapsed().as_secs_f64() * 1000.0, envelope.buckets.len(), envelope.whole_chunks)
+        })
+        .collect();
+    let (buckets, whole_chunks) = (envelopes[0].1, envelopes[0].2);
+    println!(
+        "{:<52} library  {:>8.2} ms  (median of 3: {buckets} buckets, from summaries: {whole_chunks})",
+        "envelope of the metric, 1000 buckets",
+        median(envelopes.iter().map(|e| e.0).collect())
     );
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_runstore"))

@@ -15,8 +15,8 @@ use std::ops::{Bound, RangeBounds};
 use crate::error::{Context, Result};
 use crate::format::point_chunk;
 use crate::format::summary::ChunkSummary;
-use crate::read::chunks::SegmentTables;
 use crate::guard;
+use crate::read::chunks::SegmentTables;
 use crate::read::history::{self, Segment};
 use crate::read::reader::bounds;
 use crate::read::snapshot::RunSnapshot;
@@ -369,10 +369,7 @@ impl RunSnapshot {
     pub fn metric_stats(&self) -> Result<Vec<MetricStats>> {
         guard::catch(self.file(), || {
             let segments = Segments::open(self.live_segments().iter().cloned())?;
-            (0u32..)
-                .zip(self.names())
-                .map(|(metric, name)| segments.stats(metric, name))
-                .collect()
+            (0u32..).zip(self.names()).map(|(metric, name)| segments.stats(metric, name)).collect()
         })
     }
 

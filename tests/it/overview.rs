@@ -169,7 +169,11 @@ fn check_run(snapshot: &RunSnapshot, random: &mut Random, label: &str) -> (usize
             if let Some(summary) = summary {
                 assert_eq!(format!("{summary:?}"), format!("{envelope:?}"), "{context}");
             }
-            if envelope.whole_chunks { aligned += 1 } else { exact += 1 }
+            if envelope.whole_chunks {
+                aligned += 1
+            } else {
+                exact += 1
+            }
             // A range cut at random steps, both ends given.
             let low = data_first + random.below(data_last - data_first + 1);
             let high = low + random.below(data_last - low + 1);

@@ -313,29 +313,33 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
                 branches,
             }));
         }
+        // A curve of many chunks comes from their summaries; a shorter one from its points.
+        let columns = usize::try_from(width).unwrap_or(usize::MAX);
         let points = match (first, last) {
-            (Some(first), Some(last)) if whole && first <= last => {
-                Columns::from_points(
-                    summaries
-                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
-                )
-            }
             (Some(first), Some(last)) if first <= last => {
-                Columns::from_points(downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?)
+                match reader.summary_envelope(metric, first..=last, columns)? {
+                    Some(envelope) => {
+                        downsample::from_envelope(&envelope, |low, high| reader.series(metric, low..=high))?
+                    }
+                    None if whole => summaries
+                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
+                    None => downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?,
+                }
             }
-            _ => Columns::default(),
+            _ => Vec::new(),
         };
+        let points = Columns::from_points(points);
         let mut branches = Vec::new();
         if with_branches {
             for branch in reader.branches()? {
                 let (low, high) = (branch.first_step.max(from), branch.last_step.min(to));
                 if low <= high {
-                    let points = if whole {
-                        summaries.whole(key(Some(branch.id)), epoch, (low, high), width, |from| {
-                            reader.branch_series(branch.id, metric, from..=high)
-                        })?
-                    } else {
-                        downsample::min_max(reader.branch_series(branch.id, metric, low..=high)?, low, high, width)?
+                    let series = |low, high| reader.branch_series(branch.id, metric, low..=high);
+                    let points = match reader.branch_summary_envelope(branch.id, metric, low..=high, columns)? {
+                        Some(envelope) => downsample::from_envelope(&envelope, series)?,
+                        None if whole => summaries
+                            .whole(key(Some(branch.id)), epoch, (low, high), width, |from| series(from, high))?,
+                        None => downsample::min_max(series(low, high)?, low, high, width)?,
                     };
                     branches.push(ArchivedJson {
                         id: branch.id,
