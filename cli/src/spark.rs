@@ -1,15 +1,38 @@
-//! One-line terminal sparklines of a metric's curve, computed from a streamed series.
+//! One-line terminal sparklines of a metric's curve, computed from a streamed series or, for a
+//! long one, from chunk summaries.
 
 use runstore::RunSnapshot;
 
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// The curve of `metric` over steps `first..=last` in `width` characters: each character is the
-/// mean of the finite values in its share of the steps; a share without any is a space.
+/// mean of the finite values in its share of the steps; a share without any is a space. A curve
+/// of many chunks (at least `width / 2`) is read from their summaries instead: each character
+/// is then the middle of the finite range of the chunks starting in its share.
 pub fn sparkline(reader: &RunSnapshot, metric: &str, first: u64, last: u64, width: usize) -> runstore::Result<String> {
+    let span = u128::from(last.saturating_sub(first)) + 1;
+    if let Some(envelope) = reader.summary_envelope(metric, first..=last, width)? {
+        let mut middles = vec![None; width];
+        for bucket in &envelope.buckets {
+            let (mut low, mut high) = (bucket.min, bucket.max);
+            if bucket.nan_count > 0 || !low.is_finite() || !high.is_finite() {
+                // NaN or an infinity: the finite range needs the points.
+                (low, high) = (f64::INFINITY, f64::NEG_INFINITY);
+                for point in reader.series(metric, bucket.first_step..=bucket.last_step)? {
+                    let value = point?.1;
+                    if value.is_finite() {
+                        (low, high) = (low.min(value), high.max(value));
+                    }
+                }
+            }
+            let share = u128::from(bucket.first_step.saturating_sub(first)) * width as u128 / span;
+            let share = usize::try_from(share).unwrap_or(width - 1).min(width - 1);
+            middles[share] = (low <= high).then(|| low / 2.0 + high / 2.0);
+        }
+        return Ok(render(&middles));
+    }
     let mut sums = vec![0.0f64; width];
     let mut counts = vec![0u64; width];
-    let span = u128::from(last.saturating_sub(first)) + 1;
     for point in reader.series(metric, first..=last)? {
         let (step, value) = point?;
         if value.is_finite() {
@@ -50,6 +73,45 @@ pub fn render(values: &[Option<f64>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::cast_precision_loss)]
+    fn a_long_curve_from_chunk_summaries_draws_within_a_level_of_its_means() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = runstore::Store::open(dir.path()).unwrap();
+        let mut run = store.init(runstore::RunOptions::new().ignore_environment().id("r")).unwrap();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let curve: Vec<f64> = (0..200_000u64)
+            .map(|step| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let noise = (state >> 11) as f64 / (1u64 << 53) as f64 * 0.05;
+                if step == 150_000 { f64::INFINITY } else { 10.0 / (1.0 + step as f64 / 5000.0) + noise }
+            })
+            .collect();
+        for &loss in &curve {
+            run.log([("loss", loss)]).unwrap();
+        }
+        run.finish(0).unwrap();
+        let snapshot = store.open_run("r").unwrap().snapshot().unwrap();
+        assert!(snapshot.summary_envelope("loss", 0..=199_999, 24).unwrap().is_some(), "many chunks");
+        let line = sparkline(&snapshot, "loss", 0, 199_999, 24).unwrap();
+        // The means of the finite values of each 24th, as a short curve is drawn.
+        let means: Vec<Option<f64>> = curve
+            .chunks(200_000usize.div_ceil(24))
+            .map(|share| {
+                let finite: Vec<f64> = share.iter().copied().filter(|v| v.is_finite()).collect();
+                Some(finite.iter().sum::<f64>() / finite.len() as f64)
+            })
+            .collect();
+        let exact = render(&means);
+        assert_eq!(line.chars().count(), 24);
+        let level = |c: char| LEVELS.iter().position(|&l| l == c).unwrap();
+        for (drawn, mean) in line.chars().zip(exact.chars()) {
+            assert!(level(drawn).abs_diff(level(mean)) <= 1, "{line} vs {exact}");
+        }
+    }
 
     #[test]
     fn scales_between_minimum_and_maximum() {
