@@ -5,41 +5,61 @@ use runstore::RunSnapshot;
 
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
+/// Finer buckets asked of a curve's envelope per character: the mean of a character is then
+/// estimated from many pieces, each the middle of its range, not from one range.
+const PIECES_PER_CHARACTER: usize = 8;
+
 /// The curve of `metric` over steps `first..=last` in `width` characters: each character is the
-/// mean of the finite values in its share of the steps; a share without any is a space. A curve
-/// of many chunks (at least `width / 2`) is read from their summaries instead: each character
-/// is then the middle of the finite range of the chunks starting in its share.
+/// mean of the finite values in its share of the steps; a share without any is a space.
+///
+/// A curve of many chunks is read from their summaries (the library's envelope, in up to
+/// [`PIECES_PER_CHARACTER`] buckets per character, or one): a bucket of finite values then
+/// counts as its count of points at the middle of its range, in the share of its first step,
+/// and only a bucket holding NaN or infinities is read.
 pub fn sparkline(reader: &RunSnapshot, metric: &str, first: u64, last: u64, width: usize) -> runstore::Result<String> {
     let span = u128::from(last.saturating_sub(first)) + 1;
-    if let Some(envelope) = reader.summary_envelope(metric, first..=last, width)? {
-        let mut middles = vec![None; width];
-        for bucket in &envelope.buckets {
-            let (mut low, mut high) = (bucket.min, bucket.max);
-            if bucket.nan_count > 0 || !low.is_finite() || !high.is_finite() {
-                // NaN or an infinity: the finite range needs the points.
-                (low, high) = (f64::INFINITY, f64::NEG_INFINITY);
-                for point in reader.series(metric, bucket.first_step..=bucket.last_step)? {
-                    let value = point?.1;
-                    if value.is_finite() {
-                        (low, high) = (low.min(value), high.max(value));
-                    }
-                }
-            }
-            let share = u128::from(bucket.first_step.saturating_sub(first)) * width as u128 / span;
-            let share = usize::try_from(share).unwrap_or(width - 1).min(width - 1);
-            middles[share] = (low <= high).then(|| low / 2.0 + high / 2.0);
-        }
-        return Ok(render(&middles));
-    }
+    let share = |step: u64| {
+        let share = u128::from(step.saturating_sub(first)) * width as u128 / span;
+        usize::try_from(share).unwrap_or(width - 1).min(width - 1)
+    };
     let mut sums = vec![0.0f64; width];
     let mut counts = vec![0u64; width];
-    for point in reader.series(metric, first..=last)? {
-        let (step, value) = point?;
-        if value.is_finite() {
-            let bucket = u128::from(step - first) * width as u128 / span;
-            let bucket = usize::try_from(bucket).unwrap_or(width - 1).min(width - 1);
-            sums[bucket] += value;
-            counts[bucket] += 1;
+    let mut add = |share: usize, sum: f64, count: u64| {
+        sums[share] += sum;
+        counts[share] += count;
+    };
+    let mut envelope = None;
+    for buckets in [width * PIECES_PER_CHARACTER, width] {
+        envelope = reader.summary_envelope(metric, first..=last, buckets)?;
+        if envelope.is_some() {
+            break;
+        }
+    }
+    // Without an envelope (few chunks), every point: one bucket of the whole range.
+    let whole = [(first, last, None)];
+    let buckets: Vec<(u64, u64, Option<(f64, u64)>)> = match &envelope {
+        Some(envelope) => envelope
+            .buckets
+            .iter()
+            .map(|bucket| {
+                let finite = bucket.nan_count == 0 && bucket.min.is_finite() && bucket.max.is_finite();
+                let middle = finite.then_some((bucket.min / 2.0 + bucket.max / 2.0, bucket.count));
+                (bucket.first_step, bucket.last_step, middle)
+            })
+            .collect(),
+        None => whole.to_vec(),
+    };
+    for (low, high, middle) in buckets {
+        if let Some((middle, count)) = middle {
+            #[allow(clippy::cast_precision_loss)]
+            add(share(low), middle * count as f64, count);
+            continue;
+        }
+        for point in reader.series(metric, low..=high)? {
+            let (step, value) = point?;
+            if value.is_finite() {
+                add(share(step), value, 1);
+            }
         }
     }
     #[allow(clippy::cast_precision_loss)]
