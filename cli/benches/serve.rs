@@ -50,38 +50,9 @@ fn report(what: &str, port: u16, path: &str, repeats: usize) {
     );
 }
 
-#[allow(clippy::cast_precision_loss)]
-fn main() {
-    let runs = number("SERVE_BENCH_RUNS", 1000);
-    let steps = number("SERVE_BENCH_STEPS", 10_000_000);
-    // SERVE_BENCH_DIR keeps the store for the next run (building 10 000 runs takes minutes).
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let path = std::env::var_os("SERVE_BENCH_DIR").map_or_else(|| dir.path().join("store"), std::path::PathBuf::from);
-    let store = Store::open(&path).expect("store");
-    let reuse = store.exists("long").expect("long");
-    let started = Instant::now();
-    for n in (0..runs).filter(|_| !reuse) {
-        let optimizer = if n % 2 == 0 { "sgd" } else { "adam" };
-        let config = serde_json::json!({ "lr": 0.1 / (1 + n % 7) as f64, "seed": n, "optimizer": optimizer });
-        let options = RunOptions::new().ignore_environment().id(format!("run-{n:05}")).project("bench").config(config);
-        let mut run = store.init(options).expect("init");
-        for step in 0..10 {
-            run.log([("loss", 1.0 / (1.0 + f64::from(step) + n as f64)), ("acc", 0.5)]).expect("log");
-        }
-        run.finish(0).expect("finish");
-    }
-    if !reuse {
-        let mut run = store.init(RunOptions::new().ignore_environment().id("long")).expect("init");
-        for step in 0..steps {
-            run.log([("loss", 1.0 / (1.0 + step as f64 * 1e-4) + 0.01 * ((step % 17) as f64))]).expect("log");
-        }
-        run.finish(0).expect("finish");
-    }
-    let runs = store.run_ids().expect("runs").len() as u64 - 1;
-    let steps = store.open_run("long").expect("long").info().expect("info").rows;
-    let built = if reuse { "reused".to_string() } else { format!("built in {:.1} s", started.elapsed().as_secs_f64()) };
-    println!("store: {runs} runs of 10 rows and one of {steps} steps, {built}");
-
+/// The library alone: streaming the long metric's column (what any answer over the whole
+/// history costs at least), and its envelope from chunk summaries (what the chart reads).
+fn library_reads(store: &Store, steps: u64) {
     // What any answer over the whole history costs at least: the library streaming the column.
     let reader = store.open_run("long").expect("open");
     let replays: Vec<f64> = (0..3)
@@ -116,6 +87,41 @@ fn main() {
         "envelope of the metric, 1000 buckets",
         median(envelopes.iter().map(|e| e.0).collect())
     );
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn main() {
+    let runs = number("SERVE_BENCH_RUNS", 1000);
+    let steps = number("SERVE_BENCH_STEPS", 10_000_000);
+    // SERVE_BENCH_DIR keeps the store for the next run (building 10 000 runs takes minutes).
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = std::env::var_os("SERVE_BENCH_DIR").map_or_else(|| dir.path().join("store"), std::path::PathBuf::from);
+    let store = Store::open(&path).expect("store");
+    let reuse = store.exists("long").expect("long");
+    let started = Instant::now();
+    for n in (0..runs).filter(|_| !reuse) {
+        let optimizer = if n % 2 == 0 { "sgd" } else { "adam" };
+        let config = serde_json::json!({ "lr": 0.1 / (1 + n % 7) as f64, "seed": n, "optimizer": optimizer });
+        let options = RunOptions::new().ignore_environment().id(format!("run-{n:05}")).project("bench").config(config);
+        let mut run = store.init(options).expect("init");
+        for step in 0..10 {
+            run.log([("loss", 1.0 / (1.0 + f64::from(step) + n as f64)), ("acc", 0.5)]).expect("log");
+        }
+        run.finish(0).expect("finish");
+    }
+    if !reuse {
+        let mut run = store.init(RunOptions::new().ignore_environment().id("long")).expect("init");
+        for step in 0..steps {
+            run.log([("loss", 1.0 / (1.0 + step as f64 * 1e-4) + 0.01 * ((step % 17) as f64))]).expect("log");
+        }
+        run.finish(0).expect("finish");
+    }
+    let runs = store.run_ids().expect("runs").len() as u64 - 1;
+    let steps = store.open_run("long").expect("long").info().expect("info").rows;
+    let built = if reuse { "reused".to_string() } else { format!("built in {:.1} s", started.elapsed().as_secs_f64()) };
+    println!("store: {runs} runs of 10 rows and one of {steps} steps, {built}");
+
+    library_reads(&store, steps);
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_runstore"))
         .arg("--dir")

@@ -239,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::cast_precision_loss)]
+    #[allow(clippy::cast_precision_loss, clippy::float_cmp)] // exact values are the point
     fn a_curve_of_many_chunks_keeps_its_ends_and_extremes_from_the_summaries_and_reads_only_odd_buckets() {
         let dir = tempfile::tempdir().unwrap();
         let store = runstore::Store::open(dir.path()).unwrap();

@@ -17,16 +17,11 @@ const PIECES_PER_CHARACTER: usize = 8;
 /// counts as its count of points at the middle of its range, in the share of its first step,
 /// and only a bucket holding NaN or infinities is read.
 pub fn sparkline(reader: &RunSnapshot, metric: &str, first: u64, last: u64, width: usize) -> runstore::Result<String> {
-    let span = u128::from(last.saturating_sub(first)) + 1;
-    let share = |step: u64| {
-        let share = u128::from(step.saturating_sub(first)) * width as u128 / span;
-        usize::try_from(share).unwrap_or(width - 1).min(width - 1)
-    };
-    let mut sums = vec![0.0f64; width];
-    let mut counts = vec![0u64; width];
-    let mut add = |share: usize, sum: f64, count: u64| {
-        sums[share] += sum;
-        counts[share] += count;
+    let mut shares = Shares {
+        first,
+        span: u128::from(last.saturating_sub(first)) + 1,
+        sums: vec![0.0; width],
+        counts: vec![0; width],
     };
     let mut envelope = None;
     for buckets in [width * PIECES_PER_CHARACTER, width] {
@@ -35,37 +30,55 @@ pub fn sparkline(reader: &RunSnapshot, metric: &str, first: u64, last: u64, widt
             break;
         }
     }
-    // Without an envelope (few chunks), every point: one bucket of the whole range.
-    let whole = [(first, last, None)];
-    let buckets: Vec<(u64, u64, Option<(f64, u64)>)> = match &envelope {
-        Some(envelope) => envelope
-            .buckets
-            .iter()
-            .map(|bucket| {
-                let finite = bucket.nan_count == 0 && bucket.min.is_finite() && bucket.max.is_finite();
-                let middle = finite.then_some((bucket.min / 2.0 + bucket.max / 2.0, bucket.count));
-                (bucket.first_step, bucket.last_step, middle)
-            })
-            .collect(),
-        None => whole.to_vec(),
+    let Some(envelope) = envelope else {
+        // Few chunks: every point.
+        shares.read(reader, metric, first, last)?;
+        return Ok(render(&shares.means()));
     };
-    for (low, high, middle) in buckets {
-        if let Some((middle, count)) = middle {
+    for bucket in &envelope.buckets {
+        if bucket.nan_count == 0 && bucket.min.is_finite() && bucket.max.is_finite() {
             #[allow(clippy::cast_precision_loss)]
-            add(share(low), middle * count as f64, count);
-            continue;
+            let sum = (bucket.min / 2.0 + bucket.max / 2.0) * bucket.count as f64;
+            shares.add(bucket.first_step, sum, bucket.count);
+        } else {
+            shares.read(reader, metric, bucket.first_step, bucket.last_step)?;
         }
+    }
+    Ok(render(&shares.means()))
+}
+
+/// The sums and counts of finite values in each character's share of the steps.
+struct Shares {
+    first: u64,
+    span: u128,
+    sums: Vec<f64>,
+    counts: Vec<u64>,
+}
+
+impl Shares {
+    fn add(&mut self, step: u64, sum: f64, count: u64) {
+        let width = self.sums.len();
+        let share = u128::from(step.saturating_sub(self.first)) * width as u128 / self.span;
+        let share = usize::try_from(share).unwrap_or(width - 1).min(width - 1);
+        self.sums[share] += sum;
+        self.counts[share] += count;
+    }
+
+    /// Adds the finite points of `metric` in `low..=high`.
+    fn read(&mut self, reader: &RunSnapshot, metric: &str, low: u64, high: u64) -> runstore::Result<()> {
         for point in reader.series(metric, low..=high)? {
             let (step, value) = point?;
             if value.is_finite() {
-                add(share(step), value, 1);
+                self.add(step, value, 1);
             }
         }
+        Ok(())
     }
+
     #[allow(clippy::cast_precision_loss)]
-    let means: Vec<Option<f64>> =
-        sums.iter().zip(&counts).map(|(&sum, &count)| (count > 0).then(|| sum / count as f64)).collect();
-    Ok(render(&means))
+    fn means(&self) -> Vec<Option<f64>> {
+        self.sums.iter().zip(&self.counts).map(|(&sum, &count)| (count > 0).then(|| sum / count as f64)).collect()
+    }
 }
 
 /// Characters for values scaled between their minimum and maximum.

@@ -210,6 +210,7 @@ impl Segments {
 
     /// The first point among `pieces` whose value equals `target` (which one of them summarises
     /// as its extreme, `pick`): its step and its value, bit-exact (-0.0 equals 0.0).
+    #[allow(clippy::float_cmp)] // exact: the extreme is one of the stored values
     fn point_of(
         &self,
         metric: u32,

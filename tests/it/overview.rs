@@ -44,7 +44,7 @@ fn log_until(run: &mut runstore::Run, until: u64, random: &mut Random) {
     while run.step() < until {
         let step = run.step();
         let mut row = vec![(METRICS[0], random.value())];
-        if step % 7 == 0 {
+        if step.is_multiple_of(7) {
             row.push((METRICS[1], random.value()));
         }
         if step >= 5000 {
@@ -62,9 +62,21 @@ fn points(snapshot: &RunSnapshot, metric: &str, branch: Option<u32>) -> Vec<(u64
     series.collect::<Result<_, _>>().unwrap()
 }
 
-/// The stats of `points`, computed the obvious way.
-fn brute_stats(points: &[(u64, f64)]) -> (u64, u64, Option<(u64, f64)>, Option<(u64, f64)>, [Option<(u64, f64)>; 2]) {
-    let (mut min, mut max): (Option<(u64, f64)>, Option<(u64, f64)>) = (None, None);
+type Point = (u64, f64);
+
+/// The stats of `points`, computed the obvious way: count, NaN count, first, last, lowest and
+/// highest point.
+struct Brute {
+    count: u64,
+    nans: u64,
+    first: Option<Point>,
+    last: Option<Point>,
+    min: Option<Point>,
+    max: Option<Point>,
+}
+
+fn brute_stats(points: &[Point]) -> Brute {
+    let (mut min, mut max): (Option<Point>, Option<Point>) = (None, None);
     for &(step, value) in points {
         if value.is_nan() {
             continue;
@@ -77,7 +89,7 @@ fn brute_stats(points: &[(u64, f64)]) -> (u64, u64, Option<(u64, f64)>, Option<(
         }
     }
     let nans = points.iter().filter(|point| point.1.is_nan()).count() as u64;
-    (points.len() as u64, nans, points.first().copied(), points.last().copied(), [min, max])
+    Brute { count: points.len() as u64, nans, first: points.first().copied(), last: points.last().copied(), min, max }
 }
 
 fn bits(point: Option<(u64, f64)>) -> Option<(u64, u64)> {
@@ -85,7 +97,7 @@ fn bits(point: Option<(u64, f64)>) -> Option<(u64, u64)> {
 }
 
 fn assert_stats(stats: &MetricStats, points: &[(u64, f64)], context: &str) {
-    let (count, nans, first, last, [min, max]) = brute_stats(points);
+    let Brute { count, nans, first, last, min, max } = brute_stats(points);
     assert_eq!((stats.count, stats.nan_count), (count, nans), "{context}");
     assert_eq!(bits(stats.first), bits(first), "{context}: first");
     assert_eq!(bits(stats.last), bits(last), "{context}: last");
@@ -170,9 +182,9 @@ fn check_run(snapshot: &RunSnapshot, random: &mut Random, label: &str) -> (usize
                 assert_eq!(format!("{summary:?}"), format!("{envelope:?}"), "{context}");
             }
             if envelope.whole_chunks {
-                aligned += 1
+                aligned += 1;
             } else {
-                exact += 1
+                exact += 1;
             }
             // A range cut at random steps, both ends given.
             let low = data_first + random.below(data_last - data_first + 1);

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::catalog::{RunRow, millis};
 use super::http::{Reply, Request};
-use super::summary::{Epoch, Summaries};
+use super::summary::{Epoch, Key, Summaries};
 use crate::downsample;
 
 /// The widest chart the server downsamples for, in columns.
@@ -292,6 +292,7 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         let whole = from == 0 && to == u64::MAX;
         let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
         let key = |branch| (id.to_string(), metric.to_string(), branch);
+        let columns = usize::try_from(width).unwrap_or(usize::MAX);
         if axis != XAxis::Step {
             let branches: Vec<runstore::Branch> = if with_branches {
                 reader.branches()?.into_iter().filter(|b| b.first_step <= to && b.last_step >= from).collect()
@@ -313,18 +314,11 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
                 branches,
             }));
         }
-        // A curve of many chunks comes from their summaries; a shorter one from its points.
-        let columns = usize::try_from(width).unwrap_or(usize::MAX);
+        let cached = |branch| whole.then(|| (summaries, key(branch), epoch));
         let points = match (first, last) {
             (Some(first), Some(last)) if first <= last => {
-                match reader.summary_envelope(metric, first..=last, columns)? {
-                    Some(envelope) => {
-                        downsample::from_envelope(&envelope, |low, high| reader.series(metric, low..=high))?
-                    }
-                    None if whole => summaries
-                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
-                    None => downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?,
-                }
+                let envelope = reader.summary_envelope(metric, first..=last, columns)?;
+                step_curve(envelope, cached(None), (first, last), width, |low, high| reader.series(metric, low..=high))?
             }
             _ => Vec::new(),
         };
@@ -334,13 +328,9 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
             for branch in reader.branches()? {
                 let (low, high) = (branch.first_step.max(from), branch.last_step.min(to));
                 if low <= high {
+                    let envelope = reader.branch_summary_envelope(branch.id, metric, low..=high, columns)?;
                     let series = |low, high| reader.branch_series(branch.id, metric, low..=high);
-                    let points = match reader.branch_summary_envelope(branch.id, metric, low..=high, columns)? {
-                        Some(envelope) => downsample::from_envelope(&envelope, series)?,
-                        None if whole => summaries
-                            .whole(key(Some(branch.id)), epoch, (low, high), width, |from| series(from, high))?,
-                        None => downsample::min_max(series(low, high)?, low, high, width)?,
-                    };
+                    let points = step_curve(envelope, cached(Some(branch.id)), (low, high), width, series)?;
                     branches.push(ArchivedJson {
                         id: branch.id,
                         rewound_to: branch.rewound_to,
@@ -355,6 +345,28 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         Ok(Some(series)) => Reply::json(&series),
         Ok(None) => Reply::error(404, &format!("run {id:?} has no metric {metric:?}")),
         Err(error) => error_reply(&error),
+    }
+}
+
+/// A curve over steps `low..=high` in `width` columns: from its chunk summaries when the range
+/// holds many chunks (`envelope`), else from its points, through the cache of whole curves when
+/// `cached` (`series(low, high)` streams the points).
+fn step_curve<I>(
+    envelope: Option<runstore::Envelope>,
+    cached: Option<(&Summaries, Key, Epoch)>,
+    (low, high): (u64, u64),
+    width: u64,
+    series: impl Fn(u64, u64) -> runstore::Result<I>,
+) -> runstore::Result<Vec<(u64, f64)>>
+where
+    I: Iterator<Item = runstore::Result<(u64, f64)>>,
+{
+    match (envelope, cached) {
+        (Some(envelope), _) => downsample::from_envelope(&envelope, series),
+        (None, Some((summaries, key, epoch))) => {
+            summaries.whole(key, epoch, (low, high), width, |from| series(from, high))
+        }
+        (None, None) => downsample::min_max(series(low, high)?, low, high, width),
     }
 }
 
