@@ -214,6 +214,8 @@ fn check_run(snapshot: &RunSnapshot, random: &mut Random, label: &str) -> (usize
         }
     }
     assert!(snapshot.envelope("no such metric", .., 10).unwrap().buckets.is_empty());
+    let missing = snapshot.branch_envelope(999, "dense", .., 10).unwrap_err();
+    assert!(matches!(missing, runstore::Error::BranchNotFound { branch: 999, .. }), "{missing}");
     (aligned, exact)
 }
 
