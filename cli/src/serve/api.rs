@@ -247,8 +247,9 @@ struct SeriesJson {
 
 /// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0][&x=AXIS]`:
 /// the metric's live curve and its archived branches, each reduced to the first, lowest,
-/// highest and last point of `width` columns of the x axis: `step` (the default; whole curves
-/// come from `summaries`), `runtime` or `time` (then each curve has an `x` column, seconds).
+/// highest and last point of `width` columns of the x axis: `step` (the default; a curve of many
+/// chunks comes from their summaries, see [`step_curve`]; other whole curves from `summaries`),
+/// `runtime` or `time` (then each curve has an `x` column, seconds).
 pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
     let Some(metric) = request.param("metric") else {
         return Reply::error(400, "the metric parameter is missing");
