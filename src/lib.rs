@@ -117,6 +117,7 @@ pub use options::{
 };
 pub use read::check::{Integrity, Problem, RunCheck, StoreCheck};
 pub use read::history::{History, Row, RowRef, Series, TimedSeries};
+pub use read::overview::{Bucket, Envelope, MetricStats};
 pub use read::reader::RunReader;
 pub use read::snapshot::RunSnapshot;
 pub use state::{Attempt, Branch, LockHolder, ParseError, RunInfo, RunState};

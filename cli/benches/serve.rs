@@ -1,5 +1,6 @@
 //! `runstore serve` on a big store: the server time of the runs table's first page with 1 000
-//! runs in the store (cold, then cached), and of a 10⁷-step metric's chart data. A benchmark,
+//! runs in the store (cold, then cached), and of a 10⁷-step metric's chart data (its first
+//! request reads the chunk summaries: the library's envelope is timed alone too). A benchmark,
 //! not a test: it prints the numbers (the server's own `Server-Timing`, and the time the client
 //! waited). `cargo bench -p runstore-cli --bench serve`; `SERVE_BENCH_RUNS=10000` for a bigger
 //! store, `SERVE_BENCH_STEPS` for another length.
@@ -49,6 +50,45 @@ fn report(what: &str, port: u16, path: &str, repeats: usize) {
     );
 }
 
+/// The library alone: streaming the long metric's column (what any answer over the whole
+/// history costs at least), and its envelope from chunk summaries (what the chart reads).
+fn library_reads(store: &Store, steps: u64) {
+    // What any answer over the whole history costs at least: the library streaming the column.
+    let reader = store.open_run("long").expect("open");
+    let replays: Vec<f64> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let mut count = 0u64;
+            for point in reader.series("loss", ..).expect("series") {
+                point.expect("point");
+                count += 1;
+            }
+            assert_eq!(count, steps);
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    println!(
+        "{:<52} library  {:>8.2} ms  (median of 3: streaming the column, no server)",
+        format!("replay of the {steps}-step metric"),
+        median(replays)
+    );
+
+    // What the chart of the whole curve reads: the chunk summaries, 1 000 buckets.
+    let envelopes: Vec<(f64, usize, bool)> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let envelope = reader.envelope("loss", .., 1000).expect("envelope");
+            (started.elapsed().as_secs_f64() * 1000.0, envelope.buckets.len(), envelope.whole_chunks)
+        })
+        .collect();
+    let (buckets, whole_chunks) = (envelopes[0].1, envelopes[0].2);
+    println!(
+        "{:<52} library  {:>8.2} ms  (median of 3: {buckets} buckets, from summaries: {whole_chunks})",
+        "envelope of the metric, 1000 buckets",
+        median(envelopes.iter().map(|e| e.0).collect())
+    );
+}
+
 #[allow(clippy::cast_precision_loss)]
 fn main() {
     let runs = number("SERVE_BENCH_RUNS", 1000);
@@ -81,25 +121,7 @@ fn main() {
     let built = if reuse { "reused".to_string() } else { format!("built in {:.1} s", started.elapsed().as_secs_f64()) };
     println!("store: {runs} runs of 10 rows and one of {steps} steps, {built}");
 
-    // What any answer over the whole history costs at least: the library streaming the column.
-    let reader = store.open_run("long").expect("open");
-    let replays: Vec<f64> = (0..3)
-        .map(|_| {
-            let started = Instant::now();
-            let mut count = 0u64;
-            for point in reader.series("loss", ..).expect("series") {
-                point.expect("point");
-                count += 1;
-            }
-            assert_eq!(count, steps);
-            started.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
-    println!(
-        "{:<52} library  {:>8.2} ms  (median of 3: streaming the column, no server)",
-        format!("replay of the {steps}-step metric"),
-        median(replays)
-    );
+    library_reads(&store, steps);
 
     let mut server = Command::new(env!("CARGO_BIN_EXE_runstore"))
         .arg("--dir")

@@ -1,6 +1,10 @@
 //! Min/max-per-column downsampling, shared by `plot` (SVG) and `serve` (chart data): a curve of
 //! any length is reduced to the first, lowest, highest and last point of each of `columns`
 //! equal step intervals, so spikes stay visible and the output stays small.
+//!
+//! A curve of many chunks is reduced from the library's [`runstore::Envelope`] instead, read
+//! from chunk summaries ([`from_envelope`]): its columns follow chunk boundaries, and a column's
+//! lowest and highest values, whose steps the summaries do not keep, are drawn at its middle.
 
 /// The first, lowest, highest and last finite point of `series` in each of `columns` equal step
 /// intervals of `first..=last`, in step order; streamed, so memory stays bounded by the output.
@@ -128,11 +132,60 @@ impl<P: Copy + PartialEq + PartialOrd> ByColumn<P> {
         }
     }
 
+    /// The points reduced so far, the current column's included; the reducer starts empty.
+    fn take(&mut self) -> Vec<(P, f64)> {
+        self.flush();
+        std::mem::take(&mut self.points)
+    }
+
     /// The reduced points, in the order pushed.
     pub fn finish(mut self) -> Vec<(P, f64)> {
         self.flush();
         self.points
     }
+}
+
+/// The first, lowest, highest and last finite point of each bucket of `envelope` (read from
+/// chunk summaries), in step order: the output of [`min_max`] for columns that follow chunk
+/// boundaries. A bucket of finite values only gives its first and last point, and its lowest
+/// and highest value at the two steps in its middle (their own steps are not in the summaries);
+/// a bucket holding NaN or infinities, or of fewer than four steps, is read (`read(first,
+/// last)` streams its points) and reduced exactly.
+///
+/// # Errors
+///
+/// The first error `read` yields.
+pub fn from_envelope<I>(
+    envelope: &runstore::Envelope,
+    mut read: impl FnMut(u64, u64) -> runstore::Result<I>,
+) -> runstore::Result<Vec<(u64, f64)>>
+where
+    I: Iterator<Item = runstore::Result<(u64, f64)>>,
+{
+    let mut cells = ByColumn::default();
+    let mut points = Vec::with_capacity(envelope.buckets.len() * 4);
+    for (column, bucket) in (0u64..).zip(&envelope.buckets) {
+        let finite = bucket.nan_count == 0 && bucket.min.is_finite() && bucket.max.is_finite();
+        if finite && bucket.last_step - bucket.first_step >= 3 {
+            let middle = bucket.first_step + (bucket.last_step - bucket.first_step) / 2;
+            // Falling: the highest value first, as a falling curve passes it first.
+            let (a, b) = if bucket.first > bucket.last { (bucket.max, bucket.min) } else { (bucket.min, bucket.max) };
+            points.extend(cells.take());
+            points.extend([
+                (bucket.first_step, bucket.first),
+                (middle, a),
+                (middle + 1, b),
+                (bucket.last_step, bucket.last),
+            ]);
+        } else {
+            for point in read(bucket.first_step, bucket.last_step)? {
+                let (step, value) = point?;
+                cells.push(column, step, value);
+            }
+        }
+    }
+    points.extend(cells.finish());
+    Ok(points)
 }
 
 #[cfg(test)]
@@ -183,6 +236,59 @@ mod tests {
             reducer.push(x_column(x, 0.0, 4.0, 2), x, value);
         }
         assert_eq!(reducer.finish(), [(0.0, 1.0), (0.5, 5.0), (0.7, -1.0), (0.9, 2.0), (3.0, 7.0)]);
+    }
+
+    #[test]
+    #[allow(clippy::cast_precision_loss, clippy::float_cmp)] // exact values are the point
+    fn a_curve_of_many_chunks_keeps_its_ends_and_extremes_from_the_summaries_and_reads_only_odd_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = runstore::Store::open(dir.path()).unwrap();
+        let mut run = store.init(runstore::RunOptions::new().ignore_environment().id("r")).unwrap();
+        // Noise fills a chunk every few thousand points: dozens of chunks.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut values = Vec::new();
+        for step in 0..100_000u64 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = match step {
+                31_337 => 1e9,
+                77_777 => f64::INFINITY,
+                80_000 => f64::NAN,
+                _ => (state >> 11) as f64 / (1u64 << 53) as f64,
+            };
+            values.push((step, value));
+            run.log([("loss", value)]).unwrap();
+        }
+        run.finish(0).unwrap();
+        let snapshot = store.open_run("r").unwrap().snapshot().unwrap();
+        let envelope = snapshot.summary_envelope("loss", 0..=99_999, 20).unwrap().expect("many chunks");
+        let mut reads = Vec::new();
+        let points = from_envelope(&envelope, |low, high| {
+            reads.push((low, high));
+            snapshot.series("loss", low..=high)
+        })
+        .unwrap();
+        // Only the buckets holding the infinity and the NaN were read.
+        let odd: Vec<(u64, u64)> = envelope
+            .buckets
+            .iter()
+            .filter(|b| [77_777, 80_000].iter().any(|step| (b.first_step..=b.last_step).contains(step)))
+            .map(|b| (b.first_step, b.last_step))
+            .collect();
+        assert_eq!(reads, odd);
+        assert!(points.windows(2).all(|pair| pair[0].0 < pair[1].0), "steps increase");
+        assert!(points.len() <= envelope.buckets.len() * 4);
+        assert_eq!((points[0], points[points.len() - 1]), (values[0], values[99_999]));
+        let finite = values.iter().map(|p| p.1).filter(|v| v.is_finite());
+        let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        assert!(points.iter().any(|p| p.1 == low) && points.iter().any(|p| p.1 == high), "{low} {high}");
+        assert!(points.iter().all(|p| p.1.is_finite()));
+        // Every bucket's first and last point is a real point.
+        for bucket in &envelope.buckets {
+            let first = points.iter().find(|p| p.0 == bucket.first_step).copied();
+            assert_eq!(first, Some(values[usize::try_from(bucket.first_step).unwrap()]));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use runstore::{RunSnapshot, Store};
 
-use crate::downsample::{ByColumn, MinMax, x_column};
+use crate::downsample::{self, ByColumn, MinMax, x_column};
 use crate::exit::Failure;
 use crate::history::Selection;
 use crate::output;
@@ -159,15 +159,14 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
                 (name.clone(), svg::metric_colour(name))
             };
             let (points, raw) = match source.span {
-                Some((first, last)) => curve(source.reader.series(name, first..=last)?, first, last, args.smooth)?,
+                Some(span) => read_curve(&source.reader, name, None, span, args.smooth)?,
                 None => (Vec::new(), None),
             };
             let mut archived = Vec::new();
             for branch in &source.branches {
                 let (first, last) = (branch.first_step.max(*steps.start()), branch.last_step.min(*steps.end()));
                 if first <= last {
-                    let series = source.reader.branch_series(branch.id, name, first..=last)?;
-                    archived.push(curve(series, first, last, None)?.0);
+                    archived.push(read_curve(&source.reader, name, Some(branch.id), (first, last), None)?.0);
                 }
             }
             series.push(Series { label, colour, points, raw, branches: archived });
@@ -263,6 +262,35 @@ fn metrics(sources: &[Source], asked: &[String]) -> Result<(Vec<String>, Option<
         }
     }
     Ok(chosen(asked, &names))
+}
+
+/// The downsampled curve of `name` over `first..=last` in the live history or archived branch
+/// `branch`: from chunk summaries when the range holds many chunks and nothing is smoothed
+/// (see [`downsample::from_envelope`]), else from its points ([`curve`]).
+fn read_curve(
+    reader: &RunSnapshot,
+    name: &str,
+    branch: Option<u32>,
+    (first, last): (u64, u64),
+    weight: Option<f64>,
+) -> Result<(Points, Option<Points>), Failure> {
+    let series = |low: u64, high: u64| match branch {
+        Some(branch) => reader.branch_series(branch, name, low..=high),
+        None => reader.series(name, low..=high),
+    };
+    if weight.is_none() {
+        let columns = usize::try_from(COLUMNS).unwrap_or(usize::MAX);
+        let envelope = match branch {
+            Some(branch) => reader.branch_summary_envelope(branch, name, first..=last, columns)?,
+            None => reader.summary_envelope(name, first..=last, columns)?,
+        };
+        if let Some(envelope) = envelope {
+            #[allow(clippy::cast_precision_loss)] // chart coordinates
+            let points = downsample::from_envelope(&envelope, series)?.into_iter().map(|(s, v)| (s as f64, v));
+            return Ok((points.collect(), None));
+        }
+    }
+    curve(series(first, last)?, first, last, weight)
 }
 
 /// The downsampled curve of `series` over `first..=last`, smoothed with `weight` if given,

@@ -11,7 +11,6 @@ use crate::format::summary::ChunkSummary;
 use crate::format::tables::{ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SUMMARIES};
 use crate::read::history::{Segment, Table};
 
-#[allow(dead_code)] // The summary tables serve `show` and plot downsampling, next.
 enum Kind {
     Live {
         rows: ReadOnlyTable<u64, &'static [u8]>,
@@ -140,8 +139,24 @@ impl SegmentTables {
         Ok(self.last_rows(step)?.map_or(step, |(key, _)| key))
     }
 
+    /// The key a scan of `metric`'s summaries for steps from `step` on starts at: that of the
+    /// chunk holding `step`, if one starts before it. Reads one summary, not the chunk.
+    pub(crate) fn summaries_start(&self, metric: u32, step: u64) -> Result<u64> {
+        let path = &self.path;
+        let key = match &self.kind {
+            Kind::Live { summaries, .. } => {
+                let last = summaries.range((metric, 0)..=(metric, step)).at(path)?.next_back().transpose().at(path)?;
+                last.map(|(key, _)| key.value().1)
+            }
+            Kind::Archive { branch, summaries, .. } => {
+                let mut range = summaries.range((*branch, metric, 0)..=(*branch, metric, step)).at(path)?;
+                range.next_back().transpose().at(path)?.map(|(key, _)| key.value().2)
+            }
+        };
+        Ok(key.unwrap_or(step))
+    }
+
     /// The summaries of `metric`'s chunks whose keys are in `from..=to`, in step order.
-    #[allow(dead_code)] // For `show` and plot downsampling, next.
     pub(crate) fn summaries(&self, metric: u32, from: u64, to: u64) -> Result<Vec<(u64, ChunkSummary)>> {
         let path = &self.path;
         let mut out = Vec::new();

@@ -4,5 +4,6 @@
 pub(crate) mod check;
 pub(crate) mod chunks;
 pub(crate) mod history;
+pub(crate) mod overview;
 pub(crate) mod reader;
 pub(crate) mod snapshot;

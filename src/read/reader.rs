@@ -352,6 +352,42 @@ impl RunReader {
     pub fn branch_series(&self, branch: u32, metric: &str, steps: impl RangeBounds<u64>) -> Result<Series> {
         self.snapshot()?.branch_series(branch, metric, steps)
     }
+
+    /// Every metric's count, ends and extremes from chunk summaries, from a new snapshot (see
+    /// [`RunSnapshot::metric_stats`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::metric_stats`].
+    pub fn metric_stats(&self) -> Result<Vec<crate::MetricStats>> {
+        self.snapshot()?.metric_stats()
+    }
+
+    /// `metric`'s points in `steps` reduced to about `buckets` buckets, from a new snapshot
+    /// (see [`RunSnapshot::envelope`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::envelope`].
+    pub fn envelope(&self, metric: &str, steps: impl RangeBounds<u64>, buckets: usize) -> Result<crate::Envelope> {
+        self.snapshot()?.envelope(metric, steps, buckets)
+    }
+
+    /// As [`RunReader::envelope`], in archived branch `branch` (see
+    /// [`RunSnapshot::branch_envelope`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RunSnapshot::branch_envelope`].
+    pub fn branch_envelope(
+        &self,
+        branch: u32,
+        metric: &str,
+        steps: impl RangeBounds<u64>,
+        buckets: usize,
+    ) -> Result<crate::Envelope> {
+        self.snapshot()?.branch_envelope(branch, metric, steps, buckets)
+    }
 }
 
 pub(crate) fn bounds(steps: &impl RangeBounds<u64>) -> (u64, u64) {

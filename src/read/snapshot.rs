@@ -318,7 +318,21 @@ impl RunSnapshot {
         Ok(TimedSeries::new(history::narrow(self.segments.clone(), first, last), self.metric_id(metric)))
     }
 
-    fn metric_id(&self, metric: &str) -> Option<u32> {
+    /// The live history's segments, for the overviews.
+    pub(crate) fn live_segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The run's metric names, in id order.
+    pub(crate) fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+
+    pub(crate) fn file(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn metric_id(&self, metric: &str) -> Option<u32> {
         self.names.iter().position(|name| &**name == metric).and_then(|id| u32::try_from(id).ok())
     }
 
@@ -355,7 +369,7 @@ impl RunSnapshot {
         Ok(Series::new(history::narrow(vec![segment], first, last), self.metric_id(metric)))
     }
 
-    fn branch_segment(&self, branch: u32) -> Result<Segment> {
+    pub(crate) fn branch_segment(&self, branch: u32) -> Result<Segment> {
         let record = guard::catch(&self.path, || branch_records(&self.tx, &self.path))?
             .into_iter()
             .find(|(id, _)| *id == branch)

@@ -18,6 +18,7 @@ mod history;
 mod hostile_input;
 mod live_reader;
 mod lock_contention;
+mod overview;
 mod preemption;
 mod races;
 mod resume_policy;

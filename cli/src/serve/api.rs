@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::catalog::{RunRow, millis};
 use super::http::{Reply, Request};
-use super::summary::{Epoch, Summaries};
+use super::summary::{Epoch, Key, Summaries};
 use crate::downsample;
 
 /// The widest chart the server downsamples for, in columns.
@@ -267,8 +267,9 @@ fn step_metric<'r>(request: &'r Request<'_>) -> Result<&'r str, Reply> {
 
 /// `GET /api/runs/{id}/series?metric=NAME[&width=N][&from=STEP][&to=STEP][&branches=0][&x=AXIS]`:
 /// the metric's live curve and its archived branches, each reduced to the first, lowest,
-/// highest and last point of `width` columns of the x axis: `step` (the default; whole curves
-/// come from `summaries`), `runtime` or `time` (then each curve has an `x` column, seconds).
+/// highest and last point of `width` columns of the x axis: `step` (the default; a curve of many
+/// chunks comes from their summaries, see [`step_curve`]; other whole curves from `summaries`),
+/// `runtime` or `time` (then each curve has an `x` column, seconds).
 pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request) -> Reply {
     let metric = match step_metric(request) {
         Ok(metric) => metric,
@@ -310,6 +311,7 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         let whole = from == 0 && to == u64::MAX;
         let epoch = Epoch { created_at: millis(info.created_at), branches: info.branches };
         let key = |branch| (id.to_string(), metric.to_string(), branch);
+        let columns = usize::try_from(width).unwrap_or(usize::MAX);
         if axis != XAxis::Step {
             let branches: Vec<runstore::Branch> = if with_branches {
                 reader.branches()?.into_iter().filter(|b| b.first_step <= to && b.last_step >= from).collect()
@@ -331,30 +333,23 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
                 branches,
             }));
         }
+        let cached = |branch| whole.then(|| (summaries, key(branch), epoch));
         let points = match (first, last) {
-            (Some(first), Some(last)) if whole && first <= last => {
-                Columns::from_points(
-                    summaries
-                        .whole(key(None), epoch, (first, last), width, |from| reader.series(metric, from..=last))?,
-                )
-            }
             (Some(first), Some(last)) if first <= last => {
-                Columns::from_points(downsample::min_max(reader.series(metric, first..=last)?, first, last, width)?)
+                let envelope = reader.summary_envelope(metric, first..=last, columns)?;
+                step_curve(envelope, cached(None), (first, last), width, |low, high| reader.series(metric, low..=high))?
             }
-            _ => Columns::default(),
+            _ => Vec::new(),
         };
+        let points = Columns::from_points(points);
         let mut branches = Vec::new();
         if with_branches {
             for branch in reader.branches()? {
                 let (low, high) = (branch.first_step.max(from), branch.last_step.min(to));
                 if low <= high {
-                    let points = if whole {
-                        summaries.whole(key(Some(branch.id)), epoch, (low, high), width, |from| {
-                            reader.branch_series(branch.id, metric, from..=high)
-                        })?
-                    } else {
-                        downsample::min_max(reader.branch_series(branch.id, metric, low..=high)?, low, high, width)?
-                    };
+                    let envelope = reader.branch_summary_envelope(branch.id, metric, low..=high, columns)?;
+                    let series = |low, high| reader.branch_series(branch.id, metric, low..=high);
+                    let points = step_curve(envelope, cached(Some(branch.id)), (low, high), width, series)?;
                     branches.push(ArchivedJson {
                         id: branch.id,
                         rewound_to: branch.rewound_to,
@@ -369,6 +364,28 @@ pub fn series(store: &Store, summaries: &Summaries, id: &str, request: &Request)
         Ok(Some(series)) => Reply::json(&series),
         Ok(None) => Reply::error(404, &format!("run {id:?} has no metric {metric:?}")),
         Err(error) => error_reply(&error),
+    }
+}
+
+/// A curve over steps `low..=high` in `width` columns: from its chunk summaries when the range
+/// holds many chunks (`envelope`), else from its points, through the cache of whole curves when
+/// `cached` (`series(low, high)` streams the points).
+fn step_curve<I>(
+    envelope: Option<runstore::Envelope>,
+    cached: Option<(&Summaries, Key, Epoch)>,
+    (low, high): (u64, u64),
+    width: u64,
+    series: impl Fn(u64, u64) -> runstore::Result<I>,
+) -> runstore::Result<Vec<(u64, f64)>>
+where
+    I: Iterator<Item = runstore::Result<(u64, f64)>>,
+{
+    match (envelope, cached) {
+        (Some(envelope), _) => downsample::from_envelope(&envelope, series),
+        (None, Some((summaries, key, epoch))) => {
+            summaries.whole(key, epoch, (low, high), width, |from| series(from, high))
+        }
+        (None, None) => downsample::min_max(series(low, high)?, low, high, width),
     }
 }
 
