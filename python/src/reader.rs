@@ -174,12 +174,9 @@ impl NativeReader {
 
     /// Every system metric's samples, read in one snapshot: `(name, times, values)` with the
     /// times as seconds since the Unix epoch (f64) and the values (f64), native-endian.
-    fn system<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(String, Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)>> {
+    fn system<'py>(&self, py: Python<'py>) -> PyResult<Vec<SystemColumns<Bound<'py, PyByteArray>>>> {
         let read = py
-            .detach(|| -> runstore::Result<Vec<(String, Vec<u8>, Vec<u8>)>> {
+            .detach(|| -> runstore::Result<Vec<SystemColumns<Vec<u8>>>> {
                 let snapshot = self.reader.snapshot()?;
                 let mut all = Vec::new();
                 for name in snapshot.metrics()? {
@@ -277,6 +274,9 @@ impl NativeReader {
         Ok(NativeScan { state: Mutex::new(ScanState { history, keys, wanted: Vec::new(), names: Vec::new() }) })
     }
 }
+
+/// A system metric's name, its sample times and its values, as bytes.
+type SystemColumns<Bytes> = (String, Bytes, Bytes);
 
 /// The steps, the names, the values and the presence (1 where a row has the metric) of
 /// [`NativeReader::columns`], as bytes.
