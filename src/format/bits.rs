@@ -58,7 +58,7 @@ impl<'a> BitReader<'a> {
         Self { data, next_byte: 0, acc: 0, available: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         if self.available <= 56 {
             if let Some(chunk) = self.data.get(self.next_byte..self.next_byte + 8) {
@@ -80,15 +80,23 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `bits` bits (≤ 64) as the low bits of the result.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        if bits <= 56 {
+            return self.read_short(bits);
+        }
+        let high = self.read_short(bits - 32)?;
+        let low = self.read_short(32)?;
+        Ok((high << 32) | low)
+    }
+
+    /// [`BitReader::read`] for at most 56 bits: one refill at most, never recursive, so that
+    /// the decoders' loops inline it.
+    #[inline(always)]
+    fn read_short(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        debug_assert!(bits <= 56);
         if bits == 0 {
             return Ok(0);
-        }
-        if bits > 56 {
-            let high = self.read(bits - 32)?;
-            let low = self.read(32)?;
-            return Ok((high << 32) | low);
         }
         if self.available < bits {
             self.refill();
@@ -104,7 +112,25 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     pub(crate) fn read_bit(&mut self) -> Result<bool, Corrupt> {
-        Ok(self.read(1)? == 1)
+        Ok(self.read_short(1)? == 1)
+    }
+
+    /// The next (up to) 56 bits without consuming them, left-aligned, and how many of them
+    /// the stream holds (bits past its end read as zeros).
+    #[inline(always)]
+    pub(crate) fn peek(&mut self) -> (u64, u32) {
+        if self.available <= 56 {
+            self.refill();
+        }
+        (self.acc, self.available)
+    }
+
+    /// Consumes `bits` bits that [`BitReader::peek`] showed to be there.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, bits: u32) {
+        debug_assert!(bits <= self.available && bits < 64);
+        self.acc <<= bits;
+        self.available -= bits;
     }
 }
 

@@ -89,15 +89,24 @@ fn encode_sized(
 }
 
 /// One metric's new points, gathered from a batch of rows.
-#[derive(Default)]
 struct MetricPoints {
     steps: Vec<u64>,
     values: Vec<f64>,
+    /// Points per chunk to try first, learnt from this metric's own data: metrics differ in
+    /// bytes per point (a smooth schedule codes in a few bits, a noisy loss in most of 64), and
+    /// a guess made on another metric's data would be encoded again at another size.
+    guess: usize,
+}
+
+impl Default for MetricPoints {
+    fn default() -> Self {
+        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: 2048 }
+    }
 }
 
 /// Memory reused from one commit to the next.
 pub(crate) struct Scratch {
-    /// Rows and points per chunk to try first, learnt from the data.
+    /// Rows per chunk, and samples per time chunk, to try first, learnt from the data.
     rows_guess: usize,
     points_guess: usize,
     steps: Vec<u64>,
@@ -177,7 +186,7 @@ pub(crate) fn append_points(
     gather(rows, scratch);
     let mut points = tx.open_table(POINTS).at(path)?;
     let mut summaries = tx.open_table(SUMMARIES).at(path)?;
-    let Scratch { steps, values, bytes, stream, by_metric, touched, points_guess, .. } = scratch;
+    let Scratch { steps, values, bytes, stream, by_metric, touched, .. } = scratch;
     for &metric in touched.iter() {
         let new = &mut by_metric[metric as usize];
         steps.clear();
@@ -209,7 +218,7 @@ pub(crate) fn append_points(
             steps.len(),
             size,
             MAX_POINTS,
-            points_guess,
+            &mut new.guess,
             bytes,
             |range, out| point_chunk::encode(&steps[range.clone()], &values[range], stream, out),
             |range, chunk| {
