@@ -5,8 +5,9 @@ use super::Corrupt;
 /// Appends bit fields to a byte vector.
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
-    /// Pending bits, right-aligned; only the low `pending` bits are meaningful.
-    acc: u128,
+    /// Pending bits in the low `pending` bits; the bits above them are stale and never written.
+    acc: u64,
+    /// Fewer than 64: a full word is written out at once.
     pending: u32,
 }
 
@@ -16,30 +17,31 @@ impl<'a> BitWriter<'a> {
     }
 
     /// Writes `value` as `bits` bits (`bits` ≤ 64); `value` must fit in them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&mut self, value: u64, bits: u32) {
         debug_assert!(bits <= 64);
         debug_assert!(bits == 64 || value >> bits == 0);
-        self.acc = (self.acc << bits) | u128::from(value);
-        self.pending += bits;
-        if self.pending >= 64 {
-            self.pending -= 64;
-            // Truncation keeps exactly the 64 bits that are now complete.
-            #[allow(clippy::cast_possible_truncation)]
-            let word = (self.acc >> self.pending) as u64;
+        let free = 64 - self.pending;
+        if bits < free {
+            self.acc = (self.acc << bits) | value;
+            self.pending += bits;
+        } else {
+            // The pending bits, then the top `free` bits of `value`, make a word; the other
+            // `rest` bits of `value` stay pending.
+            let rest = bits - free;
+            let word = self.acc.checked_shl(free).unwrap_or(0) | (value >> rest);
             self.out.extend_from_slice(&word.to_be_bytes());
+            self.acc = value;
+            self.pending = rest;
         }
     }
 
     /// Pads the last byte with zero bits and writes it out.
-    pub(crate) fn finish(mut self) {
-        let pad = (8 - self.pending % 8) % 8;
-        self.acc <<= pad;
-        self.pending += pad;
-        while self.pending > 0 {
-            self.pending -= 8;
-            #[allow(clippy::cast_possible_truncation)]
-            self.out.push((self.acc >> self.pending) as u8);
+    pub(crate) fn finish(self) {
+        if self.pending > 0 {
+            let word = self.acc << (64 - self.pending);
+            let bytes = self.pending.div_ceil(8) as usize;
+            self.out.extend_from_slice(&word.to_be_bytes()[..bytes]);
         }
     }
 }

@@ -28,10 +28,12 @@ impl Predictor {
     /// The prediction for the value after `prev` (and `prev2` before it).
     ///
     /// Linear prediction is used only on finite inputs with a finite result: IEEE arithmetic
-    /// on those is exact and portable, while NaN payloads may differ between processors.
+    /// on those is exact and portable, while NaN payloads may differ between processors. A
+    /// finite result implies finite inputs (an infinite or NaN operand makes the result
+    /// infinite or NaN), so only the result is checked.
     #[inline]
     fn predict(self, prev: f64, prev2: f64) -> u64 {
-        if self == Self::Linear && prev.is_finite() && prev2.is_finite() {
+        if self == Self::Linear {
             let linear = 2.0 * prev - prev2;
             if linear.is_finite() {
                 return linear.to_bits();

@@ -209,8 +209,14 @@ pub(crate) fn append_points(
                 }
             }
         }
-        steps.extend_from_slice(&new.steps);
-        values.extend_from_slice(&new.values);
+        if steps.is_empty() {
+            // Nothing to top up: encode the gathered points where they are.
+            std::mem::swap(steps, &mut new.steps);
+            std::mem::swap(values, &mut new.values);
+        } else {
+            steps.extend_from_slice(&new.steps);
+            values.extend_from_slice(&new.values);
+        }
         new.steps.clear();
         new.values.clear();
         let (steps, values) = (&*steps, &*values);
