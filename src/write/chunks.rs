@@ -49,11 +49,26 @@ impl ChunkSize {
     fn top_up_below(self) -> usize {
         self.target() * 7 / 8
     }
-}
 
-/// The most rows in a row chunk, and points in a point chunk: bounds the work of a top-up.
-const MAX_ROWS: usize = 8192;
-const MAX_POINTS: usize = 16_384;
+    /// The most rows in a row chunk: bounds the work of a top-up. A commit per row tops up
+    /// the last row chunk at every commit, and rows that cost a bit each would otherwise fill
+    /// thousands into one small chunk, decoded and encoded again for every row.
+    fn max_rows(self) -> usize {
+        match self {
+            ChunkSize::Large => 8192,
+            ChunkSize::Small => 512,
+        }
+    }
+
+    /// The most points in a point chunk (and samples in a time chunk), for the same reason: a
+    /// constant metric codes in a bit per point.
+    fn max_points(self) -> usize {
+        match self {
+            ChunkSize::Large => 16_384,
+            ChunkSize::Small => 512,
+        }
+    }
+}
 
 /// Encodes entries `0..count` as chunks of about the target size: `encode(range, out)` encodes
 /// a range, `sink(range, bytes)` stores a chunk. `guess` is the entries per chunk to try
@@ -121,7 +136,7 @@ pub(crate) struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            rows_guess: MAX_ROWS,
+            rows_guess: ChunkSize::Large.max_rows(),
             points_guess: 2048,
             steps: Vec::new(),
             times: Vec::new(),
@@ -153,7 +168,7 @@ pub(crate) fn append_rows(
     if let Some((_, chunk)) = last {
         let range = row_chunk::range(&chunk).at(path)?;
         let merges = rows.first_step() == Some(range.last_step);
-        if (chunk.len() < size.top_up_below() && range.count < MAX_ROWS) || merges {
+        if (chunk.len() < size.top_up_below() && range.count < size.max_rows()) || merges {
             row_chunk::decode(&chunk, steps, times).at(path)?;
             start = usize::from(merges);
         }
@@ -164,7 +179,7 @@ pub(crate) fn append_rows(
     encode_sized(
         steps.len(),
         size,
-        MAX_ROWS,
+        size.max_rows(),
         rows_guess,
         bytes,
         |range, out| row_chunk::encode(&steps[range.clone()], &times[range], stream, out),
@@ -201,7 +216,7 @@ pub(crate) fn append_points(
         if let Some(chunk) = last {
             let range = point_chunk::range(&chunk).at(path)?;
             let merges = new.steps.first() == Some(&range.last_step);
-            if (chunk.len() < size.top_up_below() && range.count < MAX_POINTS) || merges {
+            if (chunk.len() < size.top_up_below() && range.count < size.max_points()) || merges {
                 point_chunk::decode(&chunk, steps, values).at(path)?;
                 if merges {
                     steps.pop();
@@ -223,7 +238,7 @@ pub(crate) fn append_points(
         encode_sized(
             steps.len(),
             size,
-            MAX_POINTS,
+            size.max_points(),
             &mut new.guess,
             bytes,
             |range, out| point_chunk::encode(&steps[range.clone()], &values[range], stream, out),
@@ -273,7 +288,7 @@ pub(crate) fn append_samples(
             let mut stored_values = Vec::new();
             time_chunk::decode(&chunk, &mut stored_times, &mut stored_values).at(path)?;
             last_time = stored_times.last().copied();
-            if chunk.len() < size.top_up_below() && stored_times.len() < MAX_POINTS {
+            if chunk.len() < size.top_up_below() && stored_times.len() < size.max_points() {
                 *times = stored_times;
                 *values = stored_values;
             }
@@ -292,7 +307,7 @@ pub(crate) fn append_samples(
         encode_sized(
             times.len(),
             size,
-            MAX_POINTS,
+            size.max_points(),
             points_guess,
             bytes,
             |range, out| time_chunk::encode(&times[range.clone()], &values[range], stream, out),
