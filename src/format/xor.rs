@@ -4,6 +4,10 @@
 //! `0` (equal), `10` + bits (fits the previous window) or `11` + 5-bit leading-zero count +
 //! 6-bit length + bits. Pelkonen et al., "Gorilla", VLDB 2015, with a choice of predictor.
 
+// The hot loops of the codec and the log path inline their helpers: measured with callgrind,
+// the compiler left them out of line otherwise.
+#![allow(clippy::inline_always)]
+
 use super::Corrupt;
 use super::bits::{BitReader, BitWriter};
 

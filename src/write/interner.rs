@@ -4,6 +4,10 @@
 //! position `i` is first guessed from the previous row and checked with one string compare;
 //! only a miss hashes the name.
 
+// The hot loops of the codec and the log path inline their helpers: measured with callgrind,
+// the compiler left them out of line otherwise.
+#![allow(clippy::inline_always)]
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
