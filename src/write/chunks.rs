@@ -13,7 +13,7 @@ use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
     ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
 };
-use crate::format::{point_chunk, row_chunk, time_chunk};
+use crate::format::{Corrupt, point_chunk, row_chunk, time_chunk};
 
 /// How big the writer makes chunks. A chunk is one redb value, stored in a page of a power-of-two
 /// size: a chunk just under a page keeps the rounding waste small.
@@ -111,11 +111,48 @@ struct MetricPoints {
     /// bytes per point (a smooth schedule codes in a few bits, a noisy loss in most of 64), and
     /// a guess made on another metric's data would be encoded again at another size.
     guess: usize,
+    /// The last chunk this writer stored for the metric, with its points: a commit per row tops
+    /// it up at every commit, and finding the stored bytes equal to these spares decoding them.
+    /// Kept for small chunks only (a thousand metrics' large chunks would hold tens of MB).
+    tail: Tail,
+}
+
+/// A chunk's bytes and the points they decode to.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    steps: Vec<u64>,
+    values: Vec<f64>,
+}
+
+impl Tail {
+    /// Appends the points of `chunk` to `steps` and `values`: the kept ones if `chunk` is the
+    /// chunk they came from (byte for byte), else decoded.
+    fn points_of(&self, chunk: &[u8], steps: &mut Vec<u64>, values: &mut Vec<f64>) -> Result<(), Corrupt> {
+        if !self.bytes.is_empty() && self.bytes == chunk {
+            steps.extend_from_slice(&self.steps);
+            values.extend_from_slice(&self.values);
+            return Ok(());
+        }
+        point_chunk::decode(chunk, steps, values).map(drop)
+    }
+
+    /// Keeps `chunk` and its points (or forgets them, when `keep` is false).
+    fn keep(&mut self, keep: bool, chunk: &[u8], steps: &[u64], values: &[f64]) {
+        self.bytes.clear();
+        self.steps.clear();
+        self.values.clear();
+        if keep {
+            self.bytes.extend_from_slice(chunk);
+            self.steps.extend_from_slice(steps);
+            self.values.extend_from_slice(values);
+        }
+    }
 }
 
 impl Default for MetricPoints {
     fn default() -> Self {
-        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: 2048 }
+        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: 2048, tail: Tail::default() }
     }
 }
 
@@ -217,7 +254,7 @@ pub(crate) fn append_points(
             let range = point_chunk::range(&chunk).at(path)?;
             let merges = new.steps.first() == Some(&range.last_step);
             if (chunk.len() < size.top_up_below() && range.count < size.max_points()) || merges {
-                point_chunk::decode(&chunk, steps, values).at(path)?;
+                new.tail.points_of(&chunk, steps, values).at(path)?;
                 if merges {
                     steps.pop();
                     values.pop();
@@ -235,6 +272,7 @@ pub(crate) fn append_points(
         new.steps.clear();
         new.values.clear();
         let (steps, values) = (&*steps, &*values);
+        let tail = &mut new.tail;
         encode_sized(
             steps.len(),
             size,
@@ -245,8 +283,12 @@ pub(crate) fn append_points(
             |range, chunk| {
                 let key = (metric, steps[range.start]);
                 points.insert(key, chunk).at(path)?;
-                let summary = ChunkSummary::of(&steps[range.clone()], &values[range]);
+                let (chunk_steps, chunk_values) = (&steps[range.clone()], &values[range.clone()]);
+                let summary = ChunkSummary::of(chunk_steps, chunk_values);
                 summaries.insert(key, summary.encode().as_slice()).at(path)?;
+                if range.end == steps.len() {
+                    tail.keep(size == ChunkSize::Small, chunk, chunk_steps, chunk_values);
+                }
                 Ok(())
             },
         )?;
@@ -453,4 +495,38 @@ pub(crate) fn archive_after(
         }
     }
     Ok(archived)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(steps: &[u64], values: &[f64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        point_chunk::encode(steps, values, &mut Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_kept_tail_stands_for_its_own_bytes_only() {
+        let (steps, values) = ([3, 4, 7], [0.5, f64::NAN, -0.0]);
+        let kept = chunk(&steps, &values);
+        let mut tail = Tail::default();
+        tail.keep(true, &kept, &steps, &values);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&kept, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!(got_steps, steps);
+        assert_eq!(got_values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.map(f64::to_bits));
+        // Other bytes (a rewind split the chunk, another writer wrote it) are decoded.
+        let other = chunk(&[3, 4], &[0.5, 1.5]);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&other, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!((got_steps, got_values), (vec![3, 4], vec![0.5, 1.5]));
+        // A forgotten tail decodes even its former bytes, and damaged bytes are an error.
+        tail.keep(false, &kept, &steps, &values);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&kept, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!(got_steps, steps);
+        assert!(tail.points_of(&kept[..kept.len() - 1], &mut Vec::new(), &mut Vec::new()).is_err());
+    }
 }
