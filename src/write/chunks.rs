@@ -65,7 +65,7 @@ impl ChunkSize {
     fn max_points(self) -> usize {
         match self {
             ChunkSize::Large => 16_384,
-            ChunkSize::Small => 512,
+            ChunkSize::Small => 256,
         }
     }
 }
