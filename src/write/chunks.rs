@@ -109,8 +109,9 @@ struct MetricPoints {
     values: Vec<f64>,
     /// Points per chunk to try first, learnt from this metric's own data: metrics differ in
     /// bytes per point (a smooth schedule codes in a few bits, a noisy loss in most of 64), and
-    /// a guess made on another metric's data would be encoded again at another size.
-    guess: usize,
+    /// a guess made on another metric's data would be encoded again at another size. A metric
+    /// not yet encoded starts from the last metric's guess (`None` until then).
+    guess: Option<usize>,
     /// The last chunk this writer stored for the metric, with its points: a commit per row tops
     /// it up at every commit, and finding the stored bytes equal to these spares decoding them.
     /// Kept for small chunks only (a thousand metrics' large chunks would hold tens of MB).
@@ -152,13 +153,14 @@ impl Tail {
 
 impl Default for MetricPoints {
     fn default() -> Self {
-        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: 2048, tail: Tail::default() }
+        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: None, tail: Tail::default() }
     }
 }
 
 /// Memory reused from one commit to the next.
 pub(crate) struct Scratch {
-    /// Rows per chunk, and samples per time chunk, to try first, learnt from the data.
+    /// Rows per chunk, and points per chunk of a metric encoded for the first time (and
+    /// samples per time chunk), to try first, learnt from the data.
     rows_guess: usize,
     points_guess: usize,
     steps: Vec<u64>,
@@ -238,7 +240,7 @@ pub(crate) fn append_points(
     gather(rows, scratch);
     let mut points = tx.open_table(POINTS).at(path)?;
     let mut summaries = tx.open_table(SUMMARIES).at(path)?;
-    let Scratch { steps, values, bytes, stream, by_metric, touched, .. } = scratch;
+    let Scratch { steps, values, bytes, stream, by_metric, touched, points_guess, .. } = scratch;
     for &metric in touched.iter() {
         let new = &mut by_metric[metric as usize];
         steps.clear();
@@ -273,11 +275,12 @@ pub(crate) fn append_points(
         new.values.clear();
         let (steps, values) = (&*steps, &*values);
         let tail = &mut new.tail;
+        let guess = new.guess.get_or_insert(*points_guess);
         encode_sized(
             steps.len(),
             size,
             size.max_points(),
-            &mut new.guess,
+            guess,
             bytes,
             |range, out| point_chunk::encode(&steps[range.clone()], &values[range], stream, out),
             |range, chunk| {
@@ -292,6 +295,7 @@ pub(crate) fn append_points(
                 Ok(())
             },
         )?;
+        *points_guess = *guess;
     }
     touched.clear();
     Ok(())
