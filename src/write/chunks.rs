@@ -104,6 +104,7 @@ fn encode_sized(
 }
 
 /// One metric's new points, gathered from a batch of rows.
+#[derive(Default)]
 struct MetricPoints {
     steps: Vec<u64>,
     values: Vec<f64>,
@@ -148,12 +149,6 @@ impl Tail {
             self.steps.extend_from_slice(steps);
             self.values.extend_from_slice(values);
         }
-    }
-}
-
-impl Default for MetricPoints {
-    fn default() -> Self {
-        MetricPoints { steps: Vec::new(), values: Vec::new(), guess: None, tail: Tail::default() }
     }
 }
 
