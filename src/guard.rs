@@ -15,7 +15,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -29,14 +29,31 @@ use crate::error::{Error, Result};
 pub(crate) fn catch<T>(path: &Path, work: impl FnOnce() -> Result<T>) -> Result<T> {
     match catch_unwind(AssertUnwindSafe(work)) {
         Ok(result) => result,
-        Err(payload) => Err(Error::corrupt(
-            path,
-            format!(
-                "the storage engine failed on it ({}): see what is wrong with `runstore check`",
-                panic_message(payload.as_ref())
-            ),
-        )),
+        Err(payload) => Err(engine_failed(path, payload.as_ref())),
     }
+}
+
+/// As [`catch`] for `work` on `state`, asking `state` for the file's path only after a panic:
+/// for calls made once per row, where naming the file up front would cost more than the work.
+pub(crate) fn catch_in<S, T>(
+    state: &mut S,
+    work: impl FnOnce(&mut S) -> Result<T>,
+    path: impl FnOnce(&S) -> PathBuf,
+) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(|| work(state))) {
+        Ok(result) => result,
+        Err(payload) => Err(engine_failed(&path(state), payload.as_ref())),
+    }
+}
+
+fn engine_failed(path: &Path, payload: &(dyn Any + Send)) -> Error {
+    Error::corrupt(
+        path,
+        format!(
+            "the storage engine failed on it ({}): see what is wrong with `runstore check`",
+            panic_message(payload)
+        ),
+    )
 }
 
 /// The text of a panic payload, if it has one.

@@ -56,10 +56,9 @@ impl RowBatch {
     #[inline]
     pub(crate) fn push_row(&mut self, step: u64, time_ms: u64, points: &[(u32, f64)]) {
         debug_assert!(self.last_step().is_none_or(|last| step >= last));
-        for &(metric, value) in points {
-            self.metrics.push(metric);
-            self.values.push(value);
-        }
+        // Slice iterators know their length: one capacity check per column, not per point.
+        self.metrics.extend(points.iter().map(|&(metric, _)| metric));
+        self.values.extend(points.iter().map(|&(_, value)| value));
         self.close_row(step, time_ms);
     }
 

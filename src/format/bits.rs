@@ -1,12 +1,17 @@
 //! Bit-level writer and reader for the XOR value streams (most significant bit first).
 
+// The hot loops of the codec and the log path inline their helpers: measured with callgrind,
+// the compiler left them out of line otherwise.
+#![allow(clippy::inline_always)]
+
 use super::Corrupt;
 
 /// Appends bit fields to a byte vector.
 pub(crate) struct BitWriter<'a> {
     out: &'a mut Vec<u8>,
-    /// Pending bits, right-aligned; only the low `pending` bits are meaningful.
-    acc: u128,
+    /// Pending bits in the low `pending` bits; the bits above them are stale and never written.
+    acc: u64,
+    /// Fewer than 64: a full word is written out at once.
     pending: u32,
 }
 
@@ -16,30 +21,31 @@ impl<'a> BitWriter<'a> {
     }
 
     /// Writes `value` as `bits` bits (`bits` ≤ 64); `value` must fit in them.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&mut self, value: u64, bits: u32) {
         debug_assert!(bits <= 64);
         debug_assert!(bits == 64 || value >> bits == 0);
-        self.acc = (self.acc << bits) | u128::from(value);
-        self.pending += bits;
-        if self.pending >= 64 {
-            self.pending -= 64;
-            // Truncation keeps exactly the 64 bits that are now complete.
-            #[allow(clippy::cast_possible_truncation)]
-            let word = (self.acc >> self.pending) as u64;
+        let free = 64 - self.pending;
+        if bits < free {
+            self.acc = (self.acc << bits) | value;
+            self.pending += bits;
+        } else {
+            // The pending bits, then the top `free` bits of `value`, make a word; the other
+            // `rest` bits of `value` stay pending.
+            let rest = bits - free;
+            let word = self.acc.checked_shl(free).unwrap_or(0) | (value >> rest);
             self.out.extend_from_slice(&word.to_be_bytes());
+            self.acc = value;
+            self.pending = rest;
         }
     }
 
     /// Pads the last byte with zero bits and writes it out.
-    pub(crate) fn finish(mut self) {
-        let pad = (8 - self.pending % 8) % 8;
-        self.acc <<= pad;
-        self.pending += pad;
-        while self.pending > 0 {
-            self.pending -= 8;
-            #[allow(clippy::cast_possible_truncation)]
-            self.out.push((self.acc >> self.pending) as u8);
+    pub(crate) fn finish(self) {
+        if self.pending > 0 {
+            let word = self.acc << (64 - self.pending);
+            let bytes = self.pending.div_ceil(8) as usize;
+            self.out.extend_from_slice(&word.to_be_bytes()[..bytes]);
         }
     }
 }
@@ -58,7 +64,7 @@ impl<'a> BitReader<'a> {
         Self { data, next_byte: 0, acc: 0, available: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         if self.available <= 56 {
             if let Some(chunk) = self.data.get(self.next_byte..self.next_byte + 8) {
@@ -80,15 +86,23 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `bits` bits (≤ 64) as the low bits of the result.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        if bits <= 56 {
+            return self.read_short(bits);
+        }
+        let high = self.read_short(bits - 32)?;
+        let low = self.read_short(32)?;
+        Ok((high << 32) | low)
+    }
+
+    /// [`BitReader::read`] for at most 56 bits: one refill at most, never recursive, so that
+    /// the decoders' loops inline it.
+    #[inline(always)]
+    fn read_short(&mut self, bits: u32) -> Result<u64, Corrupt> {
+        debug_assert!(bits <= 56);
         if bits == 0 {
             return Ok(0);
-        }
-        if bits > 56 {
-            let high = self.read(bits - 32)?;
-            let low = self.read(32)?;
-            return Ok((high << 32) | low);
         }
         if self.available < bits {
             self.refill();
@@ -104,7 +118,25 @@ impl<'a> BitReader<'a> {
 
     #[inline]
     pub(crate) fn read_bit(&mut self) -> Result<bool, Corrupt> {
-        Ok(self.read(1)? == 1)
+        Ok(self.read_short(1)? == 1)
+    }
+
+    /// The next (up to) 56 bits without consuming them, left-aligned, and how many of them
+    /// the stream holds (bits past its end read as zeros).
+    #[inline(always)]
+    pub(crate) fn peek(&mut self) -> (u64, u32) {
+        if self.available <= 56 {
+            self.refill();
+        }
+        (self.acc, self.available)
+    }
+
+    /// Consumes `bits` bits that [`BitReader::peek`] showed to be there.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, bits: u32) {
+        debug_assert!(bits <= self.available && bits < 64);
+        self.acc <<= bits;
+        self.available -= bits;
     }
 }
 

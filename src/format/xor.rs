@@ -4,6 +4,10 @@
 //! `0` (equal), `10` + bits (fits the previous window) or `11` + 5-bit leading-zero count +
 //! 6-bit length + bits. Pelkonen et al., "Gorilla", VLDB 2015, with a choice of predictor.
 
+// The hot loops of the codec and the log path inline their helpers: measured with callgrind,
+// the compiler left them out of line otherwise.
+#![allow(clippy::inline_always)]
+
 use super::Corrupt;
 use super::bits::{BitReader, BitWriter};
 
@@ -28,10 +32,12 @@ impl Predictor {
     /// The prediction for the value after `prev` (and `prev2` before it).
     ///
     /// Linear prediction is used only on finite inputs with a finite result: IEEE arithmetic
-    /// on those is exact and portable, while NaN payloads may differ between processors.
+    /// on those is exact and portable, while NaN payloads may differ between processors. A
+    /// finite result implies finite inputs (an infinite or NaN operand makes the result
+    /// infinite or NaN), so only the result is checked.
     #[inline]
     fn predict(self, prev: f64, prev2: f64) -> u64 {
-        if self == Self::Linear && prev.is_finite() && prev2.is_finite() {
+        if self == Self::Linear {
             let linear = 2.0 * prev - prev2;
             if linear.is_finite() {
                 return linear.to_bits();
@@ -43,6 +49,13 @@ impl Predictor {
 
 /// Appends the stream of `values` to `out`.
 pub(crate) fn encode(values: &[f64], predictor: Predictor, out: &mut Vec<u8>) {
+    match predictor {
+        Predictor::Previous => encode_with::<false>(values, out),
+        Predictor::Linear => encode_with::<true>(values, out),
+    }
+}
+
+fn encode_with<const LINEAR: bool>(values: &[f64], out: &mut Vec<u8>) {
     let Some((&first, rest)) = values.split_first() else { return };
     out.reserve(values.len() * 6);
     let mut writer = BitWriter::new(out);
@@ -51,7 +64,7 @@ pub(crate) fn encode(values: &[f64], predictor: Predictor, out: &mut Vec<u8>) {
     // The current window as (leading zeros, meaningful length); (64, 0) before the first.
     let (mut w_leading, mut w_len) = (64u32, 0u32);
     for &value in rest {
-        let xor = value.to_bits() ^ predictor.predict(prev, prev2);
+        let xor = value.to_bits() ^ predict::<LINEAR>(prev, prev2);
         prev2 = prev;
         prev = value;
         if xor == 0 {
@@ -106,11 +119,18 @@ pub(crate) fn choose(values: &[f64]) -> Predictor {
 /// An estimate of the bits [`encode`] spends on `values` with `predictor` (meaningful bits of
 /// each XOR, ignoring window reuse): cheap enough to choose a predictor on a sample.
 pub(crate) fn estimate_bits(values: &[f64], predictor: Predictor) -> u64 {
+    match predictor {
+        Predictor::Previous => estimate_bits_with::<false>(values),
+        Predictor::Linear => estimate_bits_with::<true>(values),
+    }
+}
+
+fn estimate_bits_with<const LINEAR: bool>(values: &[f64]) -> u64 {
     let Some((&first, rest)) = values.split_first() else { return 0 };
     let (mut prev2, mut prev) = (first, first);
     let mut bits = 0u64;
     for &value in rest {
-        let xor = value.to_bits() ^ predictor.predict(prev, prev2);
+        let xor = value.to_bits() ^ predict::<LINEAR>(prev, prev2);
         prev2 = prev;
         prev = value;
         bits += if xor == 0 { 1 } else { u64::from(64 - xor.leading_zeros() - xor.trailing_zeros()) + 2 };
@@ -120,29 +140,70 @@ pub(crate) fn estimate_bits(values: &[f64], predictor: Predictor) -> u64 {
 
 /// Decodes `count` values from `data`, appending them to `out`.
 pub(crate) fn decode(data: &[u8], count: usize, predictor: Predictor, out: &mut Vec<f64>) -> Result<(), Corrupt> {
+    // One loop per predictor, so that the choice is not made again for every value.
+    match predictor {
+        Predictor::Previous => decode_with::<false>(data, count, out),
+        Predictor::Linear => decode_with::<true>(data, count, out),
+    }
+}
+
+/// [`Predictor::predict`] with the predictor known at compile time.
+#[inline(always)]
+fn predict<const LINEAR: bool>(prev: f64, prev2: f64) -> u64 {
+    let predictor = if LINEAR { Predictor::Linear } else { Predictor::Previous };
+    predictor.predict(prev, prev2)
+}
+
+fn decode_with<const LINEAR: bool>(data: &[u8], count: usize, out: &mut Vec<f64>) -> Result<(), Corrupt> {
     if count == 0 {
         return Ok(());
     }
-    out.reserve(count);
+    let start = out.len();
+    out.resize(start + count, 0.0);
+    let result = decode_into::<LINEAR>(data, &mut out[start..]);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Decodes `slots.len()` (at least one) values into `slots`.
+#[inline(always)]
+fn decode_into<const LINEAR: bool>(data: &[u8], slots: &mut [f64]) -> Result<(), Corrupt> {
+    let Some((first_slot, rest)) = slots.split_first_mut() else { return Ok(()) };
     let mut reader = BitReader::new(data);
     let first = f64::from_bits(reader.read(64)?);
-    out.push(first);
+    *first_slot = first;
     let (mut prev2, mut prev) = (first, first);
+    // The current window as (leading zeros, meaningful length); none before the first `11`.
     let mut window: Option<(u32, u32)> = None;
-    for _ in 1..count {
-        let predicted = predictor.predict(prev, prev2);
-        let changed = reader.read_bit()?;
-        let xor = if !changed {
+    for slot in rest {
+        let predicted = predict::<LINEAR>(prev, prev2);
+        // The control bits and an `11` header are at most 13 bits: one peek sees them all.
+        let (bits, available) = reader.peek();
+        let xor = if bits >> 63 == 0 {
+            if available < 1 {
+                return Err(Corrupt("bit stream ends early"));
+            }
+            reader.consume(1);
             0
-        } else if !reader.read_bit()? {
+        } else if (bits >> 62) & 1 == 0 {
+            if available < 2 {
+                return Err(Corrupt("bit stream ends early"));
+            }
+            reader.consume(2);
             let (w_leading, w_len) = window.ok_or(Corrupt("value stream reuses a window before defining one"))?;
             reader.read(w_len)? << (64 - w_leading - w_len)
         } else {
+            if available < 13 {
+                return Err(Corrupt("bit stream ends early"));
+            }
+            reader.consume(13);
             // Both fields are at most 6 bits wide, so the casts cannot truncate.
             #[allow(clippy::cast_possible_truncation)]
-            let leading = reader.read(5)? as u32;
+            let leading = ((bits >> 57) & 31) as u32;
             #[allow(clippy::cast_possible_truncation)]
-            let len = match reader.read(6)? as u32 {
+            let len = match ((bits >> 51) & 63) as u32 {
                 0 => 64,
                 len => len,
             };
@@ -153,7 +214,7 @@ pub(crate) fn decode(data: &[u8], count: usize, predictor: Predictor, out: &mut 
             reader.read(len)? << (64 - leading - len)
         };
         let value = f64::from_bits(predicted ^ xor);
-        out.push(value);
+        *slot = value;
         prev2 = prev;
         prev = value;
     }

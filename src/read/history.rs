@@ -428,8 +428,7 @@ impl History {
         if self.done {
             return Ok(None);
         }
-        let path = self.path();
-        match guard::catch(&path, || self.advance()) {
+        match guard::catch_in(self, History::advance, History::path) {
             Ok(Some((step, time_ms, runtime_ms))) => {
                 Ok(Some(RowRef { step, time_ms, runtime_ms, points: &self.points, names: &self.names }))
             }
@@ -448,8 +447,11 @@ impl History {
     fn advance(&mut self) -> Result<Option<(u64, u64, u64)>> {
         loop {
             if self.current.is_none() {
-                let Some(segment) = self.segments.pop_front() else { return Ok(None) };
-                self.current = Some(SegmentRows::open(&segment, self.names.len())?);
+                // Popped once open: a panic opening it names its file (see `path`).
+                let Some(segment) = self.segments.front() else { return Ok(None) };
+                let rows = SegmentRows::open(segment, self.names.len())?;
+                self.segments.pop_front();
+                self.current = Some(rows);
             }
             let Some(rows) = self.current.as_mut() else { continue };
             let Some((step, time)) = rows.next_row()? else {
@@ -551,10 +553,12 @@ impl Series {
                 continue;
             }
             let Some(tables) = &self.current else {
-                let Some(segment) = self.segments.pop_front() else { return Ok(None) };
-                let tables = SegmentTables::open(&segment)?;
+                // Popped once open: a panic opening it names its file (see `path`).
+                let Some(segment) = self.segments.front() else { return Ok(None) };
+                let tables = SegmentTables::open(segment)?;
                 self.next_key = Some(tables.points_start(metric, segment.first)?);
                 (self.first, self.last) = (segment.first, segment.last);
+                self.segments.pop_front();
                 self.current = Some(tables);
                 continue;
             };
@@ -581,8 +585,7 @@ impl Iterator for Series {
 
     fn next(&mut self) -> Option<Result<(u64, f64)>> {
         self.metric?;
-        let path = self.path();
-        match guard::catch(&path, || self.advance()) {
+        match guard::catch_in(self, Series::advance, Series::path) {
             Ok(Some(point)) => Some(Ok(point)),
             Ok(None) => {
                 self.metric = None;
@@ -641,8 +644,7 @@ impl Iterator for TimedSeries {
             Ok(point) => point,
             Err(error) => return Some(Err(error)),
         };
-        let path = self.series.path();
-        match guard::catch(&path, || self.time_of(step)) {
+        match guard::catch_in(self, |timed| timed.time_of(step), |timed| timed.series.path()) {
             Ok(time) => Some(Ok((step, crate::sys::from_ms(time), value))),
             Err(error) => {
                 self.series.metric = None;

@@ -13,7 +13,7 @@ use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
     ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
 };
-use crate::format::{point_chunk, row_chunk, time_chunk};
+use crate::format::{Corrupt, point_chunk, row_chunk, time_chunk};
 
 /// How big the writer makes chunks. A chunk is one redb value, stored in a page of a power-of-two
 /// size: a chunk just under a page keeps the rounding waste small.
@@ -49,11 +49,26 @@ impl ChunkSize {
     fn top_up_below(self) -> usize {
         self.target() * 7 / 8
     }
-}
 
-/// The most rows in a row chunk, and points in a point chunk: bounds the work of a top-up.
-const MAX_ROWS: usize = 8192;
-const MAX_POINTS: usize = 16_384;
+    /// The most rows in a row chunk: bounds the work of a top-up. A commit per row tops up
+    /// the last row chunk at every commit, and rows that cost a bit each would otherwise fill
+    /// thousands into one small chunk, decoded and encoded again for every row.
+    fn max_rows(self) -> usize {
+        match self {
+            ChunkSize::Large => 8192,
+            ChunkSize::Small => 512,
+        }
+    }
+
+    /// The most points in a point chunk (and samples in a time chunk), for the same reason: a
+    /// constant metric codes in a bit per point.
+    fn max_points(self) -> usize {
+        match self {
+            ChunkSize::Large => 16_384,
+            ChunkSize::Small => 256,
+        }
+    }
+}
 
 /// Encodes entries `0..count` as chunks of about the target size: `encode(range, out)` encodes
 /// a range, `sink(range, bytes)` stores a chunk. `guess` is the entries per chunk to try
@@ -93,11 +108,54 @@ fn encode_sized(
 struct MetricPoints {
     steps: Vec<u64>,
     values: Vec<f64>,
+    /// Points per chunk to try first, learnt from this metric's own data: metrics differ in
+    /// bytes per point (a smooth schedule codes in a few bits, a noisy loss in most of 64), and
+    /// a guess made on another metric's data would be encoded again at another size. A metric
+    /// not yet encoded starts from the last metric's guess (`None` until then).
+    guess: Option<usize>,
+    /// The last chunk this writer stored for the metric, with its points: a commit per row tops
+    /// it up at every commit, and finding the stored bytes equal to these spares decoding them.
+    /// Kept for small chunks only (a thousand metrics' large chunks would hold tens of MB).
+    tail: Tail,
+}
+
+/// A chunk's bytes and the points they decode to.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    steps: Vec<u64>,
+    values: Vec<f64>,
+}
+
+impl Tail {
+    /// Appends the points of `chunk` to `steps` and `values`: the kept ones if `chunk` is the
+    /// chunk they came from (byte for byte), else decoded.
+    fn points_of(&self, chunk: &[u8], steps: &mut Vec<u64>, values: &mut Vec<f64>) -> Result<(), Corrupt> {
+        if !self.bytes.is_empty() && self.bytes == chunk {
+            steps.extend_from_slice(&self.steps);
+            values.extend_from_slice(&self.values);
+            return Ok(());
+        }
+        point_chunk::decode(chunk, steps, values).map(drop)
+    }
+
+    /// Keeps `chunk` and its points (or forgets them, when `keep` is false).
+    fn keep(&mut self, keep: bool, chunk: &[u8], steps: &[u64], values: &[f64]) {
+        self.bytes.clear();
+        self.steps.clear();
+        self.values.clear();
+        if keep {
+            self.bytes.extend_from_slice(chunk);
+            self.steps.extend_from_slice(steps);
+            self.values.extend_from_slice(values);
+        }
+    }
 }
 
 /// Memory reused from one commit to the next.
 pub(crate) struct Scratch {
-    /// Rows and points per chunk to try first, learnt from the data.
+    /// Rows per chunk, and points per chunk of a metric encoded for the first time (and
+    /// samples per time chunk), to try first, learnt from the data.
     rows_guess: usize,
     points_guess: usize,
     steps: Vec<u64>,
@@ -112,7 +170,7 @@ pub(crate) struct Scratch {
 impl Default for Scratch {
     fn default() -> Self {
         Scratch {
-            rows_guess: MAX_ROWS,
+            rows_guess: ChunkSize::Large.max_rows(),
             points_guess: 2048,
             steps: Vec::new(),
             times: Vec::new(),
@@ -144,7 +202,7 @@ pub(crate) fn append_rows(
     if let Some((_, chunk)) = last {
         let range = row_chunk::range(&chunk).at(path)?;
         let merges = rows.first_step() == Some(range.last_step);
-        if (chunk.len() < size.top_up_below() && range.count < MAX_ROWS) || merges {
+        if (chunk.len() < size.top_up_below() && range.count < size.max_rows()) || merges {
             row_chunk::decode(&chunk, steps, times).at(path)?;
             start = usize::from(merges);
         }
@@ -155,7 +213,7 @@ pub(crate) fn append_rows(
     encode_sized(
         steps.len(),
         size,
-        MAX_ROWS,
+        size.max_rows(),
         rows_guess,
         bytes,
         |range, out| row_chunk::encode(&steps[range.clone()], &times[range], stream, out),
@@ -192,34 +250,47 @@ pub(crate) fn append_points(
         if let Some(chunk) = last {
             let range = point_chunk::range(&chunk).at(path)?;
             let merges = new.steps.first() == Some(&range.last_step);
-            if (chunk.len() < size.top_up_below() && range.count < MAX_POINTS) || merges {
-                point_chunk::decode(&chunk, steps, values).at(path)?;
+            if (chunk.len() < size.top_up_below() && range.count < size.max_points()) || merges {
+                new.tail.points_of(&chunk, steps, values).at(path)?;
                 if merges {
                     steps.pop();
                     values.pop();
                 }
             }
         }
-        steps.extend_from_slice(&new.steps);
-        values.extend_from_slice(&new.values);
+        if steps.is_empty() {
+            // Nothing to top up: encode the gathered points where they are.
+            std::mem::swap(steps, &mut new.steps);
+            std::mem::swap(values, &mut new.values);
+        } else {
+            steps.extend_from_slice(&new.steps);
+            values.extend_from_slice(&new.values);
+        }
         new.steps.clear();
         new.values.clear();
         let (steps, values) = (&*steps, &*values);
+        let tail = &mut new.tail;
+        let guess = new.guess.get_or_insert(*points_guess);
         encode_sized(
             steps.len(),
             size,
-            MAX_POINTS,
-            points_guess,
+            size.max_points(),
+            guess,
             bytes,
             |range, out| point_chunk::encode(&steps[range.clone()], &values[range], stream, out),
             |range, chunk| {
                 let key = (metric, steps[range.start]);
                 points.insert(key, chunk).at(path)?;
-                let summary = ChunkSummary::of(&steps[range.clone()], &values[range]);
+                let (chunk_steps, chunk_values) = (&steps[range.clone()], &values[range.clone()]);
+                let summary = ChunkSummary::of(chunk_steps, chunk_values);
                 summaries.insert(key, summary.encode().as_slice()).at(path)?;
+                if range.end == steps.len() {
+                    tail.keep(size == ChunkSize::Small, chunk, chunk_steps, chunk_values);
+                }
                 Ok(())
             },
         )?;
+        *points_guess = *guess;
     }
     touched.clear();
     Ok(())
@@ -258,7 +329,7 @@ pub(crate) fn append_samples(
             let mut stored_values = Vec::new();
             time_chunk::decode(&chunk, &mut stored_times, &mut stored_values).at(path)?;
             last_time = stored_times.last().copied();
-            if chunk.len() < size.top_up_below() && stored_times.len() < MAX_POINTS {
+            if chunk.len() < size.top_up_below() && stored_times.len() < size.max_points() {
                 *times = stored_times;
                 *values = stored_values;
             }
@@ -277,7 +348,7 @@ pub(crate) fn append_samples(
         encode_sized(
             times.len(),
             size,
-            MAX_POINTS,
+            size.max_points(),
             points_guess,
             bytes,
             |range, out| time_chunk::encode(&times[range.clone()], &values[range], stream, out),
@@ -423,4 +494,38 @@ pub(crate) fn archive_after(
         }
     }
     Ok(archived)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(steps: &[u64], values: &[f64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        point_chunk::encode(steps, values, &mut Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn a_kept_tail_stands_for_its_own_bytes_only() {
+        let (steps, values) = ([3, 4, 7], [0.5, f64::NAN, -0.0]);
+        let kept = chunk(&steps, &values);
+        let mut tail = Tail::default();
+        tail.keep(true, &kept, &steps, &values);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&kept, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!(got_steps, steps);
+        assert_eq!(got_values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), values.map(f64::to_bits));
+        // Other bytes (a rewind split the chunk, another writer wrote it) are decoded.
+        let other = chunk(&[3, 4], &[0.5, 1.5]);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&other, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!((got_steps, got_values), (vec![3, 4], vec![0.5, 1.5]));
+        // A forgotten tail decodes even its former bytes, and damaged bytes are an error.
+        tail.keep(false, &kept, &steps, &values);
+        let (mut got_steps, mut got_values) = (Vec::new(), Vec::new());
+        tail.points_of(&kept, &mut got_steps, &mut got_values).unwrap();
+        assert_eq!(got_steps, steps);
+        assert!(tail.points_of(&kept[..kept.len() - 1], &mut Vec::new(), &mut Vec::new()).is_err());
+    }
 }
