@@ -64,18 +64,8 @@ async function drawPanel(metric, panel) {
   const width = chartWidth(panel.el);
   // Display options (smoothing, log, grouping) redraw from the data already fetched.
   const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.rows, entry.row.last_step, entry.row.branches]), panel.range, width, view.xAxis]);
-  let results = panel.cacheKey === key ? panel.cacheResults : null;
-  if (!results) {
-    try {
-      results = await Promise.all(runs.map(([id]) => fetchSeries(id, metric, panel.range, width, view.xAxis)));
-    } catch (error) {
-      if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
-      return;
-    }
-    if (version !== panel.version) return; // a newer draw is on its way
-    panel.cacheKey = key;
-    panel.cacheResults = results;
-  }
+  const results = await fetchCached(panel, version, key, metric, runs, (id) => fetchSeries(id, metric, panel.range, width, view.xAxis));
+  if (!results) return;
   const plan = view.groupBy ? groupPlan(runs, results, width) : runPlan(runs, results);
   build(metric, panel, plan);
 }
@@ -146,6 +136,24 @@ function groupPlan(runs, results, width) {
 
 // The vertical markers of a run: where each attempt after the first started, coloured by
 // how the attempt before it ended, and where a run that is not live ended badly.
+// Each run's data of a panel: fetched with `fetchOne(id)` unless `key` (what the data depends
+// on) is the panel's last, when the data already fetched is reused. `null` when the fetch
+// failed (said in the panel) or a newer draw is on its way.
+export async function fetchCached(panel, version, key, metric, runs, fetchOne) {
+  if (panel.cacheKey === key) return panel.cacheResults;
+  let results;
+  try {
+    results = await Promise.all(runs.map(([id]) => fetchOne(id)));
+  } catch (error) {
+    if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
+    return null;
+  }
+  if (version !== panel.version) return null;
+  panel.cacheKey = key;
+  panel.cacheResults = results;
+  return results;
+}
+
 export function attemptMarkers(id, detail) {
   const markers = [];
   const attempts = detail.attempts;

@@ -4,7 +4,7 @@
 
 import { view, api, OUTCOME_COLOURS } from './common.js';
 import { chartWidth } from './series.js';
-import { build } from './charts.js';
+import { build, fetchCached } from './charts.js';
 
 export function systemOfSelection() {
   const metrics = [];
@@ -28,18 +28,8 @@ export async function drawSystemPanel(metric, panel) {
   const width = chartWidth(panel.el);
   // Samples arrive without new rows: a run's update time says when to fetch again.
   const key = JSON.stringify([runs.map(([id, entry]) => [id, entry.row.updated_at, entry.row.rows, entry.row.state]), width]);
-  let results = panel.cacheKey === key ? panel.cacheResults : null;
-  if (!results) {
-    try {
-      results = await Promise.all(runs.map(([id]) => fetchSystem(id, metric, width)));
-    } catch (error) {
-      if (version === panel.version) panel.el.querySelector('.notes').textContent = `cannot load ${metric}: ${error.message}`;
-      return;
-    }
-    if (version !== panel.version) return; // a newer draw is on its way
-    panel.cacheKey = key;
-    panel.cacheResults = results;
-  }
+  const results = await fetchCached(panel, version, key, metric, runs, (id) => fetchSystem(id, metric, width));
+  if (!results) return;
   const tables = [];
   const series = [];
   const markers = [];
