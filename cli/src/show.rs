@@ -49,6 +49,7 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
         value["holder_note"] = linger_note.clone().into();
         value["extremes"] = extremes_json(&stats);
         value["system"] = crate::system::json(&system);
+        value["system_notes"] = info.system_notes.clone().into();
         value["branches"] = branches.iter().map(crate::rewind::branch_json).collect();
         value["latest_checkpoint"] =
             checkpoint.latest.as_ref().map_or(serde_json::Value::Null, crate::checkpoint::checkpoint_json);
@@ -238,7 +239,7 @@ fn text(
     }
     config(out, &info.config)?;
     summary(out, curves)?;
-    crate::system::text(out, system)?;
+    crate::system::text(out, system, &info.system_notes)?;
     attempts_table(out, attempts)
 }
 

@@ -63,10 +63,15 @@ pub fn json(sampled: &[Sampled]) -> serde_json::Value {
         .into()
 }
 
-/// The `system` section of `show`: one line per metric, in 80 columns, aligned as the summary.
-pub fn text(out: &mut dyn Write, sampled: &[Sampled]) -> std::io::Result<()> {
+/// The `system` section of `show`: one line per metric, in 80 columns, aligned as the summary,
+/// then the sampler's notes (why some series were not recorded: no GPU, say).
+pub fn text(out: &mut dyn Write, sampled: &[Sampled], notes: &[String]) -> std::io::Result<()> {
     if sampled.is_empty() {
-        return Ok(());
+        if !notes.is_empty() {
+            writeln!(out)?;
+            writeln!(out, "system")?;
+        }
+        return write_notes(out, notes);
     }
     // GPU metrics' names are long: the name column is wider than the summary's.
     let name_width = sampled.iter().map(|metric| output::width(&metric.name)).max().unwrap_or(0).clamp(6, 32);
@@ -98,6 +103,16 @@ pub fn text(out: &mut dyn Write, sampled: &[Sampled]) -> std::io::Result<()> {
             "{}",
             output::line(&[(&name, name_width + 2), (&last, value_width), (&peak, value_width), (&span, 0)])
         )?;
+    }
+    write_notes(out, notes)
+}
+
+/// Each note, indented as the section's lines and wrapped to 80 columns.
+fn write_notes(out: &mut dyn Write, notes: &[String]) -> std::io::Result<()> {
+    for note in notes {
+        for line in output::wrap(note, COLUMNS - 2) {
+            writeln!(out, "  {line}")?;
+        }
     }
     Ok(())
 }

@@ -108,6 +108,7 @@ fn show_has_no_system_section_for_a_run_without_samples_and_nan_never_peaks() {
     let json: serde_json::Value =
         serde_json::from_str(&ok(runstore(&t.path).args(["show", "plain", "--json"]))).unwrap();
     assert_eq!(json["system"], serde_json::json!({}));
+    assert_eq!(json["system_notes"], serde_json::json!([]), "no sampler, no notes");
 
     let mut run = t.store.init(options().id("nan")).unwrap();
     run.log_system(at(0), [("system/cpu_percent", 12.5)]).unwrap();
@@ -123,6 +124,30 @@ fn show_has_no_system_section_for_a_run_without_samples_and_nan_never_peaks() {
         gpu.split_whitespace().collect::<Vec<_>>(),
         ["system/gpu0/utilization_percent", "NaN", "-", "1", "sample"]
     );
+}
+
+#[test]
+fn show_says_why_a_sampled_run_has_no_gpu_series() {
+    let t = temp_store();
+    // The real sampler, on this machine: with no NVIDIA GPU it records no GPU series and one
+    // note; with one, GPU series and no note.
+    let mut run = t.store.init(options().id("sampled").system_metrics(Duration::from_millis(20))).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    run.log([("loss", 0.5)]).unwrap();
+    run.finish(0).unwrap();
+    let notes = t.store.open_run("sampled").unwrap().info().unwrap().system_notes;
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(runstore(&t.path).args(["show", "sampled", "--json"]))).unwrap();
+    assert_eq!(json["system_notes"], serde_json::json!(notes));
+    let text = ok(runstore(&t.path).args(["show", "sampled"]));
+    assert_fits_80_columns(&text);
+    assert!(text.contains("system/memory_rss_mib"), "{text}");
+    if json["system"].as_object().unwrap().keys().any(|name| name.starts_with("system/gpu")) {
+        assert!(notes.is_empty(), "{notes:?}");
+    } else {
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(text.contains("no GPU metrics"), "{text}");
+    }
 }
 
 /// The number of `<path class="curve">` elements of an SVG document and its panel titles
