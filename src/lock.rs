@@ -26,9 +26,15 @@ use crate::error::{Context, Error, Result};
 use crate::fs_check;
 use crate::state::LockHolder;
 
-/// How long a writer keeps trying while the lock is held (by a reader's probe, most likely).
-const RETRIES: u32 = 10;
-const RETRY_PAUSE: Duration = Duration::from_millis(1);
+/// How long a writer keeps trying while the lock is held before it names the holder: a reader's
+/// probe holds it for microseconds, and a process forked by the holder's process, between its
+/// fork and its exec (where its copy of the lock file closes), for as long as a loaded machine
+/// takes to get there — tens of milliseconds were seen with both cores busy. A run that is really
+/// being written is reported after this much.
+const LOCKED_WAIT: Duration = Duration::from_millis(100);
+/// The first pause between tries; each one doubles, up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(1);
+const LONGEST_PAUSE: Duration = Duration::from_millis(8);
 
 /// How long a writer waits for a lock held only through a copy of its recorded holder's file.
 const INHERITED_WAIT: Duration = Duration::from_secs(2);
@@ -80,14 +86,15 @@ impl RunLock {
     /// the holder.
     pub(crate) fn acquire(path: &Path, id: &str) -> Result<RunLock> {
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
-        let mut tries = 0;
+        let started = Instant::now();
+        let mut pause = FIRST_PAUSE;
         let mut inherited_since: Option<Instant> = None;
         loop {
             match fs_check::try_lock(&file, false) {
                 Ok(()) => break,
-                Err(TryLockError::WouldBlock) if tries < RETRIES => {
-                    tries += 1;
-                    std::thread::sleep(RETRY_PAUSE);
+                Err(TryLockError::WouldBlock) if started.elapsed() < LOCKED_WAIT => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(LONGEST_PAUSE);
                 }
                 Err(TryLockError::WouldBlock) => {
                     let mut holder = read_holder(&mut file).unwrap_or_else(LockHolder::unknown);
