@@ -29,7 +29,8 @@ use crate::state::LockHolder;
 /// How long a writer keeps trying while the lock is held before it names the holder: a reader's
 /// probe holds it for microseconds, and a process forked by the holder's process, between its
 /// fork and its exec (where its copy of the lock file closes), for as long as a loaded machine
-/// takes to get there — tens of milliseconds were seen with both cores busy. A run that is really
+/// takes to get there: milliseconds or more (a test saw a writer refused this way on a loaded
+/// machine when the wait was 10 ms). A run that is really
 /// being written is reported after this much.
 const LOCKED_WAIT: Duration = Duration::from_millis(100);
 /// The first pause between tries; each one doubles, up to [`LONGEST_PAUSE`].
