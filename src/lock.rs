@@ -29,9 +29,9 @@ use crate::state::LockHolder;
 /// How long a writer keeps trying while the lock is held before it names the holder: a reader's
 /// probe holds it for microseconds, and a process forked by the holder's process, between its
 /// fork and its exec (where its copy of the lock file closes), for as long as a loaded machine
-/// takes to get there: milliseconds or more (a test saw a writer refused this way on a loaded
-/// machine when the wait was 10 ms). A run that is really
-/// being written is reported after this much.
+/// takes to get there: milliseconds or more (with a 10 ms wait, a CLI test on a loaded machine
+/// saw a writer refused, most likely this way). A run really being written is reported after
+/// this much.
 const LOCKED_WAIT: Duration = Duration::from_millis(100);
 /// The first pause between tries; each one doubles, up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(1);
