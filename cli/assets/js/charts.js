@@ -188,7 +188,8 @@ export function build(metric, panel, plan) {
     width,
     height: CHART_HEIGHT,
     scales: { x: { time: xAxis === 'time' }, y: { distr: view.log ? 3 : 1 } },
-    axes: [{ label: X_LABELS[xAxis], size: 34, labelSize: 14 }, { size: 64 }],
+    // Clock-time labels ("11:30pm") are wider than step numbers: keep ticks apart enough.
+    axes: [{ label: X_LABELS[xAxis], size: 34, labelSize: 14, space: xAxis === 'time' ? 80 : 50 }, { size: 64 }],
     legend: { live: true },
     cursor: {
       drag: { x: true, y: false, setScale: true },
