@@ -2,7 +2,7 @@
 # Fuzzes every decoder of stored bytes and the id/metric-name validation: each target runs
 # SECONDS (default 60) seconds. Not part of CI's default path.
 #
-#   fuzz/run.sh [SECONDS] [TARGET...]     cargo-fuzz (libFuzzer) on a nightly toolchain
+#   fuzz/run.sh [SECONDS] [TARGET...]     cargo-fuzz (libFuzzer), nightly or RUSTC_BOOTSTRAP=1
 #   fuzz/run.sh --stable [SECONDS]        no nightly: random edits of the seeds, no coverage
 #
 # Seeds are in fuzz/seeds/<target>/ (made by the encoders: `cargo test --features fuzzing --lib
@@ -23,10 +23,15 @@ fi
 seconds="${1:-60}"
 shift || true
 if [ "$#" -gt 0 ]; then targets=("$@"); fi
-if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-  echo "cargo-fuzz on a nightly toolchain is not available (rustup toolchain install nightly;" \
-       "cargo install cargo-fuzz): running the stable stand-in instead" >&2
-  exec "$0" --stable "$seconds"
+# cargo-fuzz needs nightly's sanitizer flags: a nightly toolchain, else the stable one with
+# RUSTC_BOOTSTRAP=1 (which lets stable take them; for this fuzz build only).
+fuzz=(cargo +nightly fuzz)
+if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
+  fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz)
+  if ! "${fuzz[@]}" --version >/dev/null 2>&1; then
+    echo "cargo-fuzz is not installed (cargo install cargo-fuzz): running the stable stand-in instead" >&2
+    exec "$0" --stable "$seconds"
+  fi
 fi
 if [ ! -d seeds/point_chunk ]; then
   cargo test --manifest-path ../Cargo.toml --features fuzzing --lib fuzzing::tests::write_seed_corpus -- --ignored
@@ -36,7 +41,7 @@ status=0
 total=0
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
-  if cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+  if "${fuzz[@]}" run "$target" "corpus/$target" "seeds/$target" -- \
       -max_total_time="$seconds" -print_final_stats=1 >"logs/$target.log" 2>&1; then
     result="no crash"
   else
