@@ -258,13 +258,21 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
 }
 
 /// Interns the series of `plan` (a fixed set: the GPUs are counted at the start) and starts
-/// its sampler, which appends to the pending samples under the buffer's lock, briefly.
-fn start_sampler(id: &str, plan: Plan, interner: &mut Interner, shared: &Arc<Shared>) -> Result<Sampler> {
+/// its sampler, which appends to the pending samples under the buffer's lock, briefly. With
+/// `commit` (a run without a flusher: `Durability::EveryLog`) it also commits them, so that a
+/// stalled training loop, the moment its samples matter most, does not hold them back.
+fn start_sampler(id: &str, plan: Plan, interner: &mut Interner, shared: &Arc<Shared>, commit: bool) -> Result<Sampler> {
     interner.mark();
     let ids = plan.series_names().iter().map(|name| interner.system_id(name)).collect::<Result<Vec<u32>>>()?;
     lock(&shared.pending).new_names.extend(interner.added().map(str::to_string));
     let shared = Arc::clone(shared);
-    Sampler::start(id, plan, ids, move |samples: &mut Samples| lock(&shared.pending).samples.append(samples))
+    Sampler::start(id, plan, ids, move |samples: &mut Samples| {
+        lock(&shared.pending).samples.append(samples);
+        if commit && let Err(error) = shared.flush(None, false) {
+            // Reported by the next call, as a failed background flush is.
+            shared.record_failure(error);
+        }
+    })
 }
 
 /// Everything `Store::init` hands to a new `Run`.
@@ -325,7 +333,7 @@ impl Run {
         // Started first: should the flusher not start, dropping the sampler stops it.
         let mut interner = Interner::with_names(names);
         let sampler = match system {
-            Some(plan) => Some(start_sampler(&id, plan, &mut interner, &shared)?),
+            Some(plan) => Some(start_sampler(&id, plan, &mut interner, &shared, durability == Durability::EveryLog)?),
             None => None,
         };
         let flusher = match durability {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use runstore::{Resume, RunState, Store};
+use runstore::{Durability, Resume, RunState, Store};
 
 use crate::support::{Reports, bits, child, options, row, temp_store};
 
@@ -103,6 +103,32 @@ fn samples_appear_at_the_interval_while_the_run_is_live_and_stop_at_finish() {
     }
     assert_eq!(expected, step);
     assert!(t.store.check("live").unwrap().is_healthy());
+}
+
+#[test]
+fn a_durable_run_whose_loop_stalls_still_stores_its_samples() {
+    // `EveryLog` has no flusher: the sampler commits its own readings, so that a run stuck in
+    // its data loader (no log call) shows the machine while it is stuck.
+    let t = temp_store();
+    let mut run = t
+        .store
+        .init(options().id("stuck").durability(Durability::EveryLog).system_metrics(Duration::from_millis(50)))
+        .unwrap();
+    run.log(row(0)).unwrap();
+    let started = Instant::now();
+    let stored = loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let stored = samples(&t.store, "stuck", "system/memory_rss_mib");
+        if stored.len() >= 3 || started.elapsed() > Duration::from_secs(60) {
+            break stored;
+        }
+    };
+    assert!(stored.len() >= 3, "{} samples stored in {:?} without a log call", stored.len(), started.elapsed());
+    run.log(row(1)).unwrap();
+    run.finish(0).unwrap();
+    let reader = t.store.open_run("stuck").unwrap();
+    assert_eq!(reader.info().unwrap().rows, 2, "the sampler's commits add no row");
+    assert!(t.store.check("stuck").unwrap().is_healthy());
 }
 
 #[test]
