@@ -257,6 +257,22 @@ mod tests {
     }
 
     /// Writes the seed corpus to `fuzz/seeds/<target>/` (or `RUNSTORE_FUZZ_SEEDS`).
+    /// Inputs on which a target once failed (`fuzz/regressions/<target>/`), kept fixed.
+    #[test]
+    fn every_target_passes_its_regressions() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let mut tried = 0;
+        for name in TARGETS {
+            let Ok(entries) = std::fs::read_dir(root.join(name)) else { continue };
+            for entry in entries {
+                let path = entry.expect("a regression file").path();
+                target(name).expect("a target")(&std::fs::read(&path).expect("readable"));
+                tried += 1;
+            }
+        }
+        assert!(tried > 0, "no regression inputs under {}", root.display());
+    }
+
     #[test]
     #[ignore = "writes files: run by fuzz/run.sh when the seeds are missing"]
     fn write_seed_corpus() {
