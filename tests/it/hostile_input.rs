@@ -61,14 +61,21 @@ fn hostile_run_ids_are_refused_by_every_library_entry_point_and_nothing_changes(
 }
 
 /// Config numbers are kept bit-exact through the run record's JSON, however many times a resume
-/// reads and writes it again (the record's JSON is parsed with serde_json's `float_roundtrip`:
+/// reads and writes it again (the record's JSON is parsed with `serde_json`'s `float_roundtrip`:
 /// libFuzzer found a record whose number moved by a unit in the last place at each rewrite
 /// without it; that input is in `fuzz/regressions/records/`).
 #[test]
 fn config_numbers_survive_every_resume_bit_exact() {
     let t = temp_store();
-    let numbers =
-        [2222222222222444.8, 0.1 + 0.2, 1.0 / 3.0, 5e-324, 2.2250738585072014e-308, f64::MAX, 9007199254740993.0];
+    let numbers = [
+        2_222_222_222_222_444.8,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        5e-324,
+        2.225_073_858_507_201_4e-308,
+        f64::MAX,
+        9_007_199_254_740_993.0,
+    ];
     let config = serde_json::json!({ "values": numbers });
     t.store.init(options().id("cfg").config(config)).unwrap().finish(0).unwrap();
     for attempt in 0..3 {
