@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use runstore::{History, RunInfo, RunSnapshot, RunState, Store};
+use runstore::{Branch, History, RunInfo, RunSnapshot, RunState, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::exit::Failure;
@@ -78,6 +78,11 @@ struct Target {
     /// first and last index; they may or may not have arrived.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     system_inflight: BTreeMap<String, (u64, u64)>,
+    /// For a live MLflow run handed to a branch by a rewind: the live history's rows up to this
+    /// step are the history as it was before the rewind, and still to be sent to it (those a
+    /// lost batch never delivered) before the branch's own rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fill_through: Option<u64>,
 }
 
 impl Target {
@@ -202,13 +207,22 @@ impl Syncer<'_> {
                 experiment
             }
         };
-        for branch in branches.iter().filter(|branch| branch.id >= state.branches_seen) {
+        let new_branches: Vec<&Branch> = branches.iter().filter(|branch| branch.id >= state.branches_seen).collect();
+        for (index, branch) in new_branches.iter().enumerate() {
             if state.live.reached().is_some_and(|reached| reached > branch.rewound_to) {
                 // That MLflow run holds (or may hold: a batch in flight) rows this rewind
                 // archived: it becomes the branch's run, with its batch in flight, and the live
                 // history starts a new one. What arrived of that batch is never matched against
                 // the rows logged again after the rewind.
-                let moved = std::mem::take(&mut state.live);
+                let mut moved = std::mem::take(&mut state.live);
+                // It stands for the history as it was: rows it never got up to the rewind's step
+                // (a batch that failed on its way) are still the live history's, unless a later
+                // rewind went below them too.
+                let unchanged = new_branches[index + 1..].iter().map(|later| later.rewound_to).min();
+                let through = unchanged.map_or(branch.rewound_to, |later| later.min(branch.rewound_to));
+                if moved.pushed_through.is_none_or(|pushed| pushed < through) {
+                    moved.fill_through = Some(through);
+                }
                 state.branches.insert(branch.id, moved);
             }
         }
@@ -324,6 +338,15 @@ impl Syncer<'_> {
                     arrived.insert((metric.clone(), step));
                 }
             }
+        }
+        if let Some(through) = target.fill_through.filter(|_| branch.is_some()) {
+            let from = target.pushed_through.map_or(0, |step| step.saturating_add(1));
+            if from <= through {
+                let before = reader.history(from..=through)?;
+                self.send_rows(before, &run, target, &arrived, |syncer, target| save(syncer, state, target))?;
+            }
+            target.fill_through = None;
+            save(self, state, target)?;
         }
         let from = target.pushed_through.map_or(0, |step| step.saturating_add(1));
         let history = match branch {

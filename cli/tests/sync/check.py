@@ -136,10 +136,11 @@ def start_server():
     raise RuntimeError("the MLflow server did not start within 180 s; see " + log.name)
 
 
-def start_flaky_proxy(url, fail_batch):
+def start_flaky_proxy(url, fail_batch, lose=False):
     """An HTTP proxy to the MLflow server at `url` that forwards every request, but answers 500
-    to the `fail_batch`-th log-batch that carries metrics, after MLflow has stored it. (Sync
-    keeps its state per server URL: every sync of a test goes through the same proxy.)"""
+    to the `fail_batch`-th log-batch that carries metrics: after MLflow has stored it, or, with
+    `lose`, without passing it on. (Sync keeps its state per server URL: every sync of a test
+    goes through the same proxy.)"""
     import http.server
     import threading
 
@@ -148,6 +149,16 @@ def start_flaky_proxy(url, fail_batch):
     class Proxy(http.server.BaseHTTPRequestHandler):
         def forward(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if self.command == "POST" else None
+            if lose and body and self.path.endswith("/runs/log-batch") and json.loads(body).get("metrics") \
+                    and batches["seen"] + 1 == fail_batch:
+                batches["seen"] += 1
+                payload = b'{"error_code": "INTERNAL_ERROR", "message": "lost"}'
+                self.send_response(500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
             request = urllib.request.Request(url + self.path, data=body, method=self.command,
                                              headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
             try:
@@ -345,6 +356,33 @@ def main():
             assert_points_equal(metric_points(client, live[0].info.run_id, metrics), rows)
             assert metric_points(client, live[0].info.run_id, {"loss"})[(420, "loss")] == -1.0
             assert branches["0"].info.run_id == old.info.run_id, "the old MLflow run stands for the branch"
+            assert_points_equal(metric_points(client, old.info.run_id, metrics), old_rows)
+
+        @check("a batch lost on its way, then a rewind below it: the branch's MLflow run still gets the history as it was")
+        def _():
+            metrics = {"loss", "acc", "lr"}
+            subprocess.run([QUICKSTART, "train"], env=dict(env, RUNSTORE_RUN_ID="lossy", QUICKSTART_STEP_MS="0"),
+                           stdout=subprocess.DEVNULL, check=True)
+            old_rows = history("lossy")
+            proxy, proxy_url = start_flaky_proxy(url, fail_batch=2, lose=True)
+            try:
+                failed = sync(proxy_url, "lossy", check=False)
+                assert failed.returncode != 0, failed
+                [old], _ = mlflow_runs(client, "lossy")
+                got = metric_points(client, old.info.run_id, metrics)
+                first_lost = min(step for (_, step) in old_rows if (step, "loss") not in got)
+                assert 0 < first_lost < 400, f"the lost batch starts below the rewind: {first_lost}"
+                runstore("rewind", "lossy", "--to", "400")
+                for _step in range(401, 421):
+                    runstore("log", "lossy", "loss=-1")
+                sync(proxy_url, "lossy")
+            finally:
+                proxy.shutdown()
+            rows = history("lossy", branches=True)
+            live, branches = mlflow_runs(client, "lossy")
+            assert_points_equal(metric_points(client, live[0].info.run_id, metrics), rows)
+            assert branches["0"].info.run_id == old.info.run_id, "the old MLflow run stands for the branch"
+            # Every step up to the rewind (the lost batch's included), then the archived rows.
             assert_points_equal(metric_points(client, old.info.run_id, metrics), old_rows)
 
         @check("a live run syncs repeatedly while it trains and ends complete")
