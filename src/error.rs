@@ -178,6 +178,21 @@ pub enum Error {
         fork_step: u64,
     },
 
+    /// A process forked from a run's writer (`fork()` without `exec`, as some data loaders do)
+    /// tried to log to, flush or finish the run: only the process that started it writes it.
+    /// Dropping the `Run` in the forked process leaves the run alone.
+    #[error(
+        "run {id:?} is written by process {owner}; process {pid} is a fork of it and cannot log to it, flush or finish it (start a run of its own instead)"
+    )]
+    ForkedProcess {
+        /// The run.
+        id: String,
+        /// The process that writes it.
+        owner: u32,
+        /// This process.
+        pid: u32,
+    },
+
     /// A run cannot be deleted while runs forked from it exist: they read their history from it.
     #[error("run {id:?} has forks that read their history from it ({}): delete them first", forks.join(", "))]
     RunHasForks {
@@ -334,6 +349,7 @@ impl Error {
             Error::BeyondHistory { .. } => "BeyondHistory",
             Error::RewindBeforeFork { .. } => "RewindBeforeFork",
             Error::CheckpointBeforeFork { .. } => "CheckpointBeforeFork",
+            Error::ForkedProcess { .. } => "ForkedProcess",
             Error::BranchNotFound { .. } => "BranchNotFound",
             Error::RunHasForks { .. } => "RunHasForks",
             Error::InvalidTag { .. } => "InvalidTag",

@@ -103,6 +103,7 @@ fn store_code(error: &Error) -> u8 {
         | Error::BeyondHistory { .. }
         | Error::RewindBeforeFork { .. }
         | Error::CheckpointBeforeFork { .. }
+        | Error::ForkedProcess { .. }
         | Error::InvalidQueueName { .. }
         | Error::InvalidTag { .. }
         | Error::RunHasForks { .. }

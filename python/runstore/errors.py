@@ -108,6 +108,15 @@ class RewindBeforeFork(Error, ValueError):
     fork_step: int
 
 
+class ForkedProcess(Error, RuntimeError):
+    """A process forked from a run's writer logged to, flushed or finished the run: only the
+    process that started it writes it."""
+
+    id: str
+    owner: int
+    pid: int
+
+
 class CheckpointBeforeFork(Error, ValueError):
     """A checkpoint recorded on a fork for a step before the one it was forked at."""
 

@@ -98,6 +98,12 @@ pub(crate) fn to_py(py: Python<'_>, error: runstore::Error) -> PyErr {
             set_int(&fields, "fork_step", fork_step);
             "RewindBeforeFork"
         }
+        E::ForkedProcess { id, owner, pid } => {
+            set_str(&fields, "id", &id);
+            set_int(&fields, "owner", u64::from(owner));
+            set_int(&fields, "pid", u64::from(pid));
+            "ForkedProcess"
+        }
         E::CheckpointBeforeFork { id, step, parent, fork_step } => {
             set_str(&fields, "id", &id);
             set_int(&fields, "step", step);

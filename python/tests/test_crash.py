@@ -96,3 +96,39 @@ def test_a_process_killed_after_bad_input_leaves_the_run_crashed_and_resumable(s
     run = runstore.init(id="b", resume="must", dir=store_dir)
     assert run.step == 1
     run.finish()
+
+
+@pytest.mark.parametrize("durability", ["buffered", "every_log"])
+def test_a_forked_child_leaves_its_parents_run_alone_and_exits_promptly(store_dir, durability):
+    # A script forks (as some data loaders do without exec); the child exits through the
+    # interpreter's exit, whose handler finishes the live run: it must neither hang on the
+    # parent's threads nor write the parent's run.
+    child = python_child(
+        f"""
+        import os, sys
+        import runstore
+        run = runstore.init(id="r", dir={store_dir!r}, durability={durability!r})
+        for step in range(100):
+            run.log({{"loss": float(step)}})
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run.log({{"loss": -1.0}})
+                run.flush()
+                os._exit(3)
+            except runstore.ForkedProcess as error:
+                if (error.owner, error.pid) != (os.getppid(), os.getpid()):
+                    os._exit(4)
+            sys.exit(0)  # the exit handler finishes the run: refused, quietly
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(10 + os.waitstatus_to_exitcode(status))
+        for step in range(100, 200):
+            run.log({{"loss": float(step)}})
+        runstore.finish()
+        """
+    )
+    assert child.wait(timeout=60) == 0
+    stored = runstore.Api(store_dir).run("r")
+    assert stored.state == "finished"
+    assert history(store_dir, "r") == [(step, {"loss": float(step)}) for step in range(200)]

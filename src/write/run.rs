@@ -84,6 +84,11 @@ struct Shared {
     preempting: AtomicBool,
     /// A signal asked the training loop to stop.
     stop: AtomicBool,
+    /// The run's id and the process that started it: a process forked from that one has a copy
+    /// of this memory but not its threads, and must never write the run (it would be a second
+    /// writer behind the lock's back).
+    id: String,
+    owner: u32,
 }
 
 impl signals::Listener for Shared {
@@ -122,9 +127,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// The error for a process forked from the run's writer, when it is this one.
+    fn forked(&self) -> Option<Error> {
+        let pid = std::process::id();
+        (pid != self.owner).then(|| Error::ForkedProcess { id: self.id.clone(), owner: self.owner, pid })
+    }
+
     /// Commits everything pending (with `state`, if given). Holding the slot lock across the
     /// swap and the commit keeps commits in log order.
     fn flush(&self, state: Option<Ending>, close_attempt: bool) -> Result<()> {
+        // Before the lock: in a forked process it may be held by a thread that is not there.
+        if let Some(error) = self.forked() {
+            return Err(error);
+        }
         self.flush_in(&mut lock(&self.slot), state, close_attempt, None)
     }
 
@@ -329,6 +344,8 @@ impl Run {
             failed: AtomicBool::new(false),
             preempting: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            id: id.clone(),
+            owner: std::process::id(),
         });
         // Started first: should the flusher not start, dropping the sampler stops it.
         let mut interner = Interner::with_names(names);
@@ -524,6 +541,9 @@ impl Run {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn checkpoint_at(&mut self, step: u64, path: impl AsRef<std::path::Path>) -> Result<Checkpoint> {
+        if let Some(error) = self.shared.forked() {
+            return Err(error);
+        }
         if self.last_step.is_none_or(|last| step > last) {
             return Err(Error::BeyondHistory { id: self.id.clone(), requested: step, last: self.last_step });
         }
@@ -691,6 +711,10 @@ impl Run {
                 while pending.rows.rows() >= self.flush_rows * MAX_PENDING_FLUSHES
                     && !self.shared.failed.load(Ordering::Acquire)
                 {
+                    // A forked process has no flusher to wait for.
+                    if let Some(error) = self.shared.forked() {
+                        return Err(error);
+                    }
                     pending = self.shared.drained.wait(pending).unwrap_or_else(PoisonError::into_inner);
                 }
             }
@@ -997,6 +1021,14 @@ impl Run {
 
     fn close(&mut self, ending: Ending, clear_pointer: bool) -> Result<()> {
         self.closed = true;
+        if let Some(error) = self.shared.forked() {
+            // A forked process: the threads to join are not in it, its copies of the locks may
+            // be held by them, and the database is its parent's to write and close. Touch none
+            // of it: what is shared stays alive (never dropped, never closed) until it exits.
+            std::mem::forget(self.flusher.take());
+            std::mem::forget(Arc::clone(&self.shared));
+            return Err(error);
+        }
         if let Some(listener) = self.signal_listener.take() {
             signals::unlisten(&listener);
         }
