@@ -149,26 +149,21 @@ def start_flaky_proxy(url, fail_batch, lose=False):
     class Proxy(http.server.BaseHTTPRequestHandler):
         def forward(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if self.command == "POST" else None
-            if lose and body and self.path.endswith("/runs/log-batch") and json.loads(body).get("metrics") \
-                    and batches["seen"] + 1 == fail_batch:
-                batches["seen"] += 1
-                payload = b'{"error_code": "INTERNAL_ERROR", "message": "lost"}'
-                self.send_response(500)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                return
-            request = urllib.request.Request(url + self.path, data=body, method=self.command,
-                                             headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
-            try:
-                with urllib.request.urlopen(request, timeout=60) as answer:
-                    status, payload = answer.status, answer.read()
-            except urllib.error.HTTPError as error:
-                status, payload = error.code, error.read()
+            failing = False
             if body and self.path.endswith("/runs/log-batch") and json.loads(body).get("metrics"):
                 batches["seen"] += 1
-                if batches["seen"] == fail_batch:
+                failing = batches["seen"] == fail_batch
+            if failing and lose:
+                status, payload = 500, b'{"error_code": "INTERNAL_ERROR", "message": "lost"}'
+            else:
+                request = urllib.request.Request(url + self.path, data=body, method=self.command,
+                                                 headers={"Content-Type": self.headers.get("Content-Type", "application/json")})
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as answer:
+                        status, payload = answer.status, answer.read()
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                if failing:
                     status, payload = 500, b'{"error_code": "INTERNAL_ERROR", "message": "stored, then failed"}'
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -330,25 +325,37 @@ def main():
             before = {("live", step): row for (_, step), row in before.items()}
             assert_points_equal(metric_points(client, old.info.run_id, metrics), before)
 
+        def failed_sync_then_rewind(run_id, lose, logged_after, between):
+            """Trains `run_id`, syncs it through a proxy that fails its second batch (storing it,
+            or with `lose` not), calls `between(old MLflow run, rows)`, rewinds it to step 400,
+            logs `logged_after` rows and syncs again. Returns the old run, its rows and what the
+            last sync said."""
+            subprocess.run([QUICKSTART, "train"], env=dict(env, RUNSTORE_RUN_ID=run_id, QUICKSTART_STEP_MS="0"),
+                           stdout=subprocess.DEVNULL, check=True)
+            old_rows = history(run_id)
+            proxy, proxy_url = start_flaky_proxy(url, fail_batch=2, lose=lose)
+            try:
+                failed = sync(proxy_url, run_id, check=False)
+                assert failed.returncode != 0, failed
+                [old], _ = mlflow_runs(client, run_id)
+                between(old, old_rows)
+                runstore("rewind", run_id, "--to", "400")
+                for _step in range(logged_after):
+                    runstore("log", run_id, "loss=-1")
+                said = sync(proxy_url, run_id).stdout
+            finally:
+                proxy.shutdown()
+            return old, old_rows, said
+
         @check("a batch stored but answered 500, then a rewind below it: the next sync sends the new rows")
         def _():
             metrics = {"loss", "acc", "lr"}
-            subprocess.run([QUICKSTART, "train"], env=dict(env, RUNSTORE_RUN_ID="flaky", QUICKSTART_STEP_MS="0"),
-                           stdout=subprocess.DEVNULL, check=True)
-            old_rows = history("flaky")
-            proxy, proxy_url = start_flaky_proxy(url, fail_batch=2)
-            try:
-                failed = sync(proxy_url, "flaky", check=False)
-                assert failed.returncode != 0, failed
-                [old], _ = mlflow_runs(client, "flaky")
+
+            def stored_whole(old, old_rows):
                 # MLflow stored the failed batch: it holds the whole history as it was.
                 assert_points_equal(metric_points(client, old.info.run_id, metrics), old_rows)
-                runstore("rewind", "flaky", "--to", "400")
-                for _step in range(401, 451):
-                    runstore("log", "flaky", "loss=-1")
-                said = sync(proxy_url, "flaky").stdout
-            finally:
-                proxy.shutdown()
+
+            old, old_rows, said = failed_sync_then_rewind("flaky", False, 50, stored_whole)
             rows = history("flaky", branches=True)
             live, branches = mlflow_runs(client, "flaky")
             assert len(live) == 1 and live[0].info.run_id != old.info.run_id, \
@@ -361,23 +368,13 @@ def main():
         @check("a batch lost on its way, then a rewind below it: the branch's MLflow run still gets the history as it was")
         def _():
             metrics = {"loss", "acc", "lr"}
-            subprocess.run([QUICKSTART, "train"], env=dict(env, RUNSTORE_RUN_ID="lossy", QUICKSTART_STEP_MS="0"),
-                           stdout=subprocess.DEVNULL, check=True)
-            old_rows = history("lossy")
-            proxy, proxy_url = start_flaky_proxy(url, fail_batch=2, lose=True)
-            try:
-                failed = sync(proxy_url, "lossy", check=False)
-                assert failed.returncode != 0, failed
-                [old], _ = mlflow_runs(client, "lossy")
+
+            def lost_below_the_rewind(old, old_rows):
                 got = metric_points(client, old.info.run_id, metrics)
                 first_lost = min(step for (_, step) in old_rows if (step, "loss") not in got)
                 assert 0 < first_lost < 400, f"the lost batch starts below the rewind: {first_lost}"
-                runstore("rewind", "lossy", "--to", "400")
-                for _step in range(401, 421):
-                    runstore("log", "lossy", "loss=-1")
-                sync(proxy_url, "lossy")
-            finally:
-                proxy.shutdown()
+
+            old, old_rows, _ = failed_sync_then_rewind("lossy", True, 20, lost_below_the_rewind)
             rows = history("lossy", branches=True)
             live, branches = mlflow_runs(client, "lossy")
             assert_points_equal(metric_points(client, live[0].info.run_id, metrics), rows)
