@@ -11,7 +11,7 @@
 # fuzz/logs/<target>.log. Exits non-zero when a target crashes.
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(row_chunk point_chunk time_chunk value_stream records lock_holder auto_pointer names)
+targets=(row_chunk point_chunk time_chunk value_stream records journal lock_holder auto_pointer names)
 
 if [ "${1:-}" = "--stable" ]; then
   seconds="${2:-60}"

@@ -2,11 +2,12 @@
 //!
 //! Every decoder of stored bytes is reachable here: the chunks of run format 2 (row, point and
 //! time chunks, chunk summaries), the XOR value streams, the postcard records (progress,
-//! attempt, branch, checkpoint), the JSON run record, the lock holder record, the `auto` pointer, and the
+//! attempt, branch, checkpoint), the journal's records, the JSON run record, the lock holder record, the `auto` pointer, and the
 //! validation of run ids and metric names. Each function panics only when the code under test
 //! is wrong: a decoder that accepts bytes must give results that agree with its siblings and
 //! that re-encode to the same values; a validator must accept exactly what its rules allow.
 
+use crate::format::journal::{self, EntryRef, JournalMark};
 use crate::format::records::{AttemptRecord, BranchRecord, CheckpointRecord, Progress, RunRecord};
 use crate::format::summary::ChunkSummary;
 use crate::format::xor::{self, Predictor};
@@ -105,6 +106,28 @@ pub fn records(data: &[u8]) {
         let again = RunRecord::decode(&record.encode()).expect("an encoded run record decodes");
         assert_eq!(again.encode(), record.encode());
     }
+}
+
+/// Reads `data` as a journal whose chain starts at offset 0 in the epoch of its first 8 bytes;
+/// whatever chain reads must end inside the bytes and re-encode to records that read back to
+/// the same bytes.
+pub fn journal(data: &[u8]) {
+    let epoch = data.get(..8).and_then(|bytes| bytes.try_into().ok()).map_or(1, u64::from_le_bytes);
+    let mark = JournalMark { epoch, offset: 0, seq: 0 };
+    let _ = journal::read_chain(data, JournalMark { offset: 1, ..mark });
+    let Ok((entries, end)) = journal::read_chain(data, mark) else { return };
+    assert!(usize::try_from(end).is_ok_and(|end| end <= data.len()));
+    let encode = |entries: &[journal::Entry]| {
+        let mut bytes = Vec::new();
+        for (seq, entry) in (0u64..).zip(entries) {
+            journal::encode(&mut bytes, epoch, seq, &entry.as_ref());
+        }
+        bytes
+    };
+    let bytes = encode(&entries);
+    let (again, again_end) = journal::read_chain(&bytes, mark).expect("an encoded journal reads");
+    assert_eq!((again.len(), again_end), (entries.len(), bytes.len() as u64));
+    assert_eq!(encode(&again), bytes);
 }
 
 /// Parses `data` as a lock file's holder record and formats it, as `RunLocked` errors do.
@@ -216,6 +239,23 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         "records",
         br#"{"id":"resnet-7","project":"vision","tags":["a"],"config":{"lr":0.0003},"created_at_ms":5}"#.to_vec(),
     ));
+    let names: [Box<str>; 2] = ["loss".into(), "eval/acc".into()];
+    let mut bytes = Vec::new();
+    for step in 0..4u64 {
+        #[allow(clippy::cast_precision_loss)]
+        let points = [(0, step as f64), (1, f64::NAN)];
+        let entry = EntryRef {
+            step: 41 + step,
+            time_ms: 1_795_741_387_000 + step,
+            first_name: if step == 0 { 0 } else { 2 },
+            names: if step == 0 { &names } else { &[] },
+            sets: if step == 2 { &[(1, 0.5)] } else { &[] },
+            points: &points[..usize::try_from(1 + step % 2).unwrap_or(1)],
+            samples: if step == 3 { &[(2, 1_795_741_387_000, 93.5)] } else { &[] },
+        };
+        journal::encode(&mut bytes, 0x5EED_0000_0000_0001, step, &entry);
+        seeds.push(("journal", bytes.clone()));
+    }
     seeds.push(("lock_holder", br#"{"pid":4242,"host":"node-7","since":1795741387000}"#.to_vec()));
     seeds.push(("auto_pointer", br#"{"dir":"/home/me/train","run_id":"resnet-7"}"#.to_vec()));
     for name in ["resnet-7", "../etc", "eval/acc", ".hidden", "a\u{0}b", "ｒｕｎ"] {
@@ -235,13 +275,23 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "lock_holder" => lock_holder,
         "auto_pointer" => auto_pointer,
         "names" => names,
+        "journal" => journal,
         _ => return None,
     })
 }
 
 /// The names of every target.
-pub const TARGETS: [&str; 8] =
-    ["row_chunk", "point_chunk", "time_chunk", "value_stream", "records", "lock_holder", "auto_pointer", "names"];
+pub const TARGETS: [&str; 9] = [
+    "row_chunk",
+    "point_chunk",
+    "time_chunk",
+    "value_stream",
+    "records",
+    "journal",
+    "lock_holder",
+    "auto_pointer",
+    "names",
+];
 
 #[cfg(test)]
 mod tests {

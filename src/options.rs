@@ -142,7 +142,11 @@ pub enum Durability {
     /// never waits for the disk, unless the buffer is full because the disk cannot keep up.
     #[default]
     Buffered,
-    /// Every `log` commits its row, with `fsync`, before it returns.
+    /// Every `log` makes its row durable before it returns: it appends the row to the run's
+    /// journal and syncs it (one `fdatasync`), and the background thread folds the journal into
+    /// the database as `Buffered` commits (readers of a live run see a row once it is folded:
+    /// within a second, at once after [`Run::flush`](crate::Run::flush)). After a crash the
+    /// next reader or writer of the run folds what the journal holds.
     EveryLog,
 }
 

@@ -62,7 +62,12 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// FNV-1a, 64 bits: a hash that stays the same across builds and platforms (std's does not).
 pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    stable_hash_on(0xcbf2_9ce4_8422_2325, bytes)
+}
+
+/// [`stable_hash`] continued over `bytes` from the hash `hash` of what came before them.
+pub(crate) fn stable_hash_on(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

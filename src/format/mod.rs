@@ -7,6 +7,7 @@ pub(crate) mod batch;
 mod bits;
 #[cfg(test)]
 mod codec_tests;
+pub(crate) mod journal;
 pub(crate) mod point_chunk;
 pub(crate) mod records;
 pub(crate) mod row_chunk;

@@ -2,7 +2,7 @@
 
 use redb::TableDefinition;
 
-/// Small records by name: [`KEY_FORMAT`], [`KEY_RUN`], [`KEY_PROGRESS`].
+/// Small records by name: [`KEY_FORMAT`], [`KEY_RUN`], [`KEY_PROGRESS`], [`KEY_JOURNAL`].
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// Interned metric names: id → name. Ids are dense, starting at 0, never reused.
@@ -52,3 +52,8 @@ pub(crate) const KEY_RUN: &str = "run";
 /// State, step counter and summary, a postcard [`super::records::Progress`]. Rewritten by every
 /// commit that adds rows, in the same transaction.
 pub(crate) const KEY_PROGRESS: &str = "progress";
+
+/// Where the records of the run's journal that no fold took start, a postcard
+/// [`super::journal::JournalMark`]; only while a writer with `Durability::EveryLog` uses the
+/// journal (and after it crashed, until its records are replayed).
+pub(crate) const KEY_JOURNAL: &str = "journal";

@@ -32,14 +32,16 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetada
 use crate::error::{Context, Error, Result};
 use crate::files::TempFile;
 use crate::format::RUN_FORMAT_VERSION;
+use crate::format::journal::JournalMark;
 use crate::format::records::{AttemptRecord, BranchRecord, Progress, RunRecord};
 use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
-    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META,
-    METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_JOURNAL, KEY_PROGRESS,
+    KEY_RUN, META, METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
 };
 use crate::format::{Corrupt, point_chunk, row_chunk, time_chunk};
 use crate::id::{validate_metric_name, validate_run_id};
+use crate::read::snapshot::RunSnapshot;
 use crate::state::RunState;
 use crate::store::{DATABASE, LOCK, Store, decode_pointer};
 use crate::write::writer::builder;
@@ -271,6 +273,7 @@ impl Store {
         };
         if let Some(copy) = copy {
             check_copy(&database, copy.path(), &mut report);
+            check_journal(&database, copy.path(), &mut report);
         } else {
             report.live = true;
             report.integrity = Integrity::SkippedLive;
@@ -347,7 +350,8 @@ impl Store {
     /// as its progress record says: both from one snapshot, since a live fork commits meanwhile.
     fn check_fork(&self, id: &str, database: &Path, report: &mut RunCheck) {
         let outcome = (|| -> Result<Option<(u64, u64)>> {
-            let snapshot = self.open_run(id)?.snapshot()?;
+            // As it is: a dead writer's journal is left for the next reader or writer to fold.
+            let snapshot = RunSnapshot::take_as_is(&self.open_run(id)?)?;
             let info = snapshot.info()?;
             if info.forked_from.is_none() {
                 return Ok(None);
@@ -542,6 +546,42 @@ fn read_meta(tx: &ReadTransaction, path: &Path, report: &mut RunCheck) -> Result
         report.problem(path, corrupt.0);
     }
     Ok(Some((record, progress)))
+}
+
+/// Reads the journal records that a dead writer left past the mark of `copy` (its database as
+/// copied for the check): a note of how many there are, which the next reader or writer folds
+/// in, or a problem where one does not decode. The run's files are not changed.
+fn check_journal(database: &Path, copy: &Path, report: &mut RunCheck) {
+    let read_mark = || {
+        let db = builder().open_read_only(copy).at(copy)?;
+        let tx = db.begin_read().at(copy)?;
+        let meta = tx.open_table(META).at(copy)?;
+        let mark = meta.get(KEY_JOURNAL).at(copy)?.map(|bytes| JournalMark::decode(bytes.value()));
+        Ok(mark)
+    };
+    // A database that does not read is check_copy's to report.
+    let Ok(Some(mark)) = guard::catch(copy, read_mark) else { return };
+    let journal = crate::write::journal::path_for(database);
+    let entries = match mark
+        .map_err(|corrupt| corrupt.0)
+        .and_then(|mark| crate::write::journal::read(database, mark).map_err(|_| "a journal record does not decode"))
+    {
+        Ok(entries) => entries,
+        Err(detail) => {
+            report.problem(&journal, format!("{detail}: the rows it holds cannot be read; move it away to resume"));
+            return;
+        }
+    };
+    if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+        let detail = format!(
+            "holds {} records of rows (steps {} to {}) that the writer logged durably and did not fold \
+             into the database before it stopped: the next reader or writer of the run folds them in",
+            entries.len(),
+            first.step,
+            last.step
+        );
+        report.note(&journal, detail);
+    }
 }
 
 /// Reads every record and chunk of one snapshot of a run database.

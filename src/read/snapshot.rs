@@ -21,7 +21,7 @@ use crate::error::{Context, Error, Result};
 use crate::format::Corrupt;
 use crate::format::records::{AttemptRecord, BranchRecord, ForkOrigin, Progress, RunRecord};
 use crate::format::tables::SAMPLES;
-use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_PROGRESS, KEY_RUN, META};
+use crate::format::tables::{ATTEMPTS, BRANCHES, KEY_FORMAT, KEY_JOURNAL, KEY_PROGRESS, KEY_RUN, META};
 use crate::format::{point_chunk, row_chunk, time_chunk};
 use crate::guard;
 use crate::lock;
@@ -79,6 +79,18 @@ pub struct RunSnapshot {
     segments: Vec<Segment>,
 }
 
+/// Folds the journal records a dead writer left into the run's database, standing in for the
+/// writer under the run's lock; whether it did. Anything in the way (a writer that started
+/// meanwhile, a store this process may not write) leaves the records to the next writer, and
+/// the reader reads what the database holds.
+fn fold_journal_left(reader: &RunReader) -> bool {
+    let Ok(_lock) = lock::RunLock::acquire_quietly(reader.lock_path(), "a reader folding the journal its writer left")
+    else {
+        return false;
+    };
+    crate::write::writer::Writer::open(reader.path()).is_ok()
+}
+
 impl std::fmt::Debug for RunSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunSnapshot").field("id", &self.id).field("held", &self.held).finish_non_exhaustive()
@@ -86,8 +98,25 @@ impl std::fmt::Debug for RunSnapshot {
 }
 
 impl RunSnapshot {
-    /// Takes a snapshot of the run `reader` reads.
+    /// Takes a snapshot of the run `reader` reads. When a writer that died left journal records
+    /// not folded into the database (see `crate::write::journal`), the reader stands in for it
+    /// and folds them first, so that every row the writer acknowledged reads.
     pub(crate) fn take(reader: &RunReader) -> Result<RunSnapshot> {
+        let (snapshot, journal_left) = RunSnapshot::take_once(reader)?;
+        if journal_left && fold_journal_left(reader) {
+            return Ok(RunSnapshot::take_once(reader)?.0);
+        }
+        Ok(snapshot)
+    }
+
+    /// A snapshot of the database as it is, without folding a dead writer's journal (for
+    /// `check`, which changes nothing).
+    pub(crate) fn take_as_is(reader: &RunReader) -> Result<RunSnapshot> {
+        Ok(RunSnapshot::take_once(reader)?.0)
+    }
+
+    /// A snapshot, and whether its commit has journal records that a dead writer left.
+    fn take_once(reader: &RunReader) -> Result<(RunSnapshot, bool)> {
         let path = reader.path();
         guard::catch(path, || {
             let begin = || reader.database().begin_read().at(path);
@@ -104,6 +133,8 @@ impl RunSnapshot {
             check_format(path, meta.get(KEY_FORMAT).at(path)?.as_ref().map(redb::AccessGuard::value))?;
             let record = RunRecord::decode(&required(&meta, KEY_RUN, path)?).at(path)?;
             let progress = Progress::decode(&required(&meta, KEY_PROGRESS, path)?).at(path)?;
+            // Where locks do not work, a writer may be live: its journal is its own.
+            let journal_left = !held && lock_failure.is_none() && meta.get(KEY_JOURNAL).at(path)?.is_some();
             drop(meta);
             let names = read_names(&tx, path)?;
             let own = |first| Segment {
@@ -122,7 +153,7 @@ impl RunSnapshot {
                     segments
                 }
             };
-            Ok(RunSnapshot {
+            let snapshot = RunSnapshot {
                 id: reader.id().to_string(),
                 path: path.to_path_buf(),
                 lock_path: reader.lock_path().to_path_buf(),
@@ -133,7 +164,8 @@ impl RunSnapshot {
                 progress,
                 names,
                 segments,
-            })
+            };
+            Ok((snapshot, journal_left))
         })
     }
 

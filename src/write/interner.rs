@@ -127,6 +127,11 @@ impl Interner {
         self.recent.retain(|&id| (id as usize) < known);
     }
 
+    /// The names of ids `first..`, in id order.
+    pub(crate) fn names_from(&self, first: u32) -> &[Box<str>] {
+        self.names.get(first as usize..).unwrap_or_default()
+    }
+
     /// The names interned since [`Interner::mark`], to be stored with the row.
     pub(crate) fn added(&self) -> impl Iterator<Item = &str> {
         self.names[self.mark..].iter().map(|name| &**name)

@@ -4,6 +4,7 @@
 
 pub(crate) mod chunks;
 pub(crate) mod interner;
+pub(crate) mod journal;
 pub(crate) mod run;
 pub(crate) mod signals;
 pub(crate) mod writer;

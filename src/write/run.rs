@@ -15,8 +15,9 @@ use crate::state::{Branch, RunState};
 use crate::store::AutoPointer;
 use crate::system::{Plan, Sampler, Samples};
 use crate::write::interner::Interner;
+use crate::write::journal::Journal;
 use crate::write::signals;
-use crate::write::writer::{Ending, Extras, Reopen, Writer};
+use crate::write::writer::{Ending, Extras, JournalUpdate, Reopen, Writer};
 
 /// Buffered rows at which a log call waits for the flusher: this many flushes' worth.
 const MAX_PENDING_FLUSHES: usize = 4;
@@ -109,6 +110,10 @@ struct Pending {
     summary_sets: Vec<(u32, f64)>,
     /// Time-indexed samples: (metric id, time ms, value).
     samples: Vec<(u32, u64, f64)>,
+    /// The journal every row is appended to before its log call returns, with
+    /// `Durability::EveryLog`: kept under this lock, so that a fold swaps out exactly the rows
+    /// of the records before its mark.
+    journal: Option<Journal>,
     shutdown: bool,
 }
 
@@ -169,7 +174,7 @@ impl Shared {
             *reopen = None;
         }
         let Some(open) = writer.as_mut() else { return Ok(()) };
-        let (names, sets, samples) = {
+        let (names, sets, samples, journal) = {
             let mut pending = lock(&self.pending);
             if pending.rows.is_empty()
                 && pending.new_names.is_empty()
@@ -177,25 +182,49 @@ impl Shared {
                 && pending.samples.is_empty()
                 && state.is_none()
                 && checkpoint.is_none()
+                // A journal that is to start again needs a fold to store its new mark.
+                && pending.journal.as_ref().is_none_or(Journal::is_ready)
             {
                 return Ok(());
             }
             std::mem::swap(&mut pending.rows, spare);
+            // Taken with the rows: the records from here on are not in this fold.
+            let journal = match pending.journal.as_mut() {
+                Some(_) if close_attempt => JournalUpdate::Clear,
+                Some(journal) => JournalUpdate::Set(journal.fold_mark()),
+                None => JournalUpdate::Keep,
+            };
             (
                 std::mem::take(&mut pending.new_names),
                 std::mem::take(&mut pending.summary_sets),
                 std::mem::take(&mut pending.samples),
+                journal,
             )
         };
-        let extras =
-            Extras { new_names: &names, summary_sets: &sets, state, close_attempt, checkpoint, samples: &samples };
+        let extras = Extras {
+            new_names: &names,
+            summary_sets: &sets,
+            state,
+            close_attempt,
+            checkpoint,
+            samples: &samples,
+            journal,
+        };
         let result = open.commit(spare, &extras);
         let mut pending = lock(&self.pending);
         if let Ok(()) = &result {
             spare.clear();
             self.failed.store(false, Ordering::Release);
             lock(&self.failure).take();
+            match journal {
+                JournalUpdate::Set(mark) => pending.journal.iter_mut().for_each(|journal| journal.folded(mark)),
+                JournalUpdate::Clear => pending.journal.take().into_iter().for_each(Journal::remove),
+                JournalUpdate::Keep => {}
+            }
         } else {
+            if let Some(journal) = pending.journal.as_mut() {
+                journal.fold_failed();
+            }
             *reopen = Some(open.reopen_plan());
             // Closed before the next flush opens the file again.
             *writer = None;
@@ -273,20 +302,20 @@ fn flusher(shared: &Shared, flush_rows: usize, interval: Duration) {
 }
 
 /// Interns the series of `plan` (a fixed set: the GPUs are counted at the start) and starts
-/// its sampler, which appends to the pending samples under the buffer's lock, briefly. With
-/// `commit` (a run without a flusher: `Durability::EveryLog`) it also commits them, so that a
-/// stalled training loop, the moment its samples matter most, does not hold them back.
-fn start_sampler(id: &str, plan: Plan, interner: &mut Interner, shared: &Arc<Shared>, commit: bool) -> Result<Sampler> {
+/// its sampler, which appends to the pending samples under the buffer's lock, briefly; the
+/// flusher commits them, so that a stalled training loop, the moment its samples matter most,
+/// does not hold them back.
+fn start_sampler(id: &str, plan: Plan, interner: &mut Interner, shared: &Arc<Shared>) -> Result<Sampler> {
     interner.mark();
     let ids = plan.series_names().iter().map(|name| interner.system_id(name)).collect::<Result<Vec<u32>>>()?;
     lock(&shared.pending).new_names.extend(interner.added().map(str::to_string));
     let shared = Arc::clone(shared);
     Sampler::start(id, plan, ids, move |samples: &mut Samples| {
-        lock(&shared.pending).samples.append(samples);
-        if commit && let Err(error) = shared.flush(None, false) {
-            // Reported by the next call, as a failed background flush is.
-            shared.record_failure(error);
+        let mut pending = lock(&shared.pending);
+        if let Some(journal) = pending.journal.as_mut() {
+            journal.samples.extend_from_slice(samples);
         }
+        pending.samples.append(samples);
     })
 }
 
@@ -327,16 +356,23 @@ impl Run {
             system,
         } = parts;
         warnings.extend(system.iter().flat_map(|plan| plan.notes().iter().cloned()));
+        let mut journal = None;
         if durability == Durability::EveryLog {
             writer.set_chunk_size(crate::write::chunks::ChunkSize::Small);
+            match Journal::open(writer.path(), writer.names_stored()) {
+                Ok(opened) => journal = Some(opened),
+                // Every log call then commits to the database itself: durable, only slower.
+                Err(error) => warnings.push(format!("every log call commits to the database: no journal ({error})")),
+            }
         }
         let next_step = writer.next_step();
         let last_step = writer.last_step();
         let merge_step = writer.own_last_step();
         let attempt = writer.attempt();
         let previous = writer.previous();
+        let has_journal = journal.is_some();
         let shared = Arc::new(Shared {
-            pending: Mutex::new(Pending::default()),
+            pending: Mutex::new(Pending { journal, ..Pending::default() }),
             wake: Condvar::new(),
             drained: Condvar::new(),
             slot: Mutex::new(Slot { writer: Some(writer), reopen: None, spare: RowBatch::default() }),
@@ -347,28 +383,29 @@ impl Run {
             id: id.clone(),
             owner: std::process::id(),
         });
+        if has_journal {
+            // The journal's first mark, before any record counts.
+            shared.flush(None, false)?;
+        }
         // Started first: should the flusher not start, dropping the sampler stops it.
         let mut interner = Interner::with_names(names);
         let sampler = match system {
-            Some(plan) => Some(start_sampler(&id, plan, &mut interner, &shared, durability == Durability::EveryLog)?),
+            Some(plan) => Some(start_sampler(&id, plan, &mut interner, &shared)?),
             None => None,
         };
-        let flusher = match durability {
-            Durability::EveryLog => None,
-            Durability::Buffered => {
-                let shared = Arc::clone(&shared);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("runstore-flush-{id}"))
-                    .spawn(move || flusher(&shared, flush_rows, flush_interval))
-                    .map_err(|error| Error::io("(flusher thread)", error))?;
-                Some(spawned)
-            }
+        // With `EveryLog` too: it folds the journal into the database, where readers see it.
+        let flusher = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("runstore-flush-{id}"))
+                .spawn(move || flusher(&shared, flush_rows, flush_interval))
+                .map_err(|error| Error::io("(flusher thread)", error))?
         };
         Ok(Run {
             id,
             config,
             shared,
-            flusher,
+            flusher: Some(flusher),
             interner,
             points: Vec::new(),
             next_step,
@@ -689,6 +726,7 @@ impl Run {
         }
         // One clock read per row, outside the buffer's lock.
         let time_ms = time_ms.unwrap_or_else(crate::sys::now_ms);
+        let mut journaled = false;
         {
             let mut pending = lock(&self.shared.pending);
             pending.new_names.extend(self.interner.added().map(str::to_string));
@@ -701,6 +739,9 @@ impl Run {
                 pending.summary_sets.retain(|(id, _)| !points.iter().any(|(p, _)| p == id));
             }
             pending.rows.push_row(step, time_ms, &self.points);
+            if self.durability == Durability::EveryLog {
+                journaled = self.journal_row(&mut pending, step, time_ms);
+            }
             let rows = pending.rows.rows();
             if rows >= self.flush_rows && self.flusher.is_some() {
                 // Wake the flusher once, as the buffer reaches the mark; while it commits, it
@@ -722,10 +763,24 @@ impl Run {
         self.last_step = Some(step);
         self.merge_step = Some(step);
         self.next_step = step + 1;
-        if self.durability == Durability::EveryLog {
+        if self.durability == Durability::EveryLog && !journaled {
             self.shared.flush(None, false)?;
         }
         Ok(())
+    }
+
+    /// Appends the row just buffered to the journal and syncs it; `false` when it is not
+    /// durable there (no journal, full, or failing) and the caller must commit it.
+    fn journal_row(&self, pending: &mut Pending, step: u64, time_ms: u64) -> bool {
+        // A forked process must not write its parent's journal; its commit then fails.
+        if self.shared.forked().is_some() {
+            return false;
+        }
+        let Some(journal) = pending.journal.as_mut() else { return false };
+        let names = self.interner.names_from(journal.names_through());
+        // An error is not the caller's: its commit stores the row, and a fold starts the
+        // journal again.
+        journal.append(step, time_ms, names, &self.points).unwrap_or(false)
     }
 
     /// Sets a summary value (such as `best_acc`) that is not simply a metric's last value. A
@@ -751,6 +806,9 @@ impl Run {
         let mut pending = lock(&self.shared.pending);
         pending.new_names.extend(self.interner.added().map(str::to_string));
         pending.summary_sets.push((id, value));
+        if let Some(journal) = pending.journal.as_mut() {
+            journal.sets.push((id, value));
+        }
         Ok(())
     }
 
@@ -838,6 +896,9 @@ impl Run {
         }
         let mut pending = lock(&self.shared.pending);
         pending.new_names.extend(self.interner.added().map(str::to_string));
+        if let Some(journal) = pending.journal.as_mut() {
+            journal.samples.extend_from_slice(&taken);
+        }
         pending.samples.append(&mut taken);
         Ok(())
     }

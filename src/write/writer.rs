@@ -13,14 +13,15 @@ use redb::{
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
 use crate::format::batch::RowBatch;
+use crate::format::journal::{Entry, JournalMark};
 use crate::format::records::{
     AttemptRecord, BranchRecord, CheckpointRecord, ForkOrigin, Progress, RunRecord, StateTag,
 };
 use crate::format::row_chunk;
 use crate::format::summary::ChunkSummary;
 use crate::format::tables::{
-    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, CHECKPOINTS, KEY_FORMAT, KEY_PROGRESS,
-    KEY_RUN, META, METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
+    ARCHIVE_POINTS, ARCHIVE_ROWS, ARCHIVE_SUMMARIES, ATTEMPTS, BRANCHES, CHECKPOINTS, KEY_FORMAT, KEY_JOURNAL,
+    KEY_PROGRESS, KEY_RUN, META, METRICS, POINTS, ROWS, SAMPLE_SUMMARIES, SAMPLES, SUMMARIES,
 };
 use crate::format::{Corrupt, RUN_FORMAT_VERSION};
 use crate::guard;
@@ -78,6 +79,20 @@ pub(crate) struct Extras<'a> {
     pub(crate) checkpoint: Option<&'a CheckpointRecord>,
     /// Samples of time-indexed series: (metric id, time ms, value).
     pub(crate) samples: &'a [(u32, u64, f64)],
+    /// What becomes of the journal's mark.
+    pub(crate) journal: JournalUpdate,
+}
+
+/// What a commit does to the journal's mark (see [`crate::write::journal`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) enum JournalUpdate {
+    /// Leaves it as it is: no journal, or a commit that is not a fold.
+    #[default]
+    Keep,
+    /// A fold: the records from here on are not in the database.
+    Set(JournalMark),
+    /// Every record is in the database and the journal is no longer written.
+    Clear,
 }
 
 /// How to open a writer again after a failed commit (see [`Writer::reopen_plan`]).
@@ -104,13 +119,23 @@ impl Reopen {
     /// Opens the database again, in the state of its last durable commit, and says what of the
     /// failed commit landed.
     pub(crate) fn open(&self) -> Result<(Writer, Landed)> {
-        let mut writer = Writer::open(&self.path)?;
+        // Not replayed: the journal's records are this writer's own, still buffered.
+        let mut writer = guard::catch(&self.path, || Ok(Writer::open_unguarded(&self.path)?.0))?;
         writer.previous = self.previous;
         writer.set_chunk_size(self.size);
         let names = writer.names_stored.saturating_sub(self.names_stored) as usize;
         let landed = Landed { names, rows_before: writer.progress.last_step };
         Ok((writer, landed))
     }
+}
+
+/// What a crashed writer's journal records store (see [`Writer::replay`]).
+#[derive(Default)]
+struct Replay {
+    rows: RowBatch,
+    names: Vec<String>,
+    sets: Vec<(u32, f64)>,
+    samples: Vec<(u32, u64, f64)>,
 }
 
 /// What a fork starts from, computed from its parent's history by the store.
@@ -214,12 +239,20 @@ impl Writer {
         Writer::from_parts(db, path, progress, record.forked_from.clone(), names_stored, 1, 0)
     }
 
-    /// Opens an existing run database for writing (the caller holds the run's lock).
+    /// Opens an existing run database for writing (the caller holds the run's lock), and
+    /// replays the journal records a crashed writer left (see [`Writer::replay`]).
     pub(crate) fn open(path: &Path) -> Result<Writer> {
-        guard::catch(path, || Writer::open_unguarded(path))
+        guard::catch(path, || {
+            let (mut writer, mark) = Writer::open_unguarded(path)?;
+            if let Some(mark) = mark {
+                writer.replay(mark)?;
+            }
+            Ok(writer)
+        })
     }
 
-    fn open_unguarded(path: &Path) -> Result<Writer> {
+    /// Opens the database, and says where the journal's records start if it has a mark.
+    fn open_unguarded(path: &Path) -> Result<(Writer, Option<JournalMark>)> {
         // Unknown, it counts as empty: the attempt's end then compacts, as it always did.
         let opened_len = std::fs::metadata(path).map_or(0, |meta| meta.len());
         let db = open_database(path, false)?;
@@ -237,9 +270,69 @@ impl Writer {
             Some((number, _)) => number.value(),
             None => 0,
         };
+        let mark = match meta.get(KEY_JOURNAL).at(path)? {
+            Some(bytes) => Some(JournalMark::decode(bytes.value()).at(path)?),
+            None => None,
+        };
         drop(meta);
         drop(tx);
-        Writer::from_parts(db, path, progress, record.forked_from, names, attempt, opened_len)
+        Ok((Writer::from_parts(db, path, progress, record.forked_from, names, attempt, opened_len)?, mark))
+    }
+
+    /// Stores the rows of the journal's records from `mark` on, as the log calls that wrote
+    /// them would have had them committed, and clears the mark, in one transaction. A record
+    /// that cannot follow what is stored (a step that goes back, a name or metric out of
+    /// sequence) ends the replay, as a record cut short does: the journal was left by
+    /// something else than the writer of these rows.
+    fn replay(&mut self, mark: JournalMark) -> Result<()> {
+        let entries = crate::write::journal::read(&self.path, mark)?;
+        let Replay { rows, names, sets, samples } = self.replayable(&entries);
+        let extras = Extras {
+            new_names: &names,
+            summary_sets: &sets,
+            samples: &samples,
+            journal: JournalUpdate::Clear,
+            ..Extras::default()
+        };
+        self.commit_unguarded(&rows, &extras)
+    }
+
+    /// What `entries` store, up to the first that cannot follow.
+    fn replayable(&self, entries: &[Entry]) -> Replay {
+        let Replay { mut rows, mut names, mut sets, mut samples } = Replay::default();
+        let mut merge_step = self.own_last_step();
+        let mut next_step = self.progress.next_step;
+        for entry in entries {
+            let known = u64::from(self.names_stored) + names.len() as u64;
+            let first = u64::from(entry.first_name);
+            if first > known {
+                break;
+            }
+            let skip = usize::try_from(known - first).unwrap_or(usize::MAX);
+            let added = entry.names.get(skip..).unwrap_or_default();
+            let count = known + added.len() as u64;
+            let sampled = entry.samples.iter().map(|&(id, _, _)| id);
+            let ids_known = entry
+                .points
+                .iter()
+                .chain(&entry.sets)
+                .map(|&(id, _)| id)
+                .chain(sampled)
+                .all(|id| u64::from(id) < count);
+            let step_follows = entry.step >= next_step || Some(entry.step) == merge_step;
+            if !ids_known || !step_follows || entry.step == u64::MAX {
+                break;
+            }
+            names.extend(added.iter().map(ToString::to_string));
+            sets.extend_from_slice(&entry.sets);
+            // As the log call does: a logged value replaces a value set before it.
+            sets.retain(|(id, _)| !entry.points.iter().any(|(point, _)| point == id));
+            rows.push_row(entry.step, entry.time_ms, &entry.points);
+            samples.extend_from_slice(&entry.samples);
+            merge_step = Some(entry.step);
+            next_step = entry.step + 1;
+        }
+        Replay { rows, names, sets, samples }
     }
 
     fn from_parts(
@@ -269,6 +362,16 @@ impl Writer {
             scratch: Scratch::default(),
             opened_len,
         })
+    }
+
+    /// The run database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many metric names are stored.
+    pub(crate) fn names_stored(&self) -> u32 {
+        self.names_stored
     }
 
     /// The stored state, as last committed.
@@ -542,7 +645,17 @@ impl Writer {
                 };
                 checkpoints.insert(number, checkpoint.encode().as_slice()).at(&path)?;
             }
-            tx.open_table(META).at(&path)?.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
+            let mut meta = tx.open_table(META).at(&path)?;
+            meta.insert(KEY_PROGRESS, progress.encode().as_slice()).at(&path)?;
+            match extras.journal {
+                JournalUpdate::Keep => {}
+                JournalUpdate::Set(mark) => {
+                    meta.insert(KEY_JOURNAL, mark.encode().as_slice()).at(&path)?;
+                }
+                JournalUpdate::Clear => {
+                    meta.remove(KEY_JOURNAL).at(&path)?;
+                }
+            }
         }
         tx.commit().at(&path)?;
         self.progress = progress;

@@ -16,6 +16,7 @@ mod fixture;
 mod full_disk;
 mod history;
 mod hostile_input;
+mod journal;
 mod live_reader;
 mod lock_contention;
 mod overview;
