@@ -205,8 +205,8 @@ def init(
     runstore's own: ``on_step_regression="drop"`` drops a row logged at an earlier step with a
     warning, as W&B does (counted in the summary as ``runstore/dropped_rows``), instead of
     raising :class:`StepRegression`; ``durability="every_log"`` makes each row durable (one
-    ``fdatasync`` into the run's journal) before ``log`` returns. Arguments with no offline meaning (``entity``, ``tensorboard``, ...) are
-    accepted and ignored, with one warning.
+    ``fdatasync`` into the run's journal) before ``log`` returns. Arguments with no offline
+    meaning (``entity``, ``tensorboard``, ...) are accepted and ignored, with one warning.
 
     System metrics (CPU, memory, disk, network, NVIDIA GPUs) are sampled every 10 s on a
     background thread, against time, as W&B does: ``settings={"system_metrics": 30}`` changes

@@ -37,6 +37,49 @@ pub(crate) struct Segment {
     pub(crate) table: Table,
     pub(crate) first: u64,
     pub(crate) last: u64,
+    /// The runtime (ms) the run of this segment's database had when it started: for a fork,
+    /// its parent's at the fork step (see [`runtime_offsets`]); 0 otherwise.
+    pub(crate) runtime_offset: u64,
+}
+
+/// Sets each segment's [`Segment::runtime_offset`], so that a fork's own rows go on from the
+/// runtime of the last row it inherited instead of starting at 0 again: a segment of the same
+/// database as the one before it shares its offset; the first of another database (a fork's,
+/// after its parent's) starts from the runtime of the last earlier row before its first step.
+pub(crate) fn runtime_offsets(segments: &mut [Segment]) -> Result<()> {
+    for index in 1..segments.len() {
+        let (before, rest) = segments.split_at_mut(index);
+        let segment = &mut rest[0];
+        let previous = &before[index - 1];
+        if previous.path == segment.path {
+            segment.runtime_offset = previous.runtime_offset;
+            continue;
+        }
+        segment.runtime_offset = 0;
+        let Some(upto) = segment.first.checked_sub(1) else { continue };
+        for earlier in before.iter().rev() {
+            if let Some(time) = last_row_time(earlier, upto)? {
+                let runtime = runtime_at(&attempt_spans(earlier)?, time);
+                segment.runtime_offset = runtime.saturating_add(earlier.runtime_offset);
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The time (ms) of the last row of `segment` at or before step `upto`.
+fn last_row_time(segment: &Segment, upto: u64) -> Result<Option<u64>> {
+    let last = upto.min(segment.last);
+    if last < segment.first {
+        return Ok(None);
+    }
+    let tables = SegmentTables::open(segment)?;
+    let Some((_, bytes)) = tables.last_rows(last)? else { return Ok(None) };
+    let (mut steps, mut times) = (Vec::new(), Vec::new());
+    row_chunk::decode(&bytes, &mut steps, &mut times).at(&segment.path)?;
+    let found = steps.iter().zip(&times).rev().find(|&(&step, _)| step <= last && step >= segment.first);
+    Ok(found.map(|(_, &time)| time))
 }
 
 /// Counts the rows of `segments` from row-chunk headers, decoding steps only for chunks that a
@@ -173,8 +216,10 @@ struct SegmentRows {
     times: Vec<u64>,
     index: usize,
     cursors: Vec<PointCursor>,
-    /// The attempts of this segment's database, for runtimes.
+    /// The attempts of this segment's database, for runtimes, and the runtime its run started
+    /// from.
     spans: Vec<(u64, u64)>,
+    runtime_offset: u64,
 }
 
 impl SegmentRows {
@@ -186,6 +231,7 @@ impl SegmentRows {
         let spans = attempt_spans(segment)?;
         Ok(SegmentRows {
             spans,
+            runtime_offset: segment.runtime_offset,
             tables,
             first: segment.first,
             last: segment.last,
@@ -284,7 +330,8 @@ impl<'a> RowRef<'a> {
 
     /// How long the run had been running when the row was logged: the attempts' running time
     /// up to it, not the time the run was dead between attempts (W&B's `_runtime`). Rows a fork
-    /// inherited have their parent's runtime.
+    /// inherited have their parent's runtime, and its own rows go on from the runtime of the
+    /// last row it inherited.
     #[must_use]
     pub fn runtime(&self) -> Duration {
         Duration::from_millis(self.runtime_ms)
@@ -459,7 +506,7 @@ impl History {
                 continue;
             };
             self.points.clear();
-            let SegmentRows { tables, cursors, last, spans, .. } = rows;
+            let SegmentRows { tables, cursors, last, spans, runtime_offset, .. } = rows;
             for &metric in &self.selected {
                 if let Some(cursor) = cursors.get_mut(metric as usize)
                     && let Some(value) = cursor.value_at(tables, metric, step, *last)?
@@ -467,7 +514,7 @@ impl History {
                     self.points.push((metric, value));
                 }
             }
-            return Ok(Some((step, time, runtime_at(spans, time))));
+            return Ok(Some((step, time, runtime_at(spans, time).saturating_add(*runtime_offset))));
         }
     }
 }

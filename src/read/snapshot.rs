@@ -143,6 +143,7 @@ impl RunSnapshot {
                 table: Table::Live,
                 first,
                 last: u64::MAX,
+                runtime_offset: 0,
             };
             let segments = match &record.forked_from {
                 None => vec![own(0)],
@@ -311,7 +312,17 @@ impl RunSnapshot {
     /// does not decode.
     pub fn history(&self, steps: impl RangeBounds<u64>) -> Result<History> {
         let (first, last) = bounds(&steps);
-        Ok(History::new(history::narrow(self.segments.clone(), first, last), self.names.clone()))
+        Ok(History::new(history::narrow(self.timed_segments()?, first, last), self.names.clone()))
+    }
+
+    /// The live history's segments with the runtime each starts from (a fork's own rows go on
+    /// from its parent's runtime at the fork step).
+    fn timed_segments(&self) -> Result<Vec<Segment>> {
+        let mut segments = self.segments.clone();
+        if segments.len() > 1 {
+            guard::catch(&self.path, || history::runtime_offsets(&mut segments))?;
+        }
+        Ok(segments)
     }
 
     /// As [`RunSnapshot::history`], reading only the metrics named in `metrics` (names the run
@@ -326,7 +337,7 @@ impl RunSnapshot {
         let mut selected: Vec<u32> = metrics.iter().filter_map(|name| self.metric_id(name.as_ref())).collect();
         selected.sort_unstable();
         selected.dedup();
-        Ok(History::of_metrics(history::narrow(self.segments.clone(), first, last), self.names.clone(), selected))
+        Ok(History::of_metrics(history::narrow(self.timed_segments()?, first, last), self.names.clone(), selected))
     }
 
     /// Streams one metric's `(step, value)` points in step order, for steps in `steps`. Only
@@ -413,6 +424,7 @@ impl RunSnapshot {
             table: Table::Archive(branch),
             first: record.first_step,
             last: record.last_step,
+            runtime_offset: 0,
         })
     }
 
@@ -580,6 +592,7 @@ fn ancestor_view(runs_dir: &Path, child: &Path, id: &str, upto: u64, epoch: u32,
                 table: Table::Archive(branch),
                 first,
                 last: cut,
+                runtime_offset: 0,
             });
             if branch_record.restarted {
                 // Every row up to the cut was archived at once: nothing earlier is live.
@@ -589,7 +602,14 @@ fn ancestor_view(runs_dir: &Path, child: &Path, id: &str, upto: u64, epoch: u32,
             cut = branch_record.rewound_to;
         }
     }
-    let live = |first| Segment { tx: Arc::clone(&tx), path: path.clone(), table: Table::Live, first, last: cut };
+    let live = |first| Segment {
+        tx: Arc::clone(&tx),
+        path: path.clone(),
+        table: Table::Live,
+        first,
+        last: cut,
+        runtime_offset: 0,
+    };
     let mut segments = match record.forked_from {
         None => vec![live(0)],
         Some(origin) if cut <= origin.step => {

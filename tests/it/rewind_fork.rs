@@ -562,3 +562,43 @@ fn a_fork_at_a_step_whose_values_are_nan_or_infinite_reads_and_keeps_them_bit_fo
     assert_eq!(bits, [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, odd_nan].map(f64::to_bits));
     assert!(t.store.check("fk").unwrap().is_healthy());
 }
+
+#[test]
+fn a_forks_own_rows_go_on_from_the_runtime_it_inherited() {
+    let t = temp_store();
+    let mut parent = t.store.init(options().id("p")).unwrap();
+    for step in 0..10 {
+        parent.log(row(step)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(40));
+    }
+    parent.finish(0).unwrap();
+    // A fork of a fork: each goes on from the runtime of the row it forked at.
+    let mut fork = t.store.fork("p", 7, options().id("f")).unwrap();
+    for step in 8..12 {
+        fork.log(row(step)).unwrap();
+    }
+    fork.finish(0).unwrap();
+    let mut grandchild = t.store.fork("f", 9, options().id("g")).unwrap();
+    grandchild.log(row(10)).unwrap();
+    grandchild.finish(0).unwrap();
+
+    let runtimes = |id: &str| -> Vec<(u64, std::time::Duration)> {
+        let reader = t.store.open_run(id).unwrap();
+        reader
+            .history(..)
+            .unwrap()
+            .map(|row| row.map(|row| (row.step(), row.runtime())))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let parent = runtimes("p");
+    assert!(parent[7].1 >= std::time::Duration::from_millis(7 * 40), "{parent:?}");
+    for id in ["f", "g"] {
+        let rows = runtimes(id);
+        assert!(rows.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{id}: runtime never goes back: {rows:?}");
+        assert_eq!(rows[..8], parent[..8], "{id}: inherited rows keep the parent's runtime");
+    }
+    let fork = runtimes("f");
+    assert!(fork[8].1 >= parent[7].1, "the fork's first own row goes on from the fork step's: {fork:?}");
+    assert_eq!(runtimes("g")[..10], fork[..10], "the grandchild inherits the fork's runtimes, own rows included");
+}
