@@ -162,6 +162,9 @@ pub(crate) struct Writer {
     opened_len: u64,
 }
 
+/// Commits of at least this many rows write large chunks (see [`Writer::size_for`]).
+const LARGE_COMMIT_ROWS: usize = 64;
+
 /// Files at least this long are compacted at the end of an attempt only if it grew them by an
 /// eighth: compaction walks the whole file (0.2 s at 10^7 steps), while an attempt that added a
 /// little to a long run leaves a few pages of slack (for one row added to 10^5 steps, 3 %).
@@ -559,6 +562,12 @@ impl Writer {
         self.size = size;
     }
 
+    /// The size of the chunks a commit of `rows` writes: large for a batch (a fold of a durable
+    /// run's journal writes a second of rows), whatever the writer's size for single rows.
+    fn size_for(&self, rows: &RowBatch) -> ChunkSize {
+        if rows.rows() >= LARGE_COMMIT_ROWS { ChunkSize::Large } else { self.size }
+    }
+
     /// What it takes to open this writer again: after a failed commit redb refuses every later
     /// write on the same handle, so the handle is dropped and the database opened anew.
     pub(crate) fn reopen_plan(&self) -> Reopen {
@@ -603,7 +612,7 @@ impl Writer {
                 }
             }
             if !extras.samples.is_empty() {
-                chunks::append_samples(&tx, &path, extras.samples, self.size, &mut self.scratch)?;
+                chunks::append_samples(&tx, &path, extras.samples, self.size_for(rows), &mut self.scratch)?;
             }
             for &(metric, value) in extras.summary_sets {
                 progress.pinned.retain(|(pinned, _)| *pinned != metric);
@@ -668,8 +677,9 @@ impl Writer {
     /// point chunks (see [`chunks`]), and advances the step counter.
     fn store_rows(&mut self, tx: &WriteTransaction, rows: &RowBatch, progress: &mut Progress) -> Result<()> {
         let path = &self.path;
-        let added = chunks::append_rows(tx, path, rows, self.size, &mut self.scratch)?;
-        chunks::append_points(tx, path, rows, self.size, &mut self.scratch)?;
+        let size = self.size_for(rows);
+        let added = chunks::append_rows(tx, path, rows, size, &mut self.scratch)?;
+        chunks::append_points(tx, path, rows, size, &mut self.scratch)?;
         let last_step = rows.last_step().unwrap_or_default();
         progress.rows += added;
         progress.last_step = Some(last_step);
