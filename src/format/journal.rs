@@ -204,4 +204,19 @@ mod tests {
         reused[first + HEADER_LEN..].fill(0xAB);
         assert_eq!(read_chain(&reused, mark).expect("chain").0.len(), 1);
     }
+
+    #[test]
+    fn a_whole_record_whose_payload_does_not_decode_is_damage_not_the_end() {
+        // A payload of 0xFF bytes: a varint that never ends.
+        let payload = [0xFF; 12];
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&5u64.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&12u32.to_le_bytes());
+        let check = checksum(&bytes, &payload);
+        bytes.extend_from_slice(&check.to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        let mark = JournalMark { epoch: 5, offset: 0, seq: 0 };
+        assert_eq!(read_chain(&bytes, mark), Err(Corrupt("journal record does not decode")));
+    }
 }

@@ -931,4 +931,50 @@ mod tests {
         // A length that cannot be read counts as worth it.
         assert!(worth_compacting(300 * MIB, u64::MAX));
     }
+
+    fn entry(step: u64, first_name: u32, names: &[&str], sets: &[(u32, f64)], points: &[(u32, f64)]) -> Entry {
+        Entry {
+            step,
+            time_ms: 1000 + step,
+            first_name,
+            names: names.iter().map(|&name| name.into()).collect(),
+            sets: sets.to_vec(),
+            points: points.to_vec(),
+            samples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_replay_applies_records_as_their_log_calls_did_and_stops_at_one_that_cannot_follow() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::Store::open(dir.path()).expect("store");
+        let mut run = store.init(crate::RunOptions::new().id("r")).expect("init");
+        run.log_at(5, [("loss", 1.0)]).expect("log");
+        run.finish(0).expect("finish");
+        let writer = Writer::open(&store.database_path("r")).expect("open");
+        // Stored: name 0 "loss", last step 5.
+        let entries = [
+            // A name the database holds already (a fold took it), then a new one.
+            entry(5, 0, &["loss", "acc"], &[(1, 0.5)], &[(0, 2.0)]),
+            // A value set and then logged: the logged value wins.
+            entry(6, 2, &[], &[(0, 9.0)], &[(0, 3.0), (1, 0.7)]),
+            entry(6, 2, &[], &[(0, 7.0)], &[(1, 0.8)]),
+        ];
+        let replay = writer.replayable(&entries);
+        assert_eq!(replay.names, ["acc"]);
+        assert_eq!(replay.rows.steps, [5, 6], "step 5 merges into the stored row, the second 6 into the first");
+        assert_eq!(replay.sets, [(0, 7.0)], "values set and then logged are replaced; the last one stays");
+        for stop in [
+            entry(4, 2, &[], &[], &[(0, 1.0)]),    // a step that goes back
+            entry(7, 3, &["x"], &[], &[(0, 1.0)]), // a gap in the names
+            entry(7, 2, &[], &[], &[(5, 1.0)]),    // a metric no name was given for
+            entry(7, 2, &[], &[(5, 1.0)], &[]),    // a value set for one
+        ] {
+            let mut with = entries.to_vec();
+            with.push(stop.clone());
+            with.push(entry(8, 2, &[], &[], &[(0, 4.0)]));
+            let replay = writer.replayable(&with);
+            assert_eq!(replay.rows.steps, [5, 6], "stops at {stop:?}");
+        }
+    }
 }

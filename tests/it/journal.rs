@@ -147,3 +147,46 @@ fn a_live_reader_sees_durable_rows_once_the_flusher_folds_them() {
     assert_eq!((info.rows, info.summary["best"]), (11, 0.5));
     assert!(!journal_path(&t, "l").exists(), "a finished run keeps no journal");
 }
+
+#[test]
+fn a_journal_record_that_is_whole_but_does_not_decode_is_a_typed_error_and_the_journal_is_kept() {
+    let t = temp_store();
+    let (mut process, mut reports) = durable_writer(&t, "c", None);
+    logged_until(&mut reports, 50);
+    process.kill().expect("SIGKILL");
+    process.wait().expect("wait");
+
+    // The first record keeps its header; its payload becomes bytes that do not decode, with a
+    // checksum that holds (FNV-1a 64 over the header's first 20 bytes and the payload).
+    let path = journal_path(&t, "c");
+    let mut bytes = std::fs::read(&path).expect("journal");
+    let len = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes")) as usize;
+    bytes[28..28 + len].fill(0xFF);
+    let fnv = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+    };
+    let mut checked = bytes[..20].to_vec();
+    checked.extend_from_slice(&bytes[28..28 + len]);
+    let check = fnv(&checked);
+    bytes[20..28].copy_from_slice(&check.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("damage");
+    let before = crate::support::snapshot(&t.path.join("runs").join("c"));
+
+    match t.store.init(options().id("c").resume(Resume::Allow)) {
+        Err(runstore::Error::Corrupt { path: named, .. }) => assert_eq!(named, path),
+        other => panic!("expected Corrupt naming the journal, got {other:?}"),
+    }
+    // A reader reads what the database holds, and leaves the journal for a writer to report.
+    let info = t.store.open_run("c").expect("open").info().expect("info");
+    assert_eq!((info.state, info.rows), (RunState::Crashed, 0));
+    let after = crate::support::snapshot(&t.path.join("runs").join("c"));
+    let files = |files: &[(std::path::PathBuf, Vec<u8>)]| -> Vec<std::path::PathBuf> {
+        files.iter().map(|(path, _)| path.clone()).collect()
+    };
+    assert_eq!(files(&after), files(&before), "no file came or went");
+    let journal =
+        |files: &[(std::path::PathBuf, Vec<u8>)]| files.iter().find(|(p, _)| *p == path).map(|(_, b)| b.clone());
+    assert_eq!(journal(&after), journal(&before), "the journal is untouched");
+}
