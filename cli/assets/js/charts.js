@@ -1,12 +1,13 @@
 // One uPlot chart per metric: the selected runs overlaid (or grouped), attempt markers,
 // archived branches, fork ranges; zooming fetches the range again. The system metrics follow,
-// in a group of their own drawn against wall time (system.js).
+// in a group of their own drawn against wall time, or time since start when grouped (system.js).
 
 import { $, PALETTE, OUTCOME_COLOURS, CHART_HEIGHT, view, element, formatNumber, formatConfig } from './common.js';
 import { chartWidth, fetchSeries, stepToX, smooth, positiveOnly, align, nearest, withAlpha, groupSeries } from './series.js';
 import { systemOfSelection, drawSystemPanel } from './system.js';
 
-const X_LABELS = { step: 'step', runtime: 'relative time (s)', time: 'wall time' };
+// elapsed: the system panels grouped by a config key, seconds since each run's first sample.
+const X_LABELS = { step: 'step', runtime: 'relative time (s)', time: 'wall time', elapsed: 'time since start (s)' };
 
 function metricsOfSelection() {
   const metrics = [];
@@ -36,12 +37,15 @@ export function renderCharts() {
   charts.querySelector('.hint')?.remove();
   let group = charts.querySelector('.system-group');
   if (system.length && !group) {
-    group = element('div', { class: 'system-group' }, element('h2', { text: 'System (wall time)' }));
+    group = element('div', { class: 'system-group' }, element('h2'));
     charts.append(group);
   } else if (!system.length && group) {
     group.remove();
     group = null;
   }
+  // Grouped, the system samples of a group's runs are put together by time since each run's
+  // first sample: the runs of a sweep ran at different wall times.
+  if (group) group.querySelector('h2').textContent = view.groupBy ? 'System (time since start)' : 'System (wall time)';
   const panelOf = (metric, parent, before, draw) => {
     let panel = view.panels.get(metric);
     if (!panel) {
@@ -81,12 +85,7 @@ function runPlan(runs, results) {
   runs.forEach(([id, entry], i) => {
     const result = results[i];
     const colour = entry.colour;
-    if (view.smoothing) {
-      tables.push(result);
-      series.push({ label: `${id} (raw)`, stroke: withAlpha(colour, 0.22), width: 1, legend: false, run: id, raw: true });
-    }
-    tables.push({ steps: result.steps, values: smooth(result.values, view.smoothing) });
-    series.push({ label: id, stroke: colour, width: 1.6, legend: true, run: id });
+    pushRunCurve(tables, series, id, colour, result);
     if (view.branches) {
       for (const branch of result.branches) {
         tables.push({ steps: branch.steps, values: smooth(branch.values, view.smoothing) });
@@ -103,8 +102,19 @@ function runPlan(runs, results) {
   return { tables, series, markers, forks, checkpoints, bands: [] };
 }
 
+// A run's curve, pushed on `tables` and `series`: when smoothed, its raw points faded behind
+// the smoothed curve (the raw one kept out of the legend). The system panels draw runs so too.
+export function pushRunCurve(tables, series, id, colour, result) {
+  if (view.smoothing) {
+    tables.push(result);
+    series.push({ label: `${id} (raw)`, stroke: withAlpha(colour, 0.22), width: 1, legend: false, run: id, raw: true });
+  }
+  tables.push({ steps: result.steps, values: smooth(result.values, view.smoothing) });
+  series.push({ label: id, stroke: colour, width: 1.6, legend: true, run: id });
+}
+
 // Series of the chart grouped by a config key: per group the mean line and a min–max band.
-function groupPlan(runs, results, width) {
+export function groupPlan(runs, results, width) {
   const groups = new Map();
   runs.forEach(([id, entry], i) => {
     const key = formatConfig(entry.detail.run.config[view.groupBy]) || '(unset)';
@@ -294,10 +304,11 @@ function drawResume(u, panel, plan) {
   panel.el.dataset.checkpoints = String(ticks);
 }
 
-// The hovered x in the legend: a step, seconds of running time, or a date and time.
+// The hovered x in the legend: a step, seconds (of running time, or since the first sample),
+// or a date and time.
 function formatX(v, xAxis) {
   if (v == null) return '—';
-  if (xAxis === 'runtime') return `${formatNumber(v)} s`;
+  if (xAxis === 'runtime' || xAxis === 'elapsed') return `${formatNumber(v)} s`;
   if (xAxis === 'time') return new Date(v * 1000).toISOString().replace('T', ' ').slice(0, 23);
   return String(v);
 }

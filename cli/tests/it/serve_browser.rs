@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::serve::{Server, crashed_and_resumed, demo_store};
-use crate::support::{Reports, child, options, row, temp_store};
+use crate::support::{Reports, TempStore, child, options, row, temp_store};
 
 const CHROMEDRIVER: &str = "chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -721,6 +721,194 @@ fn a_live_runs_new_system_samples_are_drawn_without_reload_even_when_it_logs_no_
     );
     assert_eq!(browser.run("return window.__notReloaded === true", &json!([])), true, "no reload");
     run.finish(0).unwrap();
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}
+
+/// The CPU panel of [`sweep_sampling_on_its_own_clocks`].
+const CPU_PANEL: &str = ".panel[data-metric=\"system/cpu_percent\"]";
+
+/// The rows of the legend of the panel `arguments[0]` after the x axis's: each one's label and
+/// whether it is kept out of the legend.
+const LEGEND_ROWS: &str = "
+    return [...document.querySelectorAll(`${arguments[0]} .u-legend .u-series`)].slice(1)
+        .map((r) => [r.querySelector('th').textContent, r.classList.contains('hidden-entry')])";
+
+/// A finished run `id` of a sweep (config `optimizer`) whose `samples` CPU samples are taken
+/// every `every` seconds from `start` seconds after [`crate::system_metrics::START`].
+fn cpu_sampled_run(t: &TempStore, id: &str, optimizer: &str, start: u64, every: u64, samples: u64) {
+    use crate::system_metrics::{START, sample};
+    let mut run = t.store.init(options().id(id).config(json!({ "optimizer": optimizer }))).unwrap();
+    run.log([("loss", 1.0)]).unwrap();
+    for index in 0..samples {
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(START + start + index * every);
+        run.log_system(at, [("system/cpu_percent", sample(0, index, samples))]).unwrap();
+    }
+    run.finish(0).unwrap();
+}
+
+/// Three runs of a sweep, sampling on clocks of their own (two sgd runs a day apart, every 10 s
+/// and every 7 s; an adam run), selected in a browser whose CPU panel has drawn their 900
+/// samples. Smoothing set to `smoothing`.
+fn sweep_sampling_on_its_own_clocks(t: &TempStore, smoothing: &str) -> (Server, Browser) {
+    cpu_sampled_run(t, "sgd-1", "sgd", 0, 10, 300);
+    cpu_sampled_run(t, "sgd-2", "sgd", 86_400 + 3, 7, 400);
+    cpu_sampled_run(t, "adam-1", "adam", 3600, 10, 200);
+    let server = Server::start(&t.path, &[]);
+    let browser = Browser::start();
+    browser.open(&format!("http://127.0.0.1:{}/", server.port));
+    for id in ["sgd-1", "sgd-2", "adam-1"] {
+        browser.toggle(id);
+    }
+    browser.wait(
+        "three runs",
+        &format!("const p = document.querySelector('{CPU_PANEL}'); return p && p.dataset.series === '3' && p.dataset.samples === '900'"),
+        &json!([]),
+    );
+    browser.run("document.querySelector('.system-group').scrollIntoView()", &json!([]));
+    browser.run(
+        "const s = document.querySelector('#smoothing'); s.value = arguments[0]; s.dispatchEvent(new Event('input'));",
+        &json!([smoothing]),
+    );
+    browser.wait(
+        "smoothing",
+        &format!("return document.querySelector('{CPU_PANEL}').dataset.smoothing === arguments[0]"),
+        &json!([smoothing]),
+    );
+    (server, browser)
+}
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn system_panels_draw_each_runs_raw_samples_faded_behind_its_smoothed_curve_and_take_the_log_scale() {
+    use crate::system_metrics::START;
+    let t = temp_store();
+    let (_server, browser) = sweep_sampling_on_its_own_clocks(&t, "0");
+    let panel = CPU_PANEL;
+    let canvas = format!("return document.querySelector('{panel} canvas').toDataURL()");
+    let plain = browser.run(LEGEND_ROWS, &json!([panel]));
+    assert_eq!(plain, json!([["sgd-1", false], ["sgd-2", false], ["adam-1", false]]), "one curve per run");
+    let before = browser.run(&canvas, &json!([]));
+    browser.run(
+        "const s = document.querySelector('#smoothing'); s.value = '0.9'; s.dispatchEvent(new Event('input'));",
+        &json!([]),
+    );
+    browser.wait(
+        "smoothed",
+        &format!("return document.querySelector('{panel}').dataset.smoothing === '0.9'"),
+        &json!([]),
+    );
+    let smoothed = browser.run(LEGEND_ROWS, &json!([panel]));
+    let expected: Vec<Value> = ["sgd-1", "sgd-2", "adam-1"]
+        .iter()
+        .flat_map(|id| [json!([format!("{id} (raw)"), true]), json!([id, false])])
+        .collect();
+    assert_eq!(smoothed, json!(expected), "each run's raw samples (kept out of the legend) and its smoothed curve");
+    let after = browser.run(&canvas, &json!([]));
+    assert_ne!(before, after, "smoothing redraws the system panel");
+    let attributes = browser.run(
+        &format!("const d = document.querySelector('{panel}').dataset; return [d.system, d.xAxis, d.grouped, d.series, Number(d.firstX)]"),
+        &json!([]),
+    );
+    assert_eq!(attributes, json!(["true", "time", "", "3", START]), "ungrouped: against wall time");
+    browser.screenshot("system-smoothed");
+    browser.run("document.querySelector('#log-scale').click()", &json!([]));
+    browser.wait("log scale", &format!("return document.querySelector('{panel}').dataset.log === 'true'"), &json!([]));
+    assert_ne!(after, browser.run(&canvas, &json!([])), "the log scale redraws the system panel");
+    let console = browser.console();
+    assert!(severe(&console).is_empty(), "console: {console:?}");
+}
+
+#[test]
+#[ignore = "needs Chromium: cli/tests/browser/run.sh"]
+fn system_panels_grouped_by_a_config_key_draw_each_groups_mean_and_band_against_time_since_each_runs_first_sample() {
+    let t = temp_store();
+    let (_server, browser) = sweep_sampling_on_its_own_clocks(&t, "0.9");
+    let panel = CPU_PANEL;
+    browser.run(
+        "const g = document.querySelector('#group-by'); g.value = 'optimizer'; g.dispatchEvent(new Event('change'));",
+        &json!([]),
+    );
+    let attributes = browser.wait(
+        "grouped",
+        &format!(
+            "const d = document.querySelector('{panel}').dataset;
+             return d.grouped === 'optimizer' && [d.system, d.xAxis, d.series, d.smoothing, d.samples, d.markers, Number(d.firstX), Number(d.lastStep)]"
+        ),
+        &json!([]),
+    );
+    assert_eq!(
+        attributes.as_array().unwrap()[..6],
+        json!(["true", "elapsed", "2", "0.9", "900", "0"]).as_array().unwrap()[..],
+        "grouped: two groups against time since start, no attempt markers"
+    );
+    // The groups' x are their columns' middles, from a few seconds after 0 to the longest run's
+    // 2990 s (the runs started hours apart).
+    let (first_x, last_x) = (attributes[6].as_f64().unwrap(), attributes[7].as_f64().unwrap());
+    assert!((0.0..20.0).contains(&first_x) && (2500.0..3000.0).contains(&last_x), "x: {first_x}..{last_x}");
+    let grouped = browser.run(LEGEND_ROWS, &json!([panel]));
+    let expected: Vec<Value> = [("sgd", "2 runs"), ("adam", "1 run")]
+        .iter()
+        .flat_map(|(key, runs)| {
+            let label = format!("optimizer={key} ({runs})");
+            [
+                json!([format!("{label} max"), true]),
+                json!([format!("{label} min"), true]),
+                json!([format!("{label} (raw)"), true]),
+                json!([format!("{label} mean"), false]),
+            ]
+        })
+        .collect();
+    assert_eq!(grouped, json!(expected), "per group its band's edges and its mean, raw and smoothed");
+    // The x axis's label is drawn on the canvas; its legend row has the same text.
+    let texts = browser.run(
+        &format!(
+            "return [document.querySelector('.system-group h2').textContent,
+                     document.querySelector('{panel} .u-legend .u-series th').textContent]"
+        ),
+        &json!([]),
+    );
+    assert_eq!(texts, json!(["System (time since start)", "time since start (s)"]));
+    // The two sgd runs' samples, 10 s and 7 s apart, are averaged together in each column: at
+    // every point of the chart where both ran, the band spans two different values (columns
+    // holding one run's sample, as a second or a pixel wide ones would, do not).
+    let mut bands = Vec::new();
+    for offset in (-250..=200).step_by(50) {
+        browser.pointer(
+            &format!("{panel} .u-over"),
+            &[json!({ "type": "pointerMove", "x": offset, "y": 0, "duration": 20 })],
+        );
+        let band = browser.wait(
+            "hover values",
+            &format!(
+                "const rows = [...document.querySelectorAll('{panel} .u-legend .u-series')];
+                 const value = (label) => rows.find((r) => r.querySelector('th').textContent === label).querySelector('.u-value').textContent;
+                 const [low, high] = ['min', 'max'].map((edge) => Number(value(`optimizer=sgd (2 runs) ${{edge}}`)));
+                 return Number.isFinite(low) && Number.isFinite(high) && [rows[0].querySelector('.u-value').textContent, low, high]"
+            ),
+            &json!([]),
+        );
+        bands.push((band[0].as_str().unwrap().to_string(), band[1].as_f64().unwrap(), band[2].as_f64().unwrap()));
+    }
+    let at = |x: &str| x.trim_end_matches(" s").parse::<f64>().unwrap();
+    assert!(bands.iter().all(|(x, _, _)| (100.0..2700.0).contains(&at(x))), "hovered where both ran: {bands:?}");
+    assert!(
+        bands.iter().all(|(_, low, high)| low < high && (20.0..=98.0).contains(low) && *high <= 98.0),
+        "the sgd band spans both runs wherever the cursor is: {bands:?}"
+    );
+    browser.screenshot("system-grouped");
+    // Ungrouped again: wall time.
+    browser.run(
+        "const g = document.querySelector('#group-by'); g.value = ''; g.dispatchEvent(new Event('change'));",
+        &json!([]),
+    );
+    browser.wait(
+        "ungrouped",
+        &format!("const d = document.querySelector('{panel}').dataset; return d.grouped === '' && d.xAxis === 'time' && d.series === '3'"),
+        &json!([]),
+    );
+    let header = browser.run("return document.querySelector('.system-group h2').textContent", &json!([]));
+    assert_eq!(header, "System (wall time)");
     let console = browser.console();
     assert!(severe(&console).is_empty(), "console: {console:?}");
 }
