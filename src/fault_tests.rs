@@ -17,7 +17,9 @@
 //!   does afterwards (such as renaming a half-created file) reaches the disk.
 //!
 //! The writer routes its database opens here while a plan is installed on the current thread
-//! (`crate::write::writer::open_database`); readers always use the real file.
+//! (`crate::write::writer::open_database`), and so does a durable attempt its journal
+//! (`crate::write::journal`, made tiny so that the workload's rows fill it and it starts again);
+//! readers always use the real file.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -441,7 +443,12 @@ fn workload(store: &Store, model: &mut Model) -> Result<()> {
     model.became(RunState::Preempted);
 
     model.may_become(RunState::Crashed);
-    let mut run = store.init(options().resume(Resume::Must).durability(Durability::EveryLog))?;
+    // A tiny journal: the attempt's rows make it double and then start again in a new epoch,
+    // so that the faults also land in those.
+    crate::write::journal::tiny_journals_on_this_thread(true);
+    let opened = store.init(options().resume(Resume::Must).durability(Durability::EveryLog));
+    crate::write::journal::tiny_journals_on_this_thread(false);
+    let mut run = opened?;
     model.became(RunState::Crashed);
     // A `Run` dropped after an error flushes and records itself failed (it opens the file
     // again after a failed commit, so a passing fault does not stop that).

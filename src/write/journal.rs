@@ -33,6 +33,21 @@ struct Limits {
 
 const LIMITS: Limits = Limits { initial: 1 << 20, max: 64 << 20, grow_below_records: 4096 };
 
+#[cfg(test)]
+thread_local! {
+    /// Limits that journals opened on this thread take instead, for a test.
+    static TEST_LIMITS: std::cell::Cell<Option<Limits>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the journals opened on this thread tiny, so that a test's few rows make one double
+/// and then start again: about 6 records of 80 bytes fill its first 512 bytes, it doubles
+/// (fewer than 8 records), and about 12 fill it.
+#[cfg(test)]
+pub(crate) fn tiny_journals_on_this_thread(on: bool) {
+    let tiny = Limits { initial: 512, max: 1024, grow_below_records: 8 };
+    TEST_LIMITS.with(|limits| limits.set(on.then_some(tiny)));
+}
+
 /// The journal of the run database at `database`.
 pub(crate) fn path_for(database: &Path) -> PathBuf {
     database.with_file_name(JOURNAL_FILE)
@@ -88,6 +103,10 @@ impl Journal {
     /// Opens (or creates) the journal of the run database at `database` and zeroes it to its
     /// initial length. It takes records once a fold has stored its first mark.
     pub(crate) fn open(database: &Path, names_stored: u32) -> Result<Journal> {
+        #[cfg(test)]
+        if let Some(limits) = TEST_LIMITS.with(std::cell::Cell::get) {
+            return Journal::open_with(database, names_stored, limits);
+        }
         Journal::open_with(database, names_stored, LIMITS)
     }
 
@@ -113,6 +132,13 @@ impl Journal {
             buffer: Vec::new(),
         };
         journal.zero_to(limits.initial)?;
+        if len == 0 {
+            // A new file: its name must be durable too, or a power cut could take the synced
+            // records with it.
+            if let Some(dir) = journal.path.parent() {
+                crate::files::sync_dir(dir)?;
+            }
+        }
         Ok(journal)
     }
 
