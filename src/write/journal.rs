@@ -154,10 +154,9 @@ impl Journal {
 
     /// Appends the record of a row (`step`, `time_ms`, `points`), carrying `names` (the names
     /// of ids [`Journal::names_through`] on) and the values set and samples taken since the
-    /// last record, and
-    /// syncs it: `Ok(true)` once it is durable, `Ok(false)` when the journal cannot take it
-    /// (not ready, or full: it then waits for a fold to start again), and the caller commits
-    /// to the database instead. After an error, likewise.
+    /// last record, and syncs it: `Ok(true)` once it is durable, `Ok(false)` when the journal
+    /// cannot take it (not ready, or full: it then waits for a fold to start again), and the
+    /// caller commits to the database instead. After an error, likewise.
     pub(crate) fn append(
         &mut self,
         step: u64,
