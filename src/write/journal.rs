@@ -230,12 +230,15 @@ impl Journal {
         }
     }
 
-    /// The fold failed: it may have stored its mark or not, so the journal starts again with
-    /// the next one that succeeds.
+    /// The fold failed, and may have stored its mark or not. A fold of the same epoch leaves
+    /// the journal as it is: the records from either mark on are one chain, so the log calls go
+    /// on being durable (on a full disk, say, until the journal is full). After a failed start
+    /// of a new epoch no record counts until a fold stores one.
     pub(crate) fn fold_failed(&mut self) {
-        self.restarting = None;
         self.folding = None;
-        self.ready = false;
+        if self.restarting.take().is_some() {
+            self.ready = false;
+        }
     }
 
     /// Removes the file, once a final fold has cleared the mark. Best effort: a journal left
@@ -368,17 +371,36 @@ mod tests {
     }
 
     #[test]
-    fn after_a_failed_fold_no_record_counts_until_a_fold_starts_a_new_epoch() {
+    fn after_a_failed_fold_of_the_epoch_records_go_on_counting_from_either_mark() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut journal = started(dir.path());
+        assert!(append(&mut journal, 0, 2));
+        let before = mark_of(&journal);
+        assert!(append(&mut journal, 1, 2));
+        // The fold fails: the database holds `before` or `taken`, whichever it got to.
+        let taken = journal.fold_mark();
+        journal.fold_failed();
+        assert!(journal.is_ready());
+        assert!(append(&mut journal, 2, 2), "a full disk does not stop durable rows");
+        let steps = |mark| chain(dir.path(), mark).iter().map(|entry| entry.step).collect::<Vec<_>>();
+        assert_eq!(steps(before), [1, 2]);
+        assert_eq!(steps(taken), [2]);
+    }
+
+    #[test]
+    fn after_a_failed_start_of_a_new_epoch_no_record_counts_until_one_is_stored() {
         let dir = tempfile::tempdir().expect("dir");
         let mut journal = started(dir.path());
         let epoch = journal.epoch;
-        let _ = journal.fold_mark();
+        while append(&mut journal, 0, 40) {}
+        let restart = journal.fold_mark();
+        assert_ne!(restart.epoch, epoch);
         journal.fold_failed();
-        assert!(!append(&mut journal, 0, 2), "the failed fold may have stored its mark or not");
-        let mark = journal.fold_mark();
-        assert_ne!(mark.epoch, epoch);
-        journal.folded(mark);
-        assert!(append(&mut journal, 0, 2));
+        assert!(!append(&mut journal, 1, 2), "the failed fold may have stored the new epoch's mark or not");
+        let again = journal.fold_mark();
+        assert_ne!(again.epoch, restart.epoch);
+        journal.folded(again);
+        assert!(append(&mut journal, 1, 2));
     }
 
     #[test]

@@ -614,8 +614,12 @@ impl Run {
     /// ([`Error::Storage`], [`Error::Io`]), reported once — the rows it concerned stay
     /// buffered, and the next flush opens the database again and retries them. A failure that a
     /// later flush made good (every buffered row stored) is not reported. With
-    /// [`Durability::EveryLog`], the error of this row's own commit: the row is taken (the step
-    /// advances) but not yet durable; it stays buffered and the next flush stores it.
+    /// [`Durability::EveryLog`] a call answers for its own row only: `Ok` once the row is
+    /// durable (in the run's journal, which keeps taking rows while background commits fail,
+    /// on a full disk say, until it is full; those failures are the errors of
+    /// [`Run::flush`] and [`Run::finish`]); else the error of the row's own commit: the row is
+    /// taken (the step advances) but not yet durable; it stays buffered and the next flush
+    /// stores it.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -699,7 +703,11 @@ impl Run {
         I: IntoIterator<Item = (K, f64)>,
         K: AsRef<str>,
     {
-        if let Some(error) = self.shared.take_failure() {
+        // A background commit that failed is this call's error; with `EveryLog` the call says
+        // whether its own row is durable instead (the journal may take it while commits fail).
+        if self.durability == Durability::Buffered
+            && let Some(error) = self.shared.take_failure()
+        {
             return Err(error);
         }
         if step < self.next_step && Some(step) != self.merge_step {

@@ -2,6 +2,8 @@
 //! ext4 image; skipped with a printed reason where neither can be mounted), logging goes on
 //! until a flush fails with an error; the rows that could not be written stay buffered, and once
 //! space is freed the same run flushes them: every logged row is there, and the store is healthy.
+//! With `Durability::EveryLog` the journal, zeroed in advance, keeps taking durable rows on the
+//! full disk: a writer killed there loses none of them.
 
 use std::fs::File;
 use std::io::Write;
@@ -178,4 +180,59 @@ fn logging_until_the_disk_is_full_fails_cleanly_and_keeps_every_flushed_row() {
     created.finish(0).unwrap();
     assert!(store.check_all().unwrap().is_healthy());
     eprintln!("full disk ({}): flushes failed after step {acknowledged}; {step} rows kept", disk.how);
+}
+
+#[test]
+fn with_every_log_a_full_disk_does_not_stop_durable_rows_while_the_journal_has_room() {
+    let disk = match SmallDisk::new() {
+        Ok(disk) => disk,
+        Err(reason) => {
+            eprintln!(
+                "SKIPPED with_every_log_a_full_disk_does_not_stop_durable_rows_while_the_journal_has_room: {reason}"
+            );
+            return;
+        }
+    };
+    let store_dir = disk.mount.join("store");
+    // A child logging durably, its journal zeroed in advance; the flusher tries to fold it
+    // into the database every second.
+    let mut command = crate::support::child("writer", &store_dir);
+    command.env("RUNSTORE_RUN_ID", "d").env("RUNSTORE_RESUME", "allow").env("TEST_END", "forever");
+    command.env("TEST_DURABLE", "1").env("TEST_PAUSE_US", "200");
+    let mut process = command.spawn().expect("spawn");
+    let mut reports = crate::support::Reports::of(&mut process);
+    let mut logged = |at_least: u64| loop {
+        let report = reports.next().expect("the child logs on");
+        if let Some(step) = report.strip_prefix("logged ").and_then(|step| step.parse::<u64>().ok())
+            && step >= at_least
+        {
+            return step;
+        }
+    };
+    let before = logged(100);
+    let filler = disk.mount.join("filler");
+    fill(&filler, 0);
+    // Long enough for folds to be tried, and to fail, on the full disk.
+    let acknowledged = logged(before + 6_000);
+    let probe = std::fs::write(disk.mount.join("probe"), vec![0u8; 64 << 10]);
+    assert!(probe.is_err(), "the disk was full while the rows were acknowledged");
+    process.kill().expect("SIGKILL");
+    process.wait().expect("wait");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let store = runstore::Store::open(&store_dir).expect("store");
+    let reader = store.open_run("d").expect("the run opens once space is freed");
+    let mut step = 0u64;
+    for stored in reader.history(..).expect("history") {
+        let stored = stored.expect("row");
+        assert_eq!(stored.step(), step, "a contiguous prefix");
+        assert_eq!(stored.get("loss").map(bits), Some(bits(value(step, 0))), "step {step}");
+        step += 1;
+    }
+    assert!(
+        step > acknowledged,
+        "every row acknowledged on the full disk is there: {step} rows, {acknowledged} acknowledged"
+    );
+    assert!(store.check("d").expect("check").is_healthy());
+    eprintln!("full disk ({}): {} durable rows acknowledged while it was full", disk.how, acknowledged - before);
 }
