@@ -29,7 +29,9 @@ so that a command using runstore resumes the item's run where it stopped. Then:
   exit N after mark_preempting    requeued (the run reads preempted)
   exit N otherwise                requeued; failed after --max-attempts failures
   killed by a signal              requeued (no exit status)
-  the agent dies                  the item is claimable again at once
+  the agent dies                  claimable again once its command has ended
+                                  (on another host: once the command no longer
+                                  writes its run)
 The agent stops when no item is claimable or --count items ran.
 
 SIGINT (Ctrl-C) or SIGTERM to the agent is passed to the command (which runs in
@@ -122,6 +124,11 @@ pub fn run(store: &Store, args: &Args) -> Result<(), Failure> {
             }
         };
         say(&format!("started {} pid {}", item.id, child.id()));
+        // Should this agent die before the command takes its run's lock, no other agent on this
+        // host starts the item again while the command runs.
+        if let Err(error) = claim.command_started(child.id()) {
+            eprintln!("runstore agent: {error}: another agent could start {} again if this one dies", item.id);
+        }
         let (status, interrupted) = wait(&mut child, &mut signals, &item.id);
         let exit = match (&status, interrupted) {
             (Ok(status), None) => match status.code() {

@@ -22,6 +22,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::command;
 use super::items::{FILE, ItemRecord, Items, LEGACY_FILE};
 use crate::error::{Context, Error, Result};
 use crate::files::sync_dir;
@@ -564,9 +565,11 @@ impl Queue {
     ///
     /// The claimable items, in queue order: a pending item, and a running item whose agent
     /// died (its claim lock is free). An item whose run is being written by some process (for
-    /// example a command that outlived its agent) is skipped until that process ends, so no
-    /// item ever runs twice at once. The claim lock's file descriptor is close-on-exec:
-    /// commands started by the agent do not hold it.
+    /// example a command that outlived its agent) is skipped until that process ends, and so
+    /// is one whose command, recorded with [`Claim::command_started`], still runs on this host
+    /// (it may not have taken its run's lock yet), so no item ever runs twice at once. The
+    /// claim lock's file descriptor is close-on-exec: commands started by the agent do not
+    /// hold it.
     ///
     /// # Errors
     ///
@@ -595,9 +598,12 @@ impl Queue {
                 let lost = record.state == ItemState::Running;
                 // Held: a live agent runs it.
                 let Some(claim_lock) = self.try_claim_lock(&record.id)? else { continue };
-                if self.run_is_live(&record.id)? {
+                // Its agent died, but the command it started still runs (and may not have
+                // taken the run's lock yet), here or anywhere.
+                if self.run_is_live(&record.id)? || command::is_alive(&claim_lock) {
                     continue;
                 }
+                command::clear(&claim_lock).at(&self.claim_path(&record.id))?;
                 let holder = LockHolder::current();
                 if lost {
                     record.last_exit = Some(ItemExit::Lost);
@@ -657,10 +663,11 @@ impl Queue {
         crate::lock::is_held(&self.store.lock_path(id))
     }
 
-    /// Whether a running item's agent is gone and its command no longer writes its run.
+    /// Whether a running item's agent is gone and its command neither writes its run nor runs
+    /// on this host.
     fn claimant_is_gone(&self, id: &str) -> Result<bool> {
         match self.try_claim_lock(id)? {
-            Some(_probe) => Ok(!self.run_is_live(id)?),
+            Some(probe) => Ok(!self.run_is_live(id)? && !command::is_alive(&probe)),
             None => Ok(false),
         }
     }
@@ -708,6 +715,37 @@ impl Claim {
     #[must_use]
     pub fn item(&self) -> &QueueItem {
         &self.item
+    }
+
+    /// Records that the command running this item started as process `pid` of this host.
+    /// While that process lives, no agent on this host claims the item again, even if this
+    /// claim's process dies before the command takes its run's lock (a program can spend
+    /// seconds importing before `init`); on another host only the run's lock protects the item,
+    /// from the command's `init` on. Where `/proc` cannot name the process, nothing is
+    /// recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the claim file cannot be written.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = runstore::Store::open(dir.path())?;
+    /// let queue = store.queue("q")?;
+    /// queue.push(Some("job"), serde_json::json!({}))?;
+    /// let claim = queue.claim()?.expect("pending");
+    /// let mut command = std::process::Command::new("sleep").arg("30").spawn()?;
+    /// claim.command_started(command.id())?;
+    /// drop(claim); // as if the agent had died, its command still starting
+    /// assert!(queue.claim()?.is_none(), "not while its command runs");
+    /// command.kill()?;
+    /// command.wait()?;
+    /// assert_eq!(queue.claim()?.expect("claimable again").item().attempts, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn command_started(&self, pid: u32) -> Result<()> {
+        let path = self.queue.claim_path(&self.item.id);
+        command::record(&self.lock, pid).at(&path)
     }
 
     /// The queue the item belongs to.

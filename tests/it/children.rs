@@ -139,6 +139,11 @@ fn trainer() {
         }
     };
     record("start");
+    // A program that takes a while before `init` (a Python import of a framework, say).
+    if let Some(ms) = config["slow_start_ms"].as_u64() {
+        say("starting");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     let store = Store::from_env().expect("store");
     let mut run = store.init(RunOptions::new().config(config.clone())).expect("init");
     say(format!("init ok {} {} {}", run.id(), run.step(), run.attempt()));

@@ -364,6 +364,43 @@ fn an_agent_killed_by_sigkill_leaves_its_item_claimable() {
 }
 
 #[test]
+fn an_agent_killed_while_its_command_starts_leaves_the_item_to_that_command() {
+    let t = temp_store();
+    // The command takes four seconds before `init`, as a Python program importing a framework
+    // might: its run is not locked yet when its agent dies.
+    push(&t, "q", "slow", &json!({"steps": 4, "slow_start_ms": 4000}));
+    let mut first = Agent::start(&t, "q", &[], None);
+    let command = first.started("slow");
+    first.expect("@@ starting");
+    first.process.kill().unwrap();
+    first.process.wait().unwrap();
+    // `first` stays: its reader drains the output the orphaned command still writes.
+    assert!(t.store.open_run("slow").is_err(), "the command has not created its run yet");
+
+    // Another agent on this host does not start a second command while the first one runs.
+    assert_eq!(item(&ls(&t, "q"), "slow")["state"], "running");
+    let lines = run_agent(&t, "q", &[]);
+    assert_eq!(lines, ["stopping: no claimable item in queue q"], "the item must not run twice");
+
+    // The first command runs to its end (nobody settles it: its agent is gone); then the item
+    // is claimable, and the next agent finds the run done.
+    let deadline = Instant::now() + PATIENCE;
+    while Path::new(&format!("/proc/{command}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{command}/stat")).is_ok_and(|stat| stat.contains(") Z"))
+    {
+        assert!(Instant::now() < deadline, "the first command did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_continuous(&t, "slow", 4);
+    let lines = run_agent(&t, "q", &[]);
+    assert_eq!(events(&lines, "slow")[0], "claimed slow attempt 2");
+    assert_eq!(events(&lines, "slow").last(), Some(&"done slow"));
+    assert_continuous(&t, "slow", 4);
+    assert_eq!(t.store.open_run("slow").unwrap().attempts().unwrap().len(), 2, "one run of the item at a time");
+    drop(first);
+}
+
+#[test]
 fn sigint_to_the_agent_reaches_the_command_and_requeues_the_item_even_after_exit_0() {
     let t = temp_store();
     push(&t, "q", "interrupted", &json!({"steps": 30, "pause_ms": 10, "plan": {"1": "obey"}}));
