@@ -76,7 +76,11 @@ fn config_numbers_survive_every_resume_bit_exact() {
         f64::MAX,
         9_007_199_254_740_993.0,
     ];
-    let config = serde_json::json!({ "values": numbers });
+    // The number libFuzzer found, as JSON text (as `RUNSTORE_CONFIG` or `runstore sweep` give
+    // it): the nearest double is 2222222222222445 exactly, and it must stay that.
+    let found: serde_json::Value = serde_json::from_str(r#"{"lr": 2222222222222445.0003}"#).unwrap();
+    let mut config = serde_json::json!({ "values": numbers });
+    config["found"] = found;
     t.store.init(options().id("cfg").config(config)).unwrap().finish(0).unwrap();
     for attempt in 0..3 {
         let mut run = t.store.init(options().id("cfg").resume(Resume::Must)).unwrap();
@@ -87,5 +91,7 @@ fn config_numbers_survive_every_resume_bit_exact() {
             stored["values"].as_array().unwrap().iter().map(|value| value.as_f64().unwrap().to_bits()).collect();
         let want: Vec<u64> = numbers.iter().map(|value| value.to_bits()).collect();
         assert_eq!(got, want, "after resume {attempt}");
+        let found = stored["found"]["lr"].as_f64().unwrap();
+        assert_eq!(found.to_bits(), 2_222_222_222_222_445.0f64.to_bits(), "after resume {attempt}: {found}");
     }
 }
