@@ -80,15 +80,16 @@ pub struct RunSnapshot {
 }
 
 /// Folds the journal records a dead writer left into the run's database, standing in for the
-/// writer under the run's lock; whether it did. Anything in the way (a writer that started
+/// writer under the run's lock. Anything in the way (a writer that started
 /// meanwhile, a store this process may not write) leaves the records to the next writer, and
 /// the reader reads what the database holds.
-fn fold_journal_left(reader: &RunReader) -> bool {
-    let Ok(_lock) = lock::RunLock::acquire_quietly(reader.lock_path(), "a reader folding the journal its writer left")
-    else {
-        return false;
-    };
-    crate::write::writer::Writer::open(reader.path()).is_ok()
+fn fold_journal_left(reader: &RunReader) {
+    if let Ok(_lock) =
+        lock::RunLock::acquire_quietly(reader.lock_path(), "a reader folding the journal its writer left")
+    {
+        // An error leaves the records where they are; the next writer reports it.
+        let _ = crate::write::writer::Writer::open(reader.path());
+    }
 }
 
 impl std::fmt::Debug for RunSnapshot {
@@ -103,10 +104,13 @@ impl RunSnapshot {
     /// and folds them first, so that every row the writer acknowledged reads.
     pub(crate) fn take(reader: &RunReader) -> Result<RunSnapshot> {
         let (snapshot, journal_left) = RunSnapshot::take_once(reader)?;
-        if journal_left && fold_journal_left(reader) {
-            return Ok(RunSnapshot::take_once(reader)?.0);
+        if !journal_left {
+            return Ok(snapshot);
         }
-        Ok(snapshot)
+        // Not kept across the fold: its transaction would pin the pages the fold replaces.
+        drop(snapshot);
+        fold_journal_left(reader);
+        Ok(RunSnapshot::take_once(reader)?.0)
     }
 
     /// A snapshot of the database as it is, without folding a dead writer's journal (for
