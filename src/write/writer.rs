@@ -283,10 +283,10 @@ impl Writer {
     }
 
     /// Stores the rows of the journal's records from `mark` on, as the log calls that wrote
-    /// them would have had them committed, and clears the mark, in one transaction. A record
-    /// that cannot follow what is stored (a step that goes back, a name or metric out of
-    /// sequence) ends the replay, as a record cut short does: the journal was left by
-    /// something else than the writer of these rows.
+    /// them would have had them committed, and clears the mark, in one transaction; then
+    /// removes the journal, which no mark names any more. A record that cannot follow what is
+    /// stored (a step that goes back, a name or metric out of sequence) ends the replay, as a
+    /// record cut short does: something other than the writer of these rows left it.
     fn replay(&mut self, mark: JournalMark) -> Result<()> {
         let entries = crate::write::journal::read(&self.path, mark)?;
         let Replay { rows, names, sets, samples } = self.replayable(&entries);
@@ -297,7 +297,10 @@ impl Writer {
             journal: JournalUpdate::Clear,
             ..Extras::default()
         };
-        self.commit_unguarded(&rows, &extras)
+        self.commit_unguarded(&rows, &extras)?;
+        // Best effort: a journal left behind is stale, and the next durable attempt reuses it.
+        let _ = std::fs::remove_file(crate::write::journal::path_for(&self.path));
+        Ok(())
     }
 
     /// What `entries` store, up to the first that cannot follow.

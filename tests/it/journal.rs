@@ -66,6 +66,7 @@ fn a_reader_folds_the_journal_a_killed_durable_writer_left_past_its_restart() {
     let info = t.store.open_run("d").expect("open").info().expect("info");
     assert_eq!(info.state, RunState::Crashed);
     assert!(info.rows > logged, "every acknowledged row reads: {} rows, step {logged} acknowledged", info.rows);
+    assert!(!journal_path(&t, "d").exists(), "a folded journal is removed");
     let last = assert_standard_prefix(&t, "d");
     let report = t.store.check("d").expect("check");
     assert!(report.is_healthy() && report.notes.is_empty(), "folded: {report:?}");
