@@ -1,5 +1,6 @@
-//! W5 durable: log calls with `Durability::EveryLog` (each commits with fsync before returning),
-//! beside the fsync floor measured in the same run: one small write + fsync.
+//! W5 durable: log calls with `Durability::EveryLog` (each row durable in the run's journal,
+//! one write + fdatasync, before the call returns), beside the fsync floor measured in the same
+//! run: one small write + fsync.
 
 mod support;
 

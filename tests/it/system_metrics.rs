@@ -107,8 +107,8 @@ fn samples_appear_at_the_interval_while_the_run_is_live_and_stop_at_finish() {
 
 #[test]
 fn a_durable_run_whose_loop_stalls_still_stores_its_samples() {
-    // `EveryLog` has no flusher: the sampler commits its own readings, so that a run stuck in
-    // its data loader (no log call) shows the machine while it is stuck.
+    // No log call commits them: the flusher, which folds `EveryLog`'s journal, stores the
+    // readings, so that a run stuck in its data loader shows the machine while it is stuck.
     let t = temp_store();
     let mut run = t
         .store
